@@ -1,0 +1,1 @@
+"""FastAPI service that serves the trained artifact."""

@@ -1,0 +1,22 @@
+"""The configuration the committed artifact is trained with, chosen by cross-validation.
+
+See the README's "How the served defaults were chosen" and `scripts/evaluate.py`.
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class ServedConfig:
+    split: str
+    lr: float
+    iterations: int
+    hidden: int
+    seed: int
+    threshold: float
+
+
+SERVED: Final = ServedConfig(
+    split="stratified", lr=0.01, iterations=15000, hidden=15, seed=1, threshold=0.5
+)

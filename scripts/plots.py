@@ -1,0 +1,69 @@
+"""PNG plots of a training run: loss curve, validation confusion matrix, validation ROC curve."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+from model.metrics import roc_curve  # noqa: E402
+from model.training import TrainingResult  # noqa: E402
+
+# Fixed metadata keeps the PNG bytes identical from run to run.
+PNG_METADATA = {"Software": None}
+
+
+def _save(fig: "plt.Figure", path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata=PNG_METADATA)
+    plt.close(fig)
+    return path
+
+
+def loss_curve(result: TrainingResult, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps, losses = zip(*result.loss_curve, strict=True)
+    ax.plot(steps, losses)
+    ax.set(xlabel="iteration", ylabel="training loss (BCE)", title="Training loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def confusion(result: TrainingResult, path: Path) -> Path:
+    art = result.artifact
+    cm = art.validation_metrics().confusion.as_list()
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(cm, cmap="Blues")
+    peak = max(max(row) for row in cm)
+    for i, row in enumerate(cm):
+        for j, count in enumerate(row):
+            color = "white" if count > peak / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=14)
+    ax.set_xticks([0, 1], ["benign", "malignant"])
+    ax.set_yticks([0, 1], ["benign", "malignant"])
+    ax.set(xlabel="predicted", ylabel="actual")
+    ax.set_title(f"Validation, threshold {art.default_threshold:g}")
+    return _save(fig, path)
+
+
+def roc(result: TrainingResult, path: Path) -> Path:
+    art = result.artifact
+    fpr, tpr = roc_curve(art.valid_y, art.valid_proba)
+    auc = art.validation_metrics().roc_auc
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(fpr, tpr, drawstyle="steps-post", label=f"AUC = {auc:.4f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Validation ROC")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def write_plots(result: TrainingResult, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        loss_curve(result, folder / "loss.png"),
+        confusion(result, folder / "confusion.png"),
+        roc(result, folder / "roc.png"),
+    ]

@@ -1,0 +1,160 @@
+"""Train the network, print the article's threshold table, write plots and the artifact.
+
+    python scripts/train.py [--data PATH] [--out PATH] [--split seed|stratified] [--lr F]
+                            [--iterations N] [--hidden N] [--seed N] [--threshold T] [--plots DIR]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.artifact import (  # noqa: E402
+    DEFAULT_ARTIFACT_PATH,
+    REPORT_THRESHOLDS,
+    ArtifactError,
+    TrainingSettings,
+)
+from model.data import DEFAULT_DATA_PATH, DataError, load_dataset  # noqa: E402
+from model.defaults import SERVED  # noqa: E402
+from model.splits import SPLITS  # noqa: E402
+from model.training import TrainingResult, train  # noqa: E402
+
+DEFAULT_PLOTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "plots"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments get one line on stderr and exit code 2, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 0")
+    return value
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must lie in [0, 1]")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = OneLineParser(prog="train.py", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="UCI-format CSV")
+    p.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT_PATH, help="artifact to write")
+    p.add_argument("--split", choices=SPLITS, default=SERVED.split)
+    p.add_argument("--lr", type=positive_float, default=SERVED.lr, help="learning rate")
+    p.add_argument("--iterations", type=positive_int, default=SERVED.iterations)
+    p.add_argument("--hidden", type=positive_int, default=SERVED.hidden, help="hidden units")
+    p.add_argument("--seed", type=non_negative_int, default=SERVED.seed, help="init and split seed")
+    p.add_argument(
+        "--threshold", type=probability, default=SERVED.threshold, help="served default threshold"
+    )
+    p.add_argument("--plots", type=Path, default=DEFAULT_PLOTS_DIR, help="folder for PNG plots")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if not args.data.is_file():
+        p.error(f"data file {args.data} does not exist")
+    if args.out.exists() and args.out.is_dir():
+        p.error(f"--out {args.out} is a folder, not a file path")
+    return args
+
+
+def print_report(result: TrainingResult) -> None:
+    art = result.artifact
+    print(f"\n{'threshold':>9}  {'train acc':>9}  {'valid acc':>9}")
+    for t in REPORT_THRESHOLDS:
+        key = f"{t:g}"
+        train_acc = art.train_metrics[key]["accuracy"]
+        valid_acc = art.valid_metrics[key]["accuracy"]
+        print(f"{t:>9.2f}  {train_acc:>9.4f}  {valid_acc:>9.4f}")
+    m = art.validation_metrics()
+    cm = m.confusion
+    print(f"\nvalidation confusion matrix at threshold {art.default_threshold:g} (rows actual):")
+    print(f"{'':>16}{'pred benign':>12}{'pred malig.':>12}")
+    print(f"{'actual benign':>16}{cm.tn:>12}{cm.fp:>12}")
+    print(f"{'actual malig.':>16}{cm.fn:>12}{cm.tp:>12}")
+    print(
+        f"accuracy {m.accuracy:.4f}  sensitivity {m.sensitivity}  specificity {m.specificity}"
+        f"  ROC AUC {m.roc_auc}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        data = load_dataset(args.data)
+    except DataError as exc:
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.data}: {data.n_rows_read} rows, {data.n_dropped_missing} with '?' dropped")
+    settings = TrainingSettings(
+        split=args.split, lr=args.lr, iterations=args.iterations, hidden=args.hidden, seed=args.seed
+    )
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the progress bar is a convenience of the train extra
+        tqdm = None
+    bar = None if args.quiet or tqdm is None else tqdm(total=settings.iterations, unit="it")
+
+    def progress(i: int, loss: float) -> None:
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
+            bar.update(i + 1 - bar.n)
+
+    result = train(data, settings, default_threshold=args.threshold, progress=progress)
+    if bar is not None:
+        bar.n = settings.iterations
+        bar.close()
+    print_report(result)
+    if not args.no_plots:
+        from scripts.plots import write_plots
+
+        for path in write_plots(result, args.plots):
+            print(f"wrote {path}")
+    try:
+        result.artifact.save(args.out)
+    except (OSError, ArtifactError) as exc:
+        print(f"train.py: error: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} (model version {result.artifact.model_version})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
