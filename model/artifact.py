@@ -74,7 +74,8 @@ class Artifact:
     # -- serialization ------------------------------------------------------------------------
     def to_payload(self) -> dict[str, Any]:
         net = self.network
-        assert self.scaler.min_ is not None and self.scaler.max_ is not None
+        assert self.scaler.min_ is not None
+        assert self.scaler.max_ is not None
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -178,7 +179,7 @@ def _require(payload: dict[str, Any], key: str, kind: type | tuple[type, ...]) -
     if key not in payload:
         raise ArtifactError(f"missing field {key!r}")
     value = payload[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ArtifactError(f"field {key!r} has the wrong type")
     return value
 
@@ -200,9 +201,15 @@ def _check_header(payload: dict[str, Any]) -> None:
         raise ArtifactError(f"not a {FORMAT} file")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
-        raise ArtifactError(f"format_version {version!r} is not supported (expected {FORMAT_VERSION})")
+        raise ArtifactError(
+            f"format_version {version!r} is not supported (expected {FORMAT_VERSION})"
+        )
     stored = _require(payload, "content_sha256", str)
-    if stored != content_hash(payload):
+    try:
+        actual = content_hash(payload)
+    except ValueError:  # json refuses inf, which Python parses from an overflowing literal
+        raise ArtifactError("non-finite number in artifact") from None
+    if stored != actual:
         raise ArtifactError("content hash mismatch: the file was modified after it was written")
     names = [f.get("name") for f in _require(payload, "features", list) if isinstance(f, dict)]
     if names != list(FEATURE_NAMES):

@@ -17,7 +17,8 @@ N_FEATURES: Final = len(FEATURE_NAMES)
 SCORE_MIN: Final = 1
 SCORE_MAX: Final = 10
 
-# The UCI file codes the class as 2 (benign) and 4 (malignant); the network predicts 1 for malignant.
+# The UCI file codes the class as 2 (benign) and 4 (malignant); the network predicts 1 for
+# malignant.
 BENIGN_CODE: Final = 2
 MALIGNANT_CODE: Final = 4
 CLASS_NAMES: Final[tuple[str, str]] = ("benign", "malignant")

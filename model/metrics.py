@@ -47,7 +47,10 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike) -> ConfusionMatrix:
     t = np.asarray(y_true).astype(bool)
     p = np.asarray(y_pred).astype(bool)
     return ConfusionMatrix(
-        tn=int(np.sum(~t & ~p)), fp=int(np.sum(~t & p)), fn=int(np.sum(t & ~p)), tp=int(np.sum(t & p))
+        tn=int(np.sum(~t & ~p)),
+        fp=int(np.sum(~t & p)),
+        fn=int(np.sum(t & ~p)),
+        tp=int(np.sum(t & p)),
     )
 
 
@@ -74,7 +77,9 @@ def roc_auc(y_true: ArrayLike, proba: ArrayLike) -> float | None:
     return float(u / (n_pos * n_neg))
 
 
-def roc_curve(y_true: ArrayLike, proba: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def roc_curve(
+    y_true: ArrayLike, proba: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """False and true positive rates as the threshold sweeps from above every score down."""
     t = np.asarray(y_true).astype(bool)
     s = np.asarray(proba, dtype=np.float64)

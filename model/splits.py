@@ -18,7 +18,9 @@ STRATIFIED_VALID_FRACTION: Final = 0.2
 
 def seed_split(n_rows: int) -> tuple[Indices, Indices]:
     if n_rows <= SEED_VALID_START:
-        raise ValueError(f"the article's split needs more than {SEED_VALID_START} rows, got {n_rows}")
+        raise ValueError(
+            f"the article's split needs more than {SEED_VALID_START} rows, got {n_rows}"
+        )
     return np.arange(SEED_TRAIN_END), np.arange(SEED_VALID_START, n_rows)
 
 

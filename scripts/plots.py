@@ -5,10 +5,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers or in CI
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from model.metrics import roc_curve  # noqa: E402
-from model.training import TrainingResult  # noqa: E402
+from model.metrics import roc_curve
+from model.training import TrainingResult
 
 # Fixed metadata keeps the PNG bytes identical from run to run.
 PNG_METADATA = {"Software": None}

@@ -1,7 +1,7 @@
 """Train the network, print the article's threshold table, write plots and the artifact.
 
-    python scripts/train.py [--data PATH] [--out PATH] [--split seed|stratified] [--lr F]
-                            [--iterations N] [--hidden N] [--seed N] [--threshold T] [--plots DIR]
+python scripts/train.py [--data PATH] [--out PATH] [--split seed|stratified] [--lr F]
+                        [--iterations N] [--hidden N] [--seed N] [--threshold T] [--plots DIR]
 """
 
 import argparse
@@ -11,16 +11,16 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.artifact import (  # noqa: E402
+from model.artifact import (
     DEFAULT_ARTIFACT_PATH,
     REPORT_THRESHOLDS,
     ArtifactError,
     TrainingSettings,
 )
-from model.data import DEFAULT_DATA_PATH, DataError, load_dataset  # noqa: E402
-from model.defaults import SERVED  # noqa: E402
-from model.splits import SPLITS  # noqa: E402
-from model.training import TrainingResult, train  # noqa: E402
+from model.data import DEFAULT_DATA_PATH, DataError, load_dataset
+from model.defaults import SERVED
+from model.splits import SPLITS
+from model.training import TrainingResult, train
 
 DEFAULT_PLOTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "plots"
 

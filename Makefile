@@ -1,0 +1,68 @@
+# Every target creates .venv on first use and installs into it: a fresh machine needs only
+# Python 3.11+ and make. Installs are pinned by constraints.txt (regenerate with `make lock`).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+
+.PHONY: serve test lint train evaluate bench container-check lock clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python 3.11+ is required (found: $$($(PYTHON) --version))" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.train: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e ".[train]"
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e ".[dev]"
+	@touch $@
+
+## serve: install the runtime and start the service on http://$(HOST):$(PORT)
+serve: $(VENV)/.runtime
+	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(BIN)/python -m app
+
+## test: install the dev extras, then lint, type-check and run the whole pytest suite
+test: $(VENV)/.dev lint
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
+	exit $$rc
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## train: retrain with the served defaults and rewrite model/weights.json and docs/plots/
+train: $(VENV)/.train
+	$(BIN)/python scripts/train.py $(ARGS)
+
+## evaluate: repeated stratified 10-fold cross-validation beside scikit-learn baselines
+evaluate: $(VENV)/.dev
+	$(BIN)/python scripts/evaluate.py $(ARGS)
+
+## bench: HTTP, inference and training benchmarks; writes bench-results/BENCH.md
+bench: $(VENV)/.dev
+	$(BIN)/python scripts/bench_report.py $(ARGS)
+
+## container-check: build the Dockerfile with buildah and compare its answers with `make serve`'s
+container-check: $(VENV)/.runtime
+	bash scripts/container_check.sh
+
+## lock: re-pin constraints.txt from the current dev environment
+lock: $(VENV)/.dev
+	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts

@@ -1,0 +1,87 @@
+"""scripts/train.py as a user runs it: arguments, output, plots and the artifact it writes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model.artifact import load_artifact
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--lr", "-0.1"], "--lr: -0.1 must be a positive finite number"),
+        (["--lr", "0"], "--lr: 0 must be a positive finite number"),
+        (["--lr", "nan"], "--lr: nan must be a positive finite number"),
+        (["--lr", "fast"], "--lr: 'fast' is not a number"),
+        (["--iterations", "0"], "--iterations: 0 must be at least 1"),
+        (["--iterations", "1.5"], "--iterations: '1.5' is not a whole number"),
+        (["--hidden", "-3"], "--hidden: -3 must be at least 1"),
+        (["--seed", "-1"], "--seed: -1 must be at least 0"),
+        (["--threshold", "1.5"], "--threshold: 1.5 must lie in [0, 1]"),
+        (["--split", "random"], "--split: invalid choice: 'random'"),
+        (["--data", "/no/such/file.csv"], "data file /no/such/file.csv does not exist"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_exit_code_2(args: list[str], problem: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("train.py: error: ")
+    assert problem in lines[0]
+
+
+def test_malformed_data_file_gets_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,5,1,1,1,2,1,3,1,1,7\n")
+    result = run("--data", str(bad), "--out", str(tmp_path / "w.json"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"train.py: error: {bad}:1, column 11 (class): 7 is not 2 or 4"
+    assert not (tmp_path / "w.json").exists()
+
+
+def test_training_run_prints_the_table_and_writes_artifact_and_plots(tmp_path: Path) -> None:
+    out, plots = tmp_path / "model" / "w.json", tmp_path / "plots"
+    result = run(
+        "--split",
+        "seed",
+        "--iterations",
+        "300",
+        "--lr",
+        "0.05",
+        "--out",
+        str(out),
+        "--plots",
+        str(plots),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "699 rows, 16 with '?' dropped" in result.stdout
+    for threshold in ("0.50", "0.70", "0.80", "0.90"):
+        assert f"\n     {threshold}  " in result.stdout
+    assert "validation confusion matrix" in result.stdout
+    assert "it/s" in result.stderr  # the progress bar, with the loss beside it
+    assert "loss=" in result.stderr
+    artifact = load_artifact(out)
+    assert f"model version {artifact.model_version}" in result.stdout
+    assert artifact.training.split == "seed"
+    assert artifact.training.iterations == 300
+    for name in ("loss.png", "confusion.png", "roc.png"):
+        assert (plots / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["w.json"]  # no temp file left behind
