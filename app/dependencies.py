@@ -1,0 +1,57 @@
+"""What routes receive by injection: the served model, the settings, and the API-key guard."""
+
+import hmac
+from typing import Annotated, Final
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from app.errors import ApiError
+from app.predictor import ServedModel
+from app.settings import Settings
+
+API_KEY_HEADER: Final = "X-API-Key"
+
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="The service's API key (the API_KEY setting).",
+)
+
+
+async def get_model(request: Request) -> ServedModel:
+    model: ServedModel = request.app.state.model
+    return model
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def require_api_key(
+    request: Request, given: Annotated[str | None, Security(api_key_header)]
+) -> None:
+    """401 unless the X-API-Key header equals the API_KEY setting (compared in constant time).
+
+    Header values arrive decoded as latin-1, so encoding them back gives the bytes on the wire.
+    """
+    expected = request.app.state.settings.api_key
+    if expected is None:
+        return
+    if given is None or not hmac.compare_digest(
+        given.encode("latin-1"), expected.get_secret_value().encode("utf-8")
+    ):
+        problem = "is missing" if given is None else "is not the valid API key"
+        raise ApiError(
+            401,
+            ["header", API_KEY_HEADER],
+            f"Header {API_KEY_HEADER} {problem}",
+            "invalid_api_key" if given is not None else "missing_api_key",
+            headers={"WWW-Authenticate": f'APIKey header="{API_KEY_HEADER}"'},
+        )
+
+
+ModelDep = Annotated[ServedModel, Depends(get_model)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

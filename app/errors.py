@@ -1,0 +1,137 @@
+"""Every error answer as one JSON shape, `ErrorResponse`: a one-line `message` naming each field
+and the rule it broke, and a `detail` list of {loc, msg, type} in FastAPI's style.
+
+Input values are never echoed back: they may be huge, and a NaN among them could not be written
+as JSON anyway.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from app.schemas import ErrorItem, ErrorResponse
+
+MAX_DETAIL: Final = 100  # error items kept in one answer
+MAX_IN_MESSAGE: Final = 5  # of which named in the one-line message
+JSON_MEDIA_TYPE: Final = "application/json"
+
+# Where the problem lies, for errors Starlette or FastAPI raise with a bare status code.
+_LOCATION_BY_STATUS: Final[dict[int, tuple[list[str | int], str]]] = {
+    404: (["path"], "not_found"),
+    405: (["method"], "method_not_allowed"),
+    413: (["body"], "body_too_large"),
+    415: (["header", "Content-Type"], "unsupported_media_type"),
+}
+
+
+class ApiError(HTTPException):
+    """An HTTP error that says where the problem is (`loc`) and what kind it is (`kind`)."""
+
+    def __init__(
+        self,
+        status_code: int,
+        loc: Sequence[str | int],
+        msg: str,
+        kind: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status_code, detail=msg, headers=headers)
+        self.loc = list(loc)
+        self.kind = kind
+
+    def item(self) -> ErrorItem:
+        return ErrorItem(loc=self.loc, msg=str(self.detail), type=self.kind)
+
+
+def error_body(items: Sequence[ErrorItem]) -> bytes:
+    named = [f"{'.'.join(str(p) for p in item.loc)}: {item.msg}" for item in items[:MAX_IN_MESSAGE]]
+    if len(items) > MAX_IN_MESSAGE:
+        named.append(f"and {len(items) - MAX_IN_MESSAGE} more")
+    body = ErrorResponse(message="; ".join(named), detail=list(items[:MAX_DETAIL]))
+    return body.model_dump_json().encode()
+
+
+def error_response(
+    status_code: int, items: Sequence[ErrorItem], headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(error_body(items), status_code, headers, media_type=JSON_MEDIA_TYPE)
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json or application/<anything>+json, parameters ignored (as FastAPI does)."""
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    maintype, _, subtype = media_type.partition("/")
+    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+# Plainer words for pydantic messages that speak of Python rather than JSON.
+_PLAIN_MESSAGES: Final = {
+    "model_attributes_type": "Input should be a JSON object",
+    "dict_type": "Input should be a JSON object",
+}
+# FastAPI raises a bare 400 only when the JSON parser fails on something other than syntax.
+_BODY_UNPARSABLE: Final = "Invalid JSON: not UTF-8 text, or nested too deep"
+
+
+def _item(error: dict[str, Any]) -> ErrorItem:
+    kind = str(error.get("type", "value_error"))
+    msg = _PLAIN_MESSAGES.get(kind) or str(error.get("msg", "invalid"))
+    context = error.get("ctx") or {}
+    loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
+    if loc == ["body"] and kind == "missing":
+        msg = "A JSON request body is required"
+    if kind == "json_invalid" and isinstance(context.get("error"), str):
+        # FastAPI puts the character offset after "body" in loc
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        msg = f"Invalid JSON{where}: {context['error']}"
+    return ErrorItem(loc=loc, msg=msg, type=kind)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    about_body = any(error.get("loc", ())[:1] == ("body",) for error in errors)
+    content_type = request.headers.get("content-type")
+    # FastAPI hands a body that is not declared JSON to validation as raw bytes; name the real
+    # problem, the media type, rather than "Input should be a valid dictionary".
+    if about_body and (
+        (content_type is not None and not is_json_media_type(content_type))
+        or isinstance(exc.body, bytes | bytearray)
+    ):
+        given = f"got {content_type!r}" if content_type else "none was given"
+        msg = f"Content-Type must be {JSON_MEDIA_TYPE} ({given})"
+        item = ErrorItem(loc=["header", "Content-Type"], msg=msg, type="unsupported_media_type")
+        return error_response(415, [item])
+    return error_response(422, [_item(error) for error in errors])
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc, ApiError):
+        return error_response(exc.status_code, [exc.item()], headers=exc.headers)
+    if exc.status_code == 400:
+        # FastAPI's one bare 400: the JSON parser failed on bytes, not syntax. Answer as for any
+        # other invalid JSON, so every unparsable body gets the same status.
+        item = ErrorItem(loc=["body"], msg=_BODY_UNPARSABLE, type="json_invalid")
+        return error_response(422, [item], headers=exc.headers)
+    loc, kind = _LOCATION_BY_STATUS.get(exc.status_code, (["request"], "http_error"))
+    item = ErrorItem(loc=loc, msg=str(exc.detail), type=kind)
+    return error_response(exc.status_code, [item], headers=exc.headers)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    # Starlette re-raises after this answer, so the server still logs the traceback.
+    item = ErrorItem(loc=["server"], msg="Internal server error", type="internal_error")
+    return error_response(500, [item])
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)

@@ -1,0 +1,62 @@
+"""Load the model at startup; if that fails, stop the server with one line, not a traceback."""
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.predictor import ServedModel
+from app.settings import Settings
+from model.artifact import ArtifactError
+
+logger = logging.getLogger("app.startup")
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message is one line naming the cause."""
+
+
+def make_lifespan(settings: Settings) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            model = ServedModel.load(settings.model_path)
+        except ArtifactError as exc:
+            raise StartupError(f"cannot load the model: {exc}") from None
+        app.state.model = model
+        logger.info("serving model %s from %s", model.version, settings.model_path)
+        yield
+
+    return lifespan
+
+
+class OneLineStartupErrors:
+    """Pure ASGI middleware: report a StartupError to the server as its one-line message.
+
+    Starlette reports a failed lifespan with the whole traceback as the message, which uvicorn
+    logs; for a StartupError the message alone says everything, so it replaces the traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_one_line(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                # Starlette sends this while handling the exception the lifespan raised.
+                error = sys.exc_info()[1]
+                if isinstance(error, StartupError):
+                    message = {**message, "message": str(error)}
+            await send(message)
+
+        with suppress(StartupError):  # reported above; the server exits as startup failed
+            await self.app(scope, receive, send_one_line)

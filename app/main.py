@@ -1,0 +1,62 @@
+"""The application factory: `create_app(settings)`.
+
+uvicorn --factory app.main:create_app          # settings from the environment
+python -m app                                  # the same, with HOST, PORT and WORKERS
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Final
+
+from fastapi import FastAPI
+
+from app.docs import create_documented_app
+from app.errors import install_error_handlers
+from app.lifespan import OneLineStartupErrors, make_lifespan
+from app.limits import BodySizeLimit
+from app.logs import AccessLog, configure_logging
+from app.routes import add_routes
+from app.settings import Settings, load_settings
+
+TITLE: Final = "Malignancy predictor"
+DESCRIPTION: Final = """\
+Predicts whether a breast tumour is malignant from the nine cytology scores (integers 1 to 10)
+of a fine-needle aspirate, with a 9-15-1 neural network trained on the Wisconsin Breast Cancer
+(Original) data set.
+
+**Intended use: research and teaching only.** The model was trained on a 1992 data set from one
+hospital. It is not a medical device and must not be used to diagnose anyone.
+
+* Requests are strict: unknown fields, missing fields, scores outside 1..10 and non-integers
+  are rejected.
+* Every error answer is `{"message": ..., "detail": [{"loc", "msg", "type"}]}`; `message` names
+  each field and the rule it broke.
+* When the service has an API key (setting `API_KEY`), `/predict`, `/predict/batch` and
+  `/metrics` need it in the `X-API-Key` header; `/health`, `/model` and the docs stay open.
+"""
+
+
+def _package_version() -> str:
+    try:
+        return version("malignancy-predictor")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; the model is loaded when the server starts (the lifespan)."""
+    settings = load_settings() if settings is None else settings
+    configure_logging(settings.log_level)
+    app = create_documented_app(
+        title=TITLE,
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=make_lifespan(settings),
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    add_routes(app, api_key_required=settings.api_key is not None)
+    # The last added is the outermost.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    app.add_middleware(OneLineStartupErrors)
+    return app

@@ -1,0 +1,145 @@
+"""The endpoints, and `add_routes`, which puts them on an app.
+
+They are `async def` on purpose: each does a few microseconds of NumPy, far cheaper than the
+threadpool hop FastAPI makes for a plain `def`. They are added to the app itself, not through an
+included APIRouter, since FastAPI 0.165 matches an included router's routes through an extra
+layer that costs every request about 12 us.
+"""
+
+from enum import Enum
+from typing import Annotated, Any, Final
+
+from fastapi import Body, FastAPI, Query, Security
+from fastapi.responses import RedirectResponse
+
+from app.dependencies import ModelDep, SettingsDep, require_api_key
+from app.errors import ApiError
+from app.examples import BATCH_EXAMPLES, PREDICT_EXAMPLES
+from app.schemas import (
+    BatchPrediction,
+    BatchRequest,
+    ErrorResponse,
+    Health,
+    Metrics,
+    ModelCard,
+    Prediction,
+    PredictRequest,
+    as_row,
+)
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+BODY_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    413: _error("The request body is larger than MAX_BODY_BYTES (1 MiB by default)."),
+    415: _error("The body is not sent as application/json."),
+    422: _error("The body is not valid JSON or breaks a rule; `message` names field and rule."),
+}
+QUERY_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    422: _error("A query parameter breaks a rule; `message` names it and the rule."),
+}
+AUTH_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    401: _error("The X-API-Key header is missing or wrong (only when API_KEY is set)."),
+}
+
+
+async def predict(
+    body: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)], model: ModelDep
+) -> Prediction:
+    """The probability that the tumour is malignant, and the class: `malignant` when the
+    probability is strictly greater than the threshold, else `benign`."""
+    return model.predict(as_row(body), body.threshold)
+
+
+async def predict_batch(
+    body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)],
+    model: ModelDep,
+    settings: SettingsDep,
+) -> BatchPrediction:
+    """Like /predict for each instance, with one threshold for all. At most MAX_BATCH_SIZE
+    instances (1000 by default); more is a 422 that states the limit."""
+    n = len(body.instances)
+    if n > settings.max_batch_size:
+        raise ApiError(
+            422,
+            ["body", "instances"],
+            f"List should have at most {settings.max_batch_size} items (MAX_BATCH_SIZE), not {n}",
+            "too_long",
+        )
+    return model.predict_batch([as_row(instance) for instance in body.instances], body.threshold)
+
+
+async def metrics(
+    model: ModelDep,
+    threshold: Annotated[
+        float | None,
+        Query(
+            ge=0.0,
+            le=1.0,
+            allow_inf_nan=False,
+            description="Decision threshold in [0, 1]; the model's default when omitted.",
+        ),
+    ] = None,
+) -> Metrics:
+    """Accuracy, sensitivity, specificity, precision, F1, ROC AUC and the confusion matrix on the
+    validation rows stored in the artifact, recomputed at the threshold. A ratio whose
+    denominator is zero (precision at threshold 1, say) is null."""
+    return model.metrics(threshold)
+
+
+async def health(model: ModelDep) -> Health:
+    return Health(status="ok", model_version=model.version)
+
+
+async def model_card(model: ModelDep) -> ModelCard:
+    """Architecture, training settings, data hash, features with their ranges, headline
+    metrics, and the intended use. Open even when API_KEY is set: it holds nothing secret."""
+    return model.card
+
+
+async def root() -> RedirectResponse:
+    return RedirectResponse("/docs")
+
+
+def add_routes(app: FastAPI, api_key_required: bool) -> None:
+    """The API routes, /predict first as the most frequent. With `api_key_required`,
+    /predict, /predict/batch and /metrics need the X-API-Key header."""
+    guard = [Security(require_api_key)] if api_key_required else []
+    auth_errors = AUTH_ERRORS if api_key_required else {}
+    tags: list[str | Enum] = ["predictions"]
+    app.add_api_route(
+        "/predict",
+        predict,
+        methods=["POST"],
+        summary="Classify one biopsy",
+        response_description="P(malignant), the class at the threshold, and the model version.",
+        responses={**BODY_ERRORS, **auth_errors},
+        tags=tags,
+        dependencies=guard,
+    )
+    app.add_api_route(
+        "/predict/batch",
+        predict_batch,
+        methods=["POST"],
+        summary="Classify several biopsies",
+        response_description="One prediction per instance, in input order.",
+        responses={**BODY_ERRORS, **auth_errors},
+        tags=tags,
+        dependencies=guard,
+    )
+    app.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        summary="Validation metrics at a threshold",
+        responses={**QUERY_ERRORS, **auth_errors},
+        tags=tags,
+        dependencies=guard,
+    )
+    app.add_api_route(
+        "/health", health, methods=["GET"], summary="Liveness and model version", tags=["service"]
+    )
+    app.add_api_route("/model", model_card, methods=["GET"], summary="Model card", tags=["service"])
+    app.add_api_route("/", root, methods=["GET"], include_in_schema=False)

@@ -1,0 +1,225 @@
+"""The HTTP contract: request and response bodies.
+
+Requests are strict: unknown fields are rejected, scores are JSON integers 1..10 (5 or 5.0, which
+JSON Schema counts as the same integer; not "5", 5.5 or true), and a threshold is a finite number
+in [0, 1].
+"""
+
+from operator import attrgetter
+from typing import Annotated, Final, Literal, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
+
+ClassName = Literal["benign", "malignant"]
+if get_args(ClassName) != CLASS_NAMES:
+    raise ImportError("ClassName must list model.features.CLASS_NAMES in order")
+
+_STRICT: Final = ConfigDict(extra="forbid", strict=True)
+
+
+def _integral_number(value: object) -> object:
+    """5.0 is the integer 5 in JSON (and JSON Schema); 5.5, NaN, "5" and true stay invalid."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+Score = Annotated[
+    int, Field(ge=SCORE_MIN, le=SCORE_MAX, strict=True), BeforeValidator(_integral_number)
+]
+_SCALE: Final = f"; integer {SCORE_MIN} (closest to normal) to {SCORE_MAX}."
+
+
+Threshold = Annotated[
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description=(
+            "Call the tumour malignant when its probability is strictly greater than this. "
+            "Omit (or null) for the model's default threshold."
+        ),
+    ),
+]
+Probability = Annotated[
+    float, Field(ge=0.0, le=1.0, description="Predicted probability that the tumour is malignant.")
+]
+ModelVersion = Annotated[
+    str, Field(pattern="^[0-9a-f]{12}$", description="First 12 hex digits of the artifact hash.")
+]
+
+
+# -- requests ----------------------------------------------------------------------------------
+class Scores(BaseModel):
+    """The nine cytology scores of one fine-needle aspirate."""
+
+    model_config = _STRICT
+
+    clump_thickness: Score = Field(description="Clump thickness" + _SCALE)
+    uniformity_of_cell_size: Score = Field(description="Uniformity of cell size" + _SCALE)
+    uniformity_of_cell_shape: Score = Field(description="Uniformity of cell shape" + _SCALE)
+    marginal_adhesion: Score = Field(description="Marginal adhesion" + _SCALE)
+    single_epithelial_cell_size: Score = Field(description="Single epithelial cell size" + _SCALE)
+    bare_nuclei: Score = Field(description="Bare nuclei" + _SCALE)
+    bland_chromatin: Score = Field(description="Bland chromatin" + _SCALE)
+    normal_nucleoli: Score = Field(description="Normal nucleoli" + _SCALE)
+    mitoses: Score = Field(description="Mitoses" + _SCALE)
+
+
+if tuple(Scores.model_fields) != FEATURE_NAMES:
+    raise ImportError("Scores fields must follow model.features.FEATURE_NAMES (the input order)")
+as_row = attrgetter(*FEATURE_NAMES)
+"""The scores of a `Scores` instance as a tuple in the network's input order."""
+
+
+class PredictRequest(Scores):
+    """One biopsy to classify, with an optional decision threshold."""
+
+    threshold: Threshold | None = None
+
+
+class BatchRequest(BaseModel):
+    """Several biopsies classified with one threshold; answers keep the input order."""
+
+    model_config = _STRICT
+
+    instances: list[Scores] = Field(
+        min_length=1,
+        description="One or more biopsies; at most MAX_BATCH_SIZE (1000 by default).",
+    )
+    threshold: Threshold | None = None
+
+
+# -- responses ---------------------------------------------------------------------------------
+class _Response(BaseModel):
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+
+class ClassifiedTumour(_Response):
+    probability: Probability
+    predicted_class: ClassName = Field(
+        alias="class", description='"malignant" when probability > threshold, else "benign".'
+    )
+
+
+class Prediction(ClassifiedTumour):
+    threshold: float = Field(ge=0.0, le=1.0, description="The threshold used.")
+    model_version: ModelVersion
+
+
+class BatchPrediction(_Response):
+    predictions: list[ClassifiedTumour] = Field(description="One answer per instance, in order.")
+    threshold: float = Field(ge=0.0, le=1.0, description="The threshold used for every instance.")
+    model_version: ModelVersion
+
+
+class Health(_Response):
+    status: Literal["ok"]
+    model_version: ModelVersion
+
+
+class ConfusionCounts(_Response):
+    tn: int = Field(ge=0, description="Benign rows called benign.")
+    fp: int = Field(ge=0, description="Benign rows called malignant.")
+    fn: int = Field(ge=0, description="Malignant rows called benign.")
+    tp: int = Field(ge=0, description="Malignant rows called malignant.")
+
+
+_UNDEFINED = " null when undefined (its denominator is zero)."
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+Pair = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
+
+
+class Metrics(_Response):
+    """Classification metrics on the artifact's validation rows at one threshold."""
+
+    threshold: float = Field(ge=0.0, le=1.0)
+    n_validation: int = Field(ge=1, description="Number of validation rows.")
+    accuracy: Ratio
+    sensitivity: Ratio | None = Field(description="tp / (tp + fn);" + _UNDEFINED)
+    specificity: Ratio | None = Field(description="tn / (tn + fp);" + _UNDEFINED)
+    precision: Ratio | None = Field(
+        description="tp / (tp + fp);" + _UNDEFINED + " At threshold 1 nothing is called malignant."
+    )
+    f1: Ratio | None = Field(description="2 tp / (2 tp + fp + fn);" + _UNDEFINED)
+    roc_auc: Ratio | None = Field(
+        description="Area under the ROC curve (independent of the threshold); null when the "
+        "validation rows hold a single class."
+    )
+    confusion: ConfusionCounts
+    confusion_matrix: list[Pair] = Field(
+        min_length=2,
+        max_length=2,
+        description="[[tn, fp], [fn, tp]]: rows actual, columns predicted, benign first.",
+    )
+    model_version: ModelVersion
+
+
+class Feature(_Response):
+    name: str
+    min: int
+    max: int
+    description: str
+
+
+class Architecture(_Response):
+    layers: list[int] = Field(description="Units per layer: inputs, hidden, output.")
+    hidden_activation: str
+    output_activation: str
+    loss: str
+    optimizer: str
+
+
+class Training(_Response):
+    split: str
+    lr: float
+    iterations: int
+    hidden: int
+    seed: int
+    n_train: int
+    n_validation: int
+
+
+class DataSource(_Response):
+    name: str
+    sha256: str = Field(description="SHA-256 of the data file the model was trained on.")
+    citation: str
+
+
+class ThresholdRow(_Response):
+    threshold: float
+    train_accuracy: Ratio
+    validation_accuracy: Ratio
+
+
+class ModelCard(_Response):
+    model_version: ModelVersion
+    content_sha256: str
+    intended_use: str
+    architecture: Architecture
+    training: Training
+    data: DataSource
+    features: list[Feature]
+    default_threshold: float
+    headline_metrics: Metrics = Field(description="Validation metrics at the default threshold.")
+    accuracy_by_threshold: list[ThresholdRow] = Field(
+        description="Train and validation accuracy as the training run reported them."
+    )
+
+
+class ErrorItem(_Response):
+    loc: list[str | int] = Field(description='Where the problem is, e.g. ["body", "mitoses"].')
+    msg: str = Field(description="The rule that was broken.")
+    type: str = Field(description="Machine-readable error kind.")
+
+
+class ErrorResponse(_Response):
+    """Every 4xx and 5xx answer has this shape."""
+
+    message: str = Field(description="One line naming each field and the rule it broke.")
+    detail: list[ErrorItem]

@@ -1,0 +1,90 @@
+"""Service settings, read from environment variables (no prefix) with safe defaults.
+
+MODEL_PATH      model/weights.json   the artifact to serve
+MAX_BATCH_SIZE  1000                 most instances in one /predict/batch request
+MAX_BODY_BYTES  1048576 (1 MiB)      largest request body; a bigger one gets 413
+LOG_LEVEL       info                 critical, error, warning, info or debug
+API_KEY         unset                when set, /predict, /predict/batch and /metrics
+                                     need it in the X-API-Key header
+HOST            127.0.0.1            address `python -m app` binds
+PORT            8000                 port `python -m app` binds
+WORKERS         1                    uvicorn worker processes of `python -m app`
+"""
+
+from pathlib import Path
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.artifact import DEFAULT_ARTIFACT_PATH
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+MIB: Final = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """The environment holds an invalid setting; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, validate_default=True
+    )
+
+    model_path: Path = Field(
+        default=DEFAULT_ARTIFACT_PATH, description="The model artifact (JSON) to serve."
+    )
+    max_batch_size: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1000, description="Most instances accepted by one /predict/batch request."
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * MIB)] = Field(
+        default=MIB, description="Largest request body in bytes; larger bodies get 413."
+    )
+    log_level: LogLevel = Field(default="info", description="Log level of the service's logs.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="When set, /predict, /predict/batch and /metrics require header X-API-Key.",
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, description="Bind address.")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="Bind port.")
+    workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1, description="Number of uvicorn worker processes."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _non_empty_path(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key (say `-e API_KEY=$UNSET_VAR`) must not silently switch authentication off.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty or blank; unset API_KEY to disable authentication")
+        return value
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; an invalid value raises SettingsError with one line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """'PORT: Input should be less than or equal to 65535; ...' without the input values."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+        parts.append(f"{name}: {error['msg']}")
+    return "invalid settings: " + "; ".join(parts)

@@ -1,0 +1,185 @@
+"""Settings come from environment variables, with defaults; bad values are refused by name."""
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from app.examples import BENIGN
+from app.main import create_app
+from app.settings import Settings, SettingsError, load_settings
+from model.artifact import DEFAULT_ARTIFACT_PATH
+from tests.live_server import SERVICE_VARIABLES
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No service variable from the developer's shell leaks into these tests, and the logging
+    level create_app sets does not leak out of them."""
+    for name in SERVICE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    level = logging.getLogger("app").level
+    yield
+    logging.getLogger("app").setLevel(level)
+
+
+def call(app: FastAPI, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request to the app in process, with its lifespan (the model) started."""
+
+    async def go() -> httpx.Response:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await client.request(method, path, **kwargs)
+
+    return asyncio.run(go())
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.model_path == DEFAULT_ARTIFACT_PATH
+    assert settings.model_path.name == "weights.json"
+    assert settings.model_path.parent.name == "model"
+    assert settings.max_batch_size == 1000
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.log_level == "info"
+    assert settings.api_key is None
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
+
+
+def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in {
+        "MODEL_PATH": str(tmp_path / "w.json"),
+        "MAX_BATCH_SIZE": "25",
+        "MAX_BODY_BYTES": "4096",
+        "LOG_LEVEL": "DEBUG",
+        "API_KEY": "k-1",
+        "HOST": "0.0.0.0",
+        "PORT": "9000",
+        "WORKERS": "4",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.model_path == tmp_path / "w.json"
+    assert settings.max_batch_size == 25
+    assert settings.max_body_bytes == 4096
+    assert settings.log_level == "debug"
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == "k-1"
+    assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9000, 4)
+
+
+def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("max_batch_size", "7")
+    assert load_settings().max_batch_size == 7
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MODEL_PATH", ""),
+        ("MAX_BATCH_SIZE", "0"),
+        ("MAX_BATCH_SIZE", "many"),
+        ("MAX_BATCH_SIZE", "2.5"),
+        ("MAX_BATCH_SIZE", "1000000"),
+        ("MAX_BODY_BYTES", "10"),
+        ("MAX_BODY_BYTES", "1MiB"),
+        ("LOG_LEVEL", "verbose"),
+        ("API_KEY", ""),
+        ("API_KEY", "   "),
+        ("HOST", ""),
+        ("PORT", "0"),
+        ("PORT", "65536"),
+        ("PORT", "eighty"),
+        ("WORKERS", "0"),
+        ("WORKERS", "-1"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^invalid settings: {variable}: ") as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+    with pytest.raises(SettingsError):
+        create_app()  # the factory reads the same environment
+
+
+def test_several_bad_values_are_all_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "x")
+    monkeypatch.setenv("WORKERS", "0")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "PORT" in str(caught.value)
+    assert "WORKERS" in str(caught.value)
+
+
+def test_the_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEY", "very-secret-key")
+    settings = load_settings()
+    assert "very-secret-key" not in repr(settings)
+    assert "very-secret-key" not in str(settings.model_dump())
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.max_batch_size = 5  # type: ignore[misc]
+
+
+def test_batch_limit_setting_is_enforced_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_BATCH_SIZE", "2")
+    app = create_app()
+    ok = call(app, "POST", "/predict/batch", json={"instances": [BENIGN] * 2})
+    assert ok.status_code == 200
+    refused = call(app, "POST", "/predict/batch", json={"instances": [BENIGN] * 3})
+    assert refused.status_code == 422
+    assert "at most 2 items" in refused.json()["message"]
+
+
+def test_body_limit_setting_is_enforced_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_BODY_BYTES", "2048")
+    app = create_app()
+    padded = json.dumps(BENIGN).ljust(2048).encode()
+    headers = {"content-type": "application/json"}
+    assert call(app, "POST", "/predict", content=padded, headers=headers).status_code == 200
+    refused = call(app, "POST", "/predict", content=padded + b" ", headers=headers)
+    assert refused.status_code == 413
+    assert "2048 bytes" in refused.json()["message"]
+
+
+def test_api_key_setting_protects_the_predictions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEY", "k")
+    app = create_app()
+    assert call(app, "POST", "/predict", json=BENIGN).status_code == 401
+    answer = call(app, "POST", "/predict", json=BENIGN, headers={"X-API-Key": "k"})
+    assert answer.status_code == 200
+    assert call(app, "GET", "/health").status_code == 200
+
+
+@pytest.mark.parametrize(("level", "access_logged"), [("info", True), ("warning", False)])
+def test_log_level_setting(
+    monkeypatch: pytest.MonkeyPatch, level: str, access_logged: bool
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", level.upper())
+    create_app()
+    assert logging.getLogger("app").level == getattr(logging, level.upper())
+    assert logging.getLogger("app.access").isEnabledFor(logging.INFO) is access_logged
+
+
+def test_model_path_setting_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(DEFAULT_ARTIFACT_PATH.read_bytes())
+    monkeypatch.setenv("MODEL_PATH", str(copy))
+    app = create_app()
+    assert call(app, "GET", "/health").status_code == 200
+    assert app.state.settings.model_path == copy
