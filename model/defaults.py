@@ -18,5 +18,5 @@ class ServedConfig:
 
 
 SERVED: Final = ServedConfig(
-    split="stratified", lr=0.01, iterations=15000, hidden=15, seed=1, threshold=0.5
+    split="stratified", lr=0.01, iterations=15000, hidden=15, seed=1, threshold=0.2
 )

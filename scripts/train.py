@@ -98,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def print_report(result: TrainingResult) -> None:
     art = result.artifact
     print(f"\n{'threshold':>9}  {'train acc':>9}  {'valid acc':>9}")
-    for t in REPORT_THRESHOLDS:
+    for t in sorted({*REPORT_THRESHOLDS, art.default_threshold}):
         key = f"{t:g}"
         train_acc = art.train_metrics[key]["accuracy"]
         valid_acc = art.valid_metrics[key]["accuracy"]
