@@ -60,9 +60,11 @@ bench: $(VENV)/.dev
 container-check: $(VENV)/.runtime
 	bash scripts/container_check.sh
 
-## lock: re-pin constraints.txt from the current dev environment
+## lock: re-pin constraints.txt from the dev environment, and the image's hashed runtime lock
 lock: $(VENV)/.dev
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+		--no-emit-index-url -c constraints.txt -o requirements/runtime.txt pyproject.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts
