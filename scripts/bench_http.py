@@ -1,0 +1,463 @@
+"""HTTP throughput and latency of the real service beside two baseline apps, driven by wrk.
+
+    python scripts/bench_http.py [--duration S] [--rounds R] [--quick] [--model PATH] [--json PATH]
+
+Starts, each on a free loopback port with uvicorn (uvloop + httptools):
+  - the service, `python -m app` (1 worker, its default settings, logs to a file);
+  - the service again with WORKERS=2;
+  - `fastapi constant`: FastAPI with the service's own body models, answering a constant
+    (scripts/bench_baselines.py);
+  - `starlette constant`: a bare Starlette endpoint answering a constant without reading the body.
+Then runs wrk (2 threads, or 1 for one connection) with a Lua script that POSTs a JSON body, in
+interleaved rounds (the order reverses every other round): /predict at 1, 8 and 64 connections
+on the service and both baselines, /predict at 64 connections on the 2-worker service, and
+/predict/batch with 1,000 instances at 8 connections on the service and the FastAPI baseline.
+Prints, per scenario, the median over rounds of req/s and of wrk's p50 and p99 latency, the
+total of non-2xx/3xx answers and socket errors, and the goals' ratios (median of per-round
+ratios). Exit status 1 if any response was an error or a socket failed; the ratios are reported,
+not asserted. Loopback only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from bench_common import REPO_ROOT, machine_info, median, print_machine, write_json
+
+from model.artifact import DEFAULT_ARTIFACT_PATH
+from model.data import load_dataset
+from model.features import FEATURE_NAMES
+
+LOOPBACK: Final = "127.0.0.1"
+BATCH_ROWS: Final = 1000
+SERVICE_VARIABLES: Final = (
+    "MODEL_PATH",
+    "MAX_BATCH_SIZE",
+    "MAX_BODY_BYTES",
+    "LOG_LEVEL",
+    "API_KEY",
+    "HOST",
+    "PORT",
+    "WORKERS",
+)
+UVICORN: Final = (
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "--factory",
+    "--host",
+    LOOPBACK,
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+)
+# wrk calls done() once with the merged statistics; it prints them as one JSON line.
+LUA_TEMPLATE: Final = """\
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[{body}]==]
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {{"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d, "p50_us": %.0f, "p90_us": %.0f, "p99_us": %.0f, ' ..
+    '"mean_us": %.1f, "max_us": %.0f}}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.mean, latency.max))
+end
+"""
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int = 0
+    process: "subprocess.Popen[bytes] | None" = None
+    log: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+@dataclass
+class Scenario:
+    server: str
+    path: str
+    connections: int
+    lua: Path
+    rows: int = 1  # rows per request, for rows/s
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.server} {self.path} c{self.connections}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in SERVICE_VARIABLES}
+    env = {k: v for k, v in env.items() if not k.upper().startswith("UVICORN_")}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running(server: Server, logdir: Path) -> Iterator[Server]:
+    """Start the server on a free port, wait for GET /health, stop it (SIGTERM) on exit."""
+    server.port = free_port()
+    server.log = logdir / f"{server.name.replace(' ', '-')}.log"
+    command = [a.replace("{port}", str(server.port)) for a in server.command]
+    env = {k: v.replace("{port}", str(server.port)) for k, v in server.env.items()}
+    with server.log.open("wb") as log:
+        server.process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        wait_healthy(server)
+        yield server
+    finally:
+        stop(server.process)
+
+
+def wait_healthy(server: Server, timeout: float = 60.0) -> None:
+    assert server.process is not None
+    assert server.log is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise SystemExit(f"{server.name} exited at startup:\n{server.log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{server.name} not healthy after {timeout} s:\n{server.log.read_text()}")
+
+
+def stop(process: "subprocess.Popen[bytes] | None") -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(15)
+
+
+def check_alive(server: Server) -> None:
+    """Stop with the server's log when it has exited (crashed, or killed from outside)."""
+    assert server.process is not None
+    assert server.log is not None
+    if server.process.poll() is not None:
+        tail = "\n".join(server.log.read_text(errors="replace").splitlines()[-20:])
+        raise SystemExit(
+            f"{server.name} exited with status {server.process.returncode}; its log ends:\n{tail}"
+        )
+
+
+def post(url: str, body: bytes) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def check_answers(servers: dict[str, Server], bodies: dict[str, bytes]) -> None:
+    """One request per scenario before timing: a misconfigured target would answer 4xx."""
+    for server in servers.values():
+        for path, body in bodies.items():
+            if server.name == "starlette constant" and path != "/predict":
+                continue
+            status, answer = post(server.url + path, body)
+            if status != 200:
+                raise SystemExit(f"{server.name} {path} answered {status}: {answer}")
+            if server.name.startswith("service"):
+                predictions = answer.get("predictions", [answer])
+                expected = BATCH_ROWS if path.endswith("batch") else 1
+                ok = len(predictions) == expected and all(
+                    0.0 <= p["probability"] <= 1.0 and p["class"] in ("benign", "malignant")
+                    for p in predictions
+                )
+                if not ok:
+                    raise SystemExit(f"{server.name} {path} gave an invalid answer: {answer}")
+
+
+def run_wrk(url: str, lua: Path, connections: int, duration: float) -> dict[str, Any]:
+    threads = min(2, connections)
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(lua),
+        url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            stats: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+            stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
+            stats["socket_errors"] = sum(stats[k] for k in ("connect", "read", "write", "timeout"))
+            return stats
+    raise SystemExit(f"wrk printed no statistics:\n{done.stdout}\n{done.stderr}")
+
+
+def bodies() -> dict[str, bytes]:
+    data = load_dataset()
+    rows = [[int(v) for v in row] for row in data.X]
+    single = dict(zip(FEATURE_NAMES, rows[0], strict=True))
+    batch = {
+        "instances": [
+            dict(zip(FEATURE_NAMES, rows[i % len(rows)], strict=True)) for i in range(BATCH_ROWS)
+        ]
+    }
+    dump = {"separators": (",", ":")}
+    return {
+        "/predict": json.dumps(single, **dump).encode(),  # type: ignore[arg-type]
+        "/predict/batch": json.dumps(batch, **dump).encode(),  # type: ignore[arg-type]
+    }
+
+
+def rss_mb(server: Server) -> list[float]:
+    """Resident memory of the processes that serve requests: the uvicorn workers (spawned
+    children) of a multi-worker server, else the server process itself."""
+    import psutil
+
+    assert server.process is not None
+    parent = psutil.Process(server.process.pid)
+    workers = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+    return [round(p.memory_info().rss / 2**20, 1) for p in workers or [parent]]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--quick", action="store_true", help="3 s runs, 1 round")
+    p.add_argument("--model", type=Path, default=DEFAULT_ARTIFACT_PATH, help="artifact to serve")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+    if args.quick:
+        args.duration, args.rounds = 3.0, 1
+    return args
+
+
+def ratio(a: Scenario, b: Scenario, key: str = "rps") -> tuple[float, list[float]]:
+    per_round = [x[key] / y[key] for x, y in zip(a.results, b.results, strict=True)]
+    return median(per_round), per_round
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        print("bench_http.py: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    service_env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(args.model.resolve())}
+    servers = {
+        s.name: s
+        for s in (
+            Server("service", [sys.executable, "-m", "app"], clean_env(service_env)),
+            Server(
+                "service 2 workers",
+                [sys.executable, "-m", "app"],
+                clean_env({**service_env, "WORKERS": "2"}),
+            ),
+            Server(
+                "fastapi constant",
+                [*UVICORN, "--port", "{port}", "scripts.bench_baselines:fastapi_constant"],
+                clean_env({}),
+            ),
+            Server(
+                "starlette constant",
+                [*UVICORN, "--port", "{port}", "scripts.bench_baselines:starlette_constant"],
+                clean_env({}),
+            ),
+        )
+    }
+    info = machine_info()
+    print_machine(info)
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, ExitStack() as stack:
+        tmpdir = Path(tmp)
+        payloads = bodies()
+        lua = {}
+        for path, body in payloads.items():
+            lua[path] = tmpdir / f"post{path.replace('/', '-')}.lua"
+            lua[path].write_text(LUA_TEMPLATE.format(body=body.decode()), encoding="utf-8")
+        for server in servers.values():
+            stack.enter_context(running(server, tmpdir))
+        check_answers(servers, payloads)
+
+        scenarios: list[Scenario] = []
+        for conns in (1, 8, 64):
+            for name in ("service", "fastapi constant", "starlette constant"):
+                scenarios.append(Scenario(name, "/predict", conns, lua["/predict"]))
+        scenarios.append(Scenario("service 2 workers", "/predict", 64, lua["/predict"]))
+        for name in ("service", "fastapi constant"):
+            scenarios.append(
+                Scenario(name, "/predict/batch", 8, lua["/predict/batch"], rows=BATCH_ROWS)
+            )
+        print(
+            f"{len(scenarios)} scenarios x {args.rounds} rounds x {args.duration:g} s "
+            f"(about {len(scenarios) * args.rounds * (args.duration + 0.5) / 60:.1f} min)"
+        )
+        for s in scenarios:  # warm-up: imports, caches, first connections
+            run_wrk(servers[s.server].url + s.path, s.lua, min(s.connections, 8), 1)
+        memory_before = {name: rss_mb(server) for name, server in servers.items()}
+        for r in range(args.rounds):
+            for s in scenarios if r % 2 == 0 else scenarios[::-1]:
+                server = servers[s.server]
+                check_alive(server)
+                try:
+                    stats = run_wrk(server.url + s.path, s.lua, s.connections, args.duration)
+                except SystemExit as exc:
+                    check_alive(server)
+                    raise SystemExit(f"{s.key}: {exc}") from None
+                s.results.append(stats)
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+        memory_after = {name: rss_mb(server) for name, server in servers.items()}
+
+    by_key = {s.key: s for s in scenarios}
+    print(
+        f"\n{'scenario':40}{'req/s':>9}{'rows/s':>11}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'non-2xx':>9}{'sock err':>9}"
+    )
+    table = {}
+    for s in scenarios:
+        row = {
+            "rps": median([x["rps"] for x in s.results]),
+            "rows_per_s": median([x["rps"] * s.rows for x in s.results]),
+            "p50_ms": median([x["p50_us"] / 1000 for x in s.results]),
+            "p99_ms": median([x["p99_us"] / 1000 for x in s.results]),
+            "non_2xx": sum(x["status"] for x in s.results),
+            "socket_errors": sum(x["socket_errors"] for x in s.results),
+            "rounds": s.results,
+        }
+        table[s.key] = row
+        print(
+            f"{s.key:40}{row['rps']:>9,.0f}{row['rows_per_s']:>11,.0f}{row['p50_ms']:>8.2f}"
+            f"{row['p99_ms']:>8.2f}{row['non_2xx']:>9}{row['socket_errors']:>9}"
+        )
+
+    svc8, fa8, st8 = (
+        by_key[f"{n} /predict c8"] for n in ("service", "fastapi constant", "starlette constant")
+    )
+    goals: dict[str, dict[str, Any]] = {}
+
+    def goal(name: str, value: float, target: str, met: bool, detail: str = "") -> None:
+        goals[name] = {"value": value, "target": target, "met": met, "detail": detail}
+
+    q, rounds = ratio(svc8, fa8)
+    goal("/predict vs FastAPI constant, 8 conns", q, ">= 0.95", q >= 0.95, _fmt(rounds))
+    q, rounds = ratio(svc8, st8)
+    goal("/predict vs Starlette constant, 8 conns", q, ">= 0.6 (stretch)", q >= 0.6, _fmt(rounds))
+    q, rounds = ratio(fa8, st8)
+    goal("FastAPI constant vs Starlette constant, 8 conns", q, "(reference)", True, _fmt(rounds))
+    p99 = table[svc8.key]["p99_ms"]
+    goal("/predict p99 at 8 conns (ms)", p99, "< 10", p99 < 10)
+    s64 = table["service /predict c64"]
+    spread = s64["p99_ms"] / s64["p50_ms"]
+    goal("/predict p99 / p50 at 64 conns", spread, "<= 3", spread <= 3)
+    q, rounds = ratio(by_key["service 2 workers /predict c64"], by_key["service /predict c64"])
+    goal("2 workers vs 1 worker, /predict 64 conns", q, ">= 1.5", q >= 1.5, _fmt(rounds))
+    rows = table["service /predict/batch c8"]["rows_per_s"]
+    goal("/predict/batch 1,000 rows, rows/s", rows, ">= 200,000", rows >= 200_000)
+    q, rounds = ratio(
+        by_key["service /predict/batch c8"], by_key["fastapi constant /predict/batch c8"]
+    )
+    goal("/predict/batch vs FastAPI constant batch", q, "(reference)", True, _fmt(rounds))
+
+    served = sum(sum(x["requests"] for x in s.results) for s in scenarios if s.server == "service")
+    before, after = memory_before["service"][0], memory_after["service"][0]
+    growth = after / before - 1
+    goal(
+        f"service RSS growth over {served:,} requests, %",
+        100 * growth,
+        "< 5",
+        growth < 0.05,
+        f"{before:.1f} -> {after:.1f} MB",
+    )
+    largest = max(after, *memory_after["service 2 workers"])
+    goal("service RSS per worker, MB", largest, "< 100", largest < 100)
+
+    print(f"\n{'goal':50}{'value':>12}  {'target':18}")
+    for name, g in goals.items():
+        value = f"{g['value']:,.0f}" if g["value"] >= 1000 else f"{g['value']:.2f}"
+        mark = "" if g["target"].startswith("(") else ("  ok" if g["met"] else "  MISSED")
+        print(f"{name:50}{value:>12}  {g['target']:18}{mark}  {g['detail']}")
+    print(
+        f"\nresident memory (MB) before / after the measured rounds: {memory_before} / "
+        f"{memory_after}"
+    )
+    errors = sum(row["non_2xx"] + row["socket_errors"] for row in table.values())
+    write_json(
+        args.json,
+        {
+            "benchmark": "http",
+            "machine": info,
+            "settings": {
+                "duration_s": args.duration,
+                "rounds": args.rounds,
+                "wrk_threads": "2 (1 for 1 connection)",
+            },
+            "scenarios": table,
+            "goals": goals,
+            "rss_mb": memory_after,
+            "rss_mb_before": memory_before,
+            "errors": errors,
+        },
+    )
+    if errors:
+        print(f"bench_http.py: {errors} error responses or socket errors", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _fmt(values: list[float]) -> str:
+    return "rounds " + " ".join(f"{v:.2f}" for v in values)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

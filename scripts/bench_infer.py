@@ -1,0 +1,153 @@
+"""In-process inference speed: Artifact.predict_proba vs scikit-learn's MLPClassifier.
+
+    python scripts/bench_infer.py [--model PATH] [--rounds R] [--quick] [--json PATH]
+
+Single-row latency: one call with one row, timed call by call (median and p99), for the served
+artifact (`model.artifact.load_artifact`, which scales the raw scores, then runs the network)
+given the row as the service gives it (a tuple of ints) and as a (1, 9) NumPy array; and for a
+scikit-learn MLPClassifier of the same shape fitted on the same rows, given the already scaled
+(1, 9) array. Batch throughput: rows per second for 1,000 and 10,000 rows, from a NumPy array and
+(ours) from a list of tuples. Candidates alternate in interleaved rounds; ratios are within a run.
+"""
+
+import argparse
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_common import machine_info, median, percentile, print_machine, write_json
+
+from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact, load_artifact
+from model.data import load_dataset
+
+Call = Callable[[], object]
+
+
+def sklearn_model(artifact: Artifact, X_raw: np.ndarray, y: np.ndarray) -> Any:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(hidden_layer_sizes=(artifact.network.hidden,), max_iter=50, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(artifact.scaler.transform(X_raw), y)
+    return clf
+
+
+def latencies_us(call: Call, n: int) -> list[float]:
+    clock = time.perf_counter_ns
+    out = []
+    for _ in range(n):
+        start = clock()
+        call()
+        out.append((clock() - start) / 1000)
+    return out
+
+
+def rows_per_second(call: Call, rows: int, min_seconds: float) -> float:
+    """Best of repeated calls over at least min_seconds (rows / seconds per call)."""
+    best = float("inf")
+    deadline = time.perf_counter() + min_seconds
+    repeats = 0
+    while repeats < 3 or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+        repeats += 1
+    return rows / best
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_ARTIFACT_PATH, help="artifact to load")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    p.add_argument("--calls", type=int, default=20000, help="single-row calls per round")
+    p.add_argument("--quick", action="store_true", help="3 rounds of 3,000 calls")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+    if args.quick:
+        args.rounds, args.calls = 3, 3000
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    artifact = load_artifact(args.model)
+    data = load_dataset()
+    clf = sklearn_model(artifact, data.X, data.y)
+    info = machine_info()
+    print_machine(info)
+    print(f"model {artifact.model_version} from {args.model}; {args.rounds} rounds")
+
+    row = tuple(int(v) for v in data.X[0])
+    row_array = np.asarray([row], dtype=np.float64)
+    scaled_row = artifact.scaler.transform(row_array)
+    single: dict[str, Call] = {
+        "Artifact.predict_proba, tuple row": lambda: artifact.predict_proba((row,)),
+        "Artifact.predict_proba, (1, 9) array": lambda: artifact.predict_proba(row_array),
+        "sklearn predict_proba, scaled (1, 9) array": lambda: clf.predict_proba(scaled_row),
+    }
+    rng = np.random.default_rng(0)
+    batches: dict[str, tuple[int, Call]] = {}
+    for n in (1000, 10000):
+        X_raw = data.X[rng.integers(0, len(data.X), n)].astype(np.float64)
+        X_list = [tuple(int(v) for v in r) for r in X_raw]
+        X_scaled = artifact.scaler.transform(X_raw)
+        batches[f"Artifact.predict_proba, {n:,} rows array"] = (
+            n,
+            partial(artifact.predict_proba, X_raw),
+        )
+        batches[f"Artifact.predict_proba, {n:,} rows list of tuples"] = (
+            n,
+            partial(artifact.predict_proba, X_list),
+        )
+        batches[f"sklearn predict_proba, {n:,} rows scaled array"] = (
+            n,
+            partial(clf.predict_proba, X_scaled),
+        )
+    for call in single.values():
+        latencies_us(call, 200)  # warm-up
+
+    lat: dict[str, list[float]] = {name: [] for name in single}
+    rps: dict[str, list[float]] = {name: [] for name in batches}
+    for r in range(args.rounds):
+        order = list(single) if r % 2 == 0 else list(single)[::-1]
+        for name in order:
+            lat[name].extend(latencies_us(single[name], args.calls))
+        for name, (n, call) in batches.items():
+            rps[name].append(rows_per_second(call, n, 0.2 if args.quick else 0.5))
+
+    ours = "Artifact.predict_proba, tuple row"
+    sk = "sklearn predict_proba, scaled (1, 9) array"
+    print(f"\n{'single row':44}{'median us':>11}{'p99 us':>9}{'sklearn / this':>16}")
+    for name, values in lat.items():
+        print(
+            f"{name:44}{median(values):>11.1f}{percentile(values, 99):>9.1f}"
+            f"{median(lat[sk]) / median(values):>16.1f}"
+        )
+    print(f"\n{'batch':44}{'rows/s':>14}")
+    for name, values in rps.items():
+        print(f"{name:44}{median(values):>14,.0f}")
+
+    write_json(
+        args.json,
+        {
+            "benchmark": "infer",
+            "machine": info,
+            "model_version": artifact.model_version,
+            "single_row_us": {
+                name: {"median": median(v), "p99": percentile(v, 99)} for name, v in lat.items()
+            },
+            "sklearn_over_ours_single_row": median(lat[sk]) / median(lat[ours]),
+            "batch_rows_per_second": {name: median(v) for name, v in rps.items()},
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

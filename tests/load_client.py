@@ -1,0 +1,236 @@
+"""An asyncio HTTP/1.1 load generator and answer checker for the load and shutdown tests.
+
+Each connection is one keep-alive TCP stream that sends a request, reads the whole response
+(status line, headers, Content-Length body), hands it to a check, and sends the next, until a
+deadline or a stop event. Every outcome is recorded with its send and completion times, so a
+test can assert on every single response. Bounded in time: each request has a timeout.
+"""
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact
+from model.data import load_dataset
+from model.features import FEATURE_NAMES
+
+REQUEST_TIMEOUT: Final = 15.0
+BATCH_EVERY: Final = 8  # Expected.plans: every 8th connection posts /predict/batch
+BATCH_ROWS: Final = 1000
+BATCH_VARIANTS: Final = 8
+
+# (path, body) for the n-th request of a connection.
+RequestPlan = Callable[[int], tuple[str, bytes]]
+# A 200 answer's body -> None if it is valid, else what is wrong with it.
+ResponseCheck = Callable[[str, bytes, bytes], str | None]  # (path, request body, response body)
+
+
+@dataclass
+class Outcome:
+    path: str
+    sent_at: float  # time.monotonic()
+    done_at: float
+    status: int | None = None  # None: no (complete) response
+    error: str | None = None  # connection error, timeout, or malformed HTTP
+    problem: str | None = None  # the check's complaint about a 200 answer
+
+
+@dataclass
+class LoadResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def completed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status is not None]
+
+    def count(self, path: str | None = None) -> int:
+        return sum(1 for o in self.completed if path is None or o.path == path)
+
+    @property
+    def non_2xx(self) -> list[Outcome]:
+        return [o for o in self.completed if not 200 <= o.status < 300]  # type: ignore[operator]
+
+    @property
+    def errors(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+    @property
+    def invalid(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.problem is not None]
+
+
+class HttpError(Exception):
+    """The server's answer was not well-formed HTTP/1.1 with a Content-Length body."""
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise HttpError(f"bad status line {lines[0]!r}")
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    if "content-length" not in headers:
+        raise HttpError(f"no Content-Length in {headers}")
+    body = await reader.readexactly(int(headers["content-length"]))
+    return int(parts[1]), headers, body
+
+
+def _request(host: str, port: int, path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1") + body
+
+
+async def _connection(
+    host: str,
+    port: int,
+    plan: RequestPlan,
+    check: ResponseCheck,
+    deadline: float,
+    stop: asyncio.Event,
+    result: LoadResult,
+) -> None:
+    """Send requests on one keep-alive connection until the deadline, `stop`, or an error."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port), REQUEST_TIMEOUT
+        )
+    except (OSError, TimeoutError) as exc:
+        now = time.monotonic()
+        result.outcomes.append(Outcome("(connect)", now, now, error=f"connect: {exc!r}"))
+        return
+    n = 0
+    try:
+        while time.monotonic() < deadline and not stop.is_set():
+            path, body = plan(n)
+            n += 1
+            outcome = Outcome(path, time.monotonic(), 0.0)
+            result.outcomes.append(outcome)
+            try:
+                writer.write(_request(host, port, path, body))
+                await writer.drain()
+                status, headers, answer = await asyncio.wait_for(
+                    _read_response(reader), REQUEST_TIMEOUT
+                )
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, HttpError) as exc:
+                outcome.done_at = time.monotonic()
+                outcome.error = repr(exc)
+                return  # the connection is unusable now
+            outcome.done_at = time.monotonic()
+            outcome.status = status
+            if status == 200:
+                outcome.problem = check(path, body, answer)
+            if headers.get("connection", "").lower() == "close":
+                return
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def run_load(
+    host: str,
+    port: int,
+    plans: list[RequestPlan],
+    check: ResponseCheck,
+    seconds: float,
+    stop: asyncio.Event | None = None,
+) -> LoadResult:
+    """One connection per plan, all at once, for `seconds` (or until `stop` is set)."""
+    result = LoadResult()
+    deadline = time.monotonic() + seconds
+    stop = stop or asyncio.Event()
+    await asyncio.gather(
+        *(_connection(host, port, plan, check, deadline, stop, result) for plan in plans)
+    )
+    return result
+
+
+class Expected:
+    """Request bodies and the answer each must get, from the model package itself."""
+
+    def __init__(self) -> None:
+        artifact = load_artifact(DEFAULT_ARTIFACT_PATH)
+        data = load_dataset()
+        self.threshold = artifact.default_threshold
+        self.version = artifact.model_version
+        rows = [[int(v) for v in row] for row in data.X]
+        proba = artifact.predict_proba(data.X).tolist()
+        dump = {"separators": (",", ":")}
+        self.single: list[bytes] = []
+        self.single_proba: dict[bytes, float] = {}
+        for row, p in zip(rows, proba, strict=True):
+            body = json.dumps(dict(zip(FEATURE_NAMES, row, strict=True)), **dump).encode()  # type: ignore[arg-type]
+            self.single.append(body)
+            self.single_proba[body] = p
+        self.batch: list[bytes] = []
+        self.batch_proba: dict[bytes, list[float]] = {}
+        for v in range(BATCH_VARIANTS):
+            idx = [(v * 97 + i) % len(rows) for i in range(BATCH_ROWS)]
+            instances = [dict(zip(FEATURE_NAMES, rows[i], strict=True)) for i in idx]
+            body = json.dumps({"instances": instances}, **dump).encode()  # type: ignore[arg-type]
+            self.batch.append(body)
+            self.batch_proba[body] = [proba[i] for i in idx]
+
+    def _tumour(self, item: object, expected: float) -> str | None:
+        if not isinstance(item, dict) or set(item) != {"probability", "class"}:
+            return f"not a {{probability, class}} object: {item!r}"
+        p = item["probability"]
+        if not isinstance(p, float) or not 0.0 <= p <= 1.0:
+            return f"probability {p!r} is not a number in [0, 1]"
+        if not math.isclose(p, expected, rel_tol=1e-12, abs_tol=1e-15):
+            return f"probability {p!r}, the model says {expected!r}"
+        name = "malignant" if p > self.threshold else "benign"
+        if item["class"] != name:
+            return f"class {item['class']!r} for probability {p} at {self.threshold}"
+        return None
+
+    def check(self, path: str, request: bytes, response: bytes) -> str | None:
+        try:
+            answer = json.loads(response)
+        except ValueError as exc:
+            return f"not JSON: {exc}"
+        if not isinstance(answer, dict):
+            return f"not an object: {answer!r}"
+        if answer.get("threshold") != self.threshold:
+            return f"threshold {answer.get('threshold')!r}, expected {self.threshold}"
+        if answer.get("model_version") != self.version:
+            return f"model_version {answer.get('model_version')!r}, expected {self.version}"
+        if path == "/predict":
+            if set(answer) != {"probability", "class", "threshold", "model_version"}:
+                return f"unexpected fields {sorted(answer)}"
+            fields = {"probability": answer["probability"], "class": answer["class"]}
+            return self._tumour(fields, self.single_proba[request])
+        expected = self.batch_proba[request]
+        predictions = answer.get("predictions")
+        if set(answer) != {"predictions", "threshold", "model_version"}:
+            return f"unexpected fields {sorted(answer)}"
+        if not isinstance(predictions, list) or len(predictions) != len(expected):
+            return f"{len(predictions or [])} predictions for {len(expected)} instances"
+        for i, (item, p) in enumerate(zip(predictions, expected, strict=True)):
+            problem = self._tumour(item, p)
+            if problem is not None:
+                return f"predictions[{i}]: {problem}"
+        return None
+
+    def plans(self, connections: int, batch_every: int = BATCH_EVERY) -> list[RequestPlan]:
+        """One plan per connection: every `batch_every`-th posts /predict/batch, the others
+        /predict, cycling through the bodies."""
+
+        def plan(c: int) -> RequestPlan:
+            if c % batch_every == 0:
+                return lambda n: ("/predict/batch", self.batch[(c + n) % len(self.batch)])
+            return lambda n: ("/predict", self.single[(c * 131 + n) % len(self.single)])
+
+        return [plan(c) for c in range(connections)]
