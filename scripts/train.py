@@ -7,7 +7,6 @@ python scripts/train.py [--data PATH] [--out PATH] [--split seed|stratified] [--
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -21,55 +20,15 @@ from model.data import DEFAULT_DATA_PATH, DataError, load_dataset
 from model.defaults import SERVED
 from model.splits import SPLITS
 from model.training import TrainingResult, train
+from scripts.cli import (
+    OneLineParser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 DEFAULT_PLOTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "plots"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments get one line on stderr and exit code 2, without the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive finite number")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 0")
-    return value
-
-
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} must lie in [0, 1]")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,11 +1,14 @@
-"""Shared fixtures: the real data file and the real committed artifact."""
+"""Shared fixtures: the real data file, the real committed artifact, and a live server."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact, load_artifact
 from model.data import DEFAULT_DATA_PATH, Dataset, load_dataset
+from tests.live_server import LiveServer, start_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,3 +36,16 @@ def artifact_path() -> Path:
 @pytest.fixture(scope="session")
 def artifact() -> Artifact:
     return load_artifact(DEFAULT_ARTIFACT_PATH)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    """The real service under uvicorn on a free loopback port, one per test module."""
+    with start_server() as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10.0) as http:
+        yield http

@@ -53,18 +53,6 @@ def strict_json(response: httpx.Response) -> Any:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with start_server() as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10.0) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
 def keyed_server() -> Iterator[LiveServer]:
     with start_server({"API_KEY": API_KEY}) as live:
         yield live

@@ -10,23 +10,11 @@ import httpx
 import pytest
 
 from app.examples import BENIGN
-from tests.live_server import LiveServer, start_server
+from tests.live_server import LiveServer
 
 MAX_BODY = 1024 * 1024  # the default MAX_BODY_BYTES
 MAX_BATCH = 1000  # the default MAX_BATCH_SIZE
 JSON = {"content-type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with start_server() as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10.0) as http:
-        yield http
 
 
 def body(**changes: Any) -> dict[str, Any]:

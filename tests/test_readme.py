@@ -7,13 +7,12 @@ import math
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.live_server import LiveServer, start_server
+from tests.live_server import LiveServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 DOCUMENTED_URL = "http://127.0.0.1:8000"
@@ -54,12 +53,6 @@ def shown_in(expected: Any, actual: Any) -> bool:
     if isinstance(expected, float) and isinstance(actual, float):
         return math.isclose(expected, actual, rel_tol=1e-9)
     return bool(expected == actual and type(expected) is type(actual))
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with start_server() as live:
-        yield live
 
 
 def test_readme_has_the_examples_this_test_runs() -> None:
