@@ -64,7 +64,7 @@ container-check: $(VENV)/.runtime
 lock: $(VENV)/.dev
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
-		--no-emit-index-url -c constraints.txt -o requirements/runtime.txt pyproject.toml
+		--no-emit-index-url --no-emit-find-links -c constraints.txt -o requirements/runtime.txt pyproject.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts

@@ -102,7 +102,7 @@ BUILDAH_RUN=(buildah run --isolation chroot --network host)
 # ---------------------------------------------------------------------------- lock drift
 # The image installs requirements/runtime.txt; the checkout's .venv comes from constraints.txt.
 # Both must pin the same runtime versions, or the comparison below compares different code.
-"$PY" - "$REPO/requirements/runtime.txt" "$REPO/constraints.txt" <<'EOF' || fail "requirements/runtime.txt and constraints.txt disagree (regenerate the lock: pip-compile --generate-hashes --strip-extras --no-emit-index-url -c constraints.txt -o requirements/runtime.txt pyproject.toml)"
+"$PY" - "$REPO/requirements/runtime.txt" "$REPO/constraints.txt" <<'EOF' || fail "requirements/runtime.txt and constraints.txt disagree (regenerate both with: make lock)"
 import re, sys
 from pathlib import Path
 
