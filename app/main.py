@@ -54,7 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    docs_routes = len(app.router.routes)  # /openapi.json, the docs pages and their assets
     add_routes(app, api_key_required=settings.api_key is not None)
+    # Starlette tries the routes in order: put the API's (/predict first) before the docs'.
+    routes = app.router.routes
+    routes[:] = routes[docs_routes:] + routes[:docs_routes]
     # The last added is the outermost.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)

@@ -4,16 +4,24 @@ They are `async def` on purpose: each does a few microseconds of NumPy, far chea
 threadpool hop FastAPI makes for a plain `def`. They are added to the app itself, not through an
 included APIRouter, since FastAPI 0.165 matches an included router's routes through an extra
 layer that costs every request about 12 us.
+
+The two prediction routes, the hot path, also parse and validate their JSON body in one step
+(app/bodies.py), take the model from `request` rather than through a dependency, and answer with
+the JSON of the response model already written (`_json`): the route's `response_model` still
+declares it in the OpenAPI schema, and FastAPI passes a Response through instead of validating
+the model a second time and serializing it itself.
 """
 
 from enum import Enum
 from typing import Annotated, Any, Final
 
-from fastapi import Body, FastAPI, Query, Security
-from fastapi.responses import RedirectResponse
+from fastapi import Body, FastAPI, Query, Request, Security
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel
 
-from app.dependencies import ModelDep, SettingsDep, require_api_key
-from app.errors import ApiError
+from app.bodies import OneStepJSONBodyRoute
+from app.dependencies import ModelDep, app_settings, require_api_key, served_model
+from app.errors import JSON_MEDIA_TYPE, ApiError
 from app.examples import BATCH_EXAMPLES, PREDICT_EXAMPLES
 from app.schemas import (
     BatchPrediction,
@@ -45,30 +53,35 @@ AUTH_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
+def _json(answer: BaseModel) -> Response:
+    """The answer as FastAPI would write it for a route whose response_model is its class."""
+    return Response(answer.model_dump_json(), media_type=JSON_MEDIA_TYPE)
+
+
 async def predict(
-    body: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)], model: ModelDep
-) -> Prediction:
+    body: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)], request: Request
+) -> Response:
     """The probability that the tumour is malignant, and the class: `malignant` when the
     probability is strictly greater than the threshold, else `benign`."""
-    return model.predict(as_row(body), body.threshold)
+    return _json(served_model(request).predict(as_row(body), body.threshold))
 
 
 async def predict_batch(
-    body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)],
-    model: ModelDep,
-    settings: SettingsDep,
-) -> BatchPrediction:
+    body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)], request: Request
+) -> Response:
     """Like /predict for each instance, with one threshold for all. At most MAX_BATCH_SIZE
     instances (1000 by default); more is a 422 that states the limit."""
     n = len(body.instances)
-    if n > settings.max_batch_size:
+    limit = app_settings(request).max_batch_size
+    if n > limit:
         raise ApiError(
             422,
             ["body", "instances"],
-            f"List should have at most {settings.max_batch_size} items (MAX_BATCH_SIZE), not {n}",
+            f"List should have at most {limit} items (MAX_BATCH_SIZE), not {n}",
             "too_long",
         )
-    return model.predict_batch([as_row(instance) for instance in body.instances], body.threshold)
+    rows = [as_row(instance) for instance in body.instances]
+    return _json(served_model(request).predict_batch(rows, body.threshold))
 
 
 async def metrics(
@@ -109,20 +122,24 @@ def add_routes(app: FastAPI, api_key_required: bool) -> None:
     guard = [Security(require_api_key)] if api_key_required else []
     auth_errors = AUTH_ERRORS if api_key_required else {}
     tags: list[str | Enum] = ["predictions"]
-    app.add_api_route(
+    app.router.add_api_route(  # FastAPI.add_api_route takes no route class
         "/predict",
         predict,
+        response_model=Prediction,
         methods=["POST"],
+        route_class_override=OneStepJSONBodyRoute,
         summary="Classify one biopsy",
         response_description="P(malignant), the class at the threshold, and the model version.",
         responses={**BODY_ERRORS, **auth_errors},
         tags=tags,
         dependencies=guard,
     )
-    app.add_api_route(
+    app.router.add_api_route(
         "/predict/batch",
         predict_batch,
+        response_model=BatchPrediction,
         methods=["POST"],
+        route_class_override=OneStepJSONBodyRoute,
         summary="Classify several biopsies",
         response_description="One prediction per instance, in input order.",
         responses={**BODY_ERRORS, **auth_errors},
