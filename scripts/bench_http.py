@@ -2,7 +2,8 @@
 
     python scripts/bench_http.py [--duration S] [--rounds R] [--quick] [--model PATH] [--json PATH]
 
-Starts, each on a free loopback port with uvicorn (uvloop + httptools):
+Starts, each on a free loopback port with uvicorn (httptools; the baselines on asyncio's loop,
+as the service's one worker: see app/__main__.py):
   - the service, `python -m app` (1 worker, its default settings, logs to a file);
   - the service again with WORKERS=2;
   - `fastapi constant`: FastAPI with the service's own body models, answering a constant
@@ -38,6 +39,7 @@ from typing import Any, Final
 
 from bench_common import REPO_ROOT, machine_info, median, print_machine, write_json
 
+from app.__main__ import event_loop
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.data import load_dataset
 from model.features import FEATURE_NAMES
@@ -62,7 +64,7 @@ UVICORN: Final = (
     "--host",
     LOOPBACK,
     "--loop",
-    "uvloop",
+    event_loop(1),
     "--http",
     "httptools",
     "--no-access-log",
