@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,19 +42,9 @@ from app.__main__ import event_loop
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.data import load_dataset
 from model.features import FEATURE_NAMES
+from tests.live_server import LOOPBACK, free_port, server_env
 
-LOOPBACK: Final = "127.0.0.1"
 BATCH_ROWS: Final = 1000
-SERVICE_VARIABLES: Final = (
-    "MODEL_PATH",
-    "MAX_BATCH_SIZE",
-    "MAX_BODY_BYTES",
-    "LOG_LEVEL",
-    "API_KEY",
-    "HOST",
-    "PORT",
-    "WORKERS",
-)
 UVICORN: Final = (
     sys.executable,
     "-m",
@@ -116,19 +105,6 @@ class Scenario:
     @property
     def key(self) -> str:
         return f"{self.server} {self.path} c{self.connections}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.upper() not in SERVICE_VARIABLES}
-    env = {k: v for k, v in env.items() if not k.upper().startswith("UVICORN_")}
-    env.update(extra)
-    return env
 
 
 @contextmanager
@@ -302,21 +278,21 @@ def main() -> int:
     servers = {
         s.name: s
         for s in (
-            Server("service", [sys.executable, "-m", "app"], clean_env(service_env)),
+            Server("service", [sys.executable, "-m", "app"], server_env(service_env)),
             Server(
                 "service 2 workers",
                 [sys.executable, "-m", "app"],
-                clean_env({**service_env, "WORKERS": "2"}),
+                server_env({**service_env, "WORKERS": "2"}),
             ),
             Server(
                 "fastapi constant",
                 [*UVICORN, "--port", "{port}", "scripts.bench_baselines:fastapi_constant"],
-                clean_env({}),
+                server_env({}),
             ),
             Server(
                 "starlette constant",
                 [*UVICORN, "--port", "{port}", "scripts.bench_baselines:starlette_constant"],
-                clean_env({}),
+                server_env({}),
             ),
         )
     }

@@ -9,6 +9,7 @@ import pytest
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact, load_artifact
 from model.data import DEFAULT_DATA_PATH, Dataset, load_dataset
 from tests.live_server import LiveServer, start_server
+from tests.load_client import Expected
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,3 +50,9 @@ def server() -> Iterator[LiveServer]:
 def client(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=10.0) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def expected() -> Expected:
+    """What the model package answers for each request the load tests send."""
+    return Expected()

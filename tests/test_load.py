@@ -28,11 +28,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def expected() -> Expected:
-    return Expected()
-
-
-@pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
     with start_server() as live:
         yield live

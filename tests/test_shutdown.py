@@ -38,11 +38,6 @@ EXIT_TIMEOUT: Final = 30.0
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def expected() -> Expected:
-    return Expected()
-
-
 async def load_then_sigterm(port: int, pid: int, expected: Expected) -> tuple[LoadResult, float]:
     # Half the connections post batches: a 1,000-row request takes milliseconds of server time.
     plans = expected.plans(CONNECTIONS, batch_every=BATCH_EVERY)
