@@ -42,6 +42,7 @@ from app.__main__ import event_loop
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.data import load_dataset
 from model.features import FEATURE_NAMES
+from scripts.cli import OneLineParser, positive_float, positive_int
 from tests.live_server import LOOPBACK, free_port, server_env
 
 BATCH_ROWS: Final = 1000
@@ -252,9 +253,9 @@ def rss_mb(server: Server) -> list[float]:
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    p = OneLineParser(prog="bench_http.py", description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=positive_float, default=10.0, help="seconds per wrk run")
+    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     p.add_argument("--quick", action="store_true", help="3 s runs, 1 round")
     p.add_argument("--model", type=Path, default=DEFAULT_ARTIFACT_PATH, help="artifact to serve")
     p.add_argument("--json", type=Path, help="also write the results here")

@@ -23,6 +23,7 @@ from bench_common import machine_info, median, percentile, print_machine, write_
 
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact, load_artifact
 from model.data import load_dataset
+from scripts.cli import OneLineParser, positive_int
 
 Call = Callable[[], object]
 
@@ -62,10 +63,10 @@ def rows_per_second(call: Call, rows: int, min_seconds: float) -> float:
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="bench_infer.py", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=DEFAULT_ARTIFACT_PATH, help="artifact to load")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
-    p.add_argument("--calls", type=int, default=20000, help="single-row calls per round")
+    p.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds")
+    p.add_argument("--calls", type=positive_int, default=20000, help="single-row calls per round")
     p.add_argument("--quick", action="store_true", help="3 rounds of 3,000 calls")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()

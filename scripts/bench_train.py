@@ -26,6 +26,7 @@ from model.data import load_dataset
 from model.network import TwoLayerNet
 from model.scaler import MinMaxScaler
 from model.splits import seed_split
+from scripts.cli import OneLineParser, positive_float, positive_int
 
 Array = NDArray[np.float64]
 GOAL_RATIO = 5.0
@@ -108,10 +109,10 @@ def bit_identical(X: Array, y: Array, lr: float, iterations: int) -> bool:
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--iterations", type=int, default=1000, help="iterations per fit")
-    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
-    p.add_argument("--lr", type=float, default=0.01)
+    p = OneLineParser(prog="bench_train.py", description=__doc__.splitlines()[0])
+    p.add_argument("--iterations", type=positive_int, default=1000, help="iterations per fit")
+    p.add_argument("--rounds", type=positive_int, default=15, help="interleaved rounds")
+    p.add_argument("--lr", type=positive_float, default=0.01)
     p.add_argument("--quick", action="store_true", help="500 iterations, 5 rounds")
     p.add_argument("--no-reference", action="store_true", help="skip the straightforward loop")
     p.add_argument("--json", type=Path, help="also write the results here")

@@ -1,9 +1,14 @@
-"""Argument parsing shared by the scripts: one-line errors with exit code 2, checked numbers."""
+"""Argument parsing shared by the scripts: one-line errors with exit code 2, checked numbers,
+and loading the data file with the same one-line error."""
 
 import argparse
 import math
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn, TypeVar
+
+from model.data import DataError, Dataset, load_dataset
 
 N = TypeVar("N", int, float)
 
@@ -49,3 +54,12 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} must lie in [0, 1]")
     return value
+
+
+def load_dataset_or_report(prog: str, path: Path) -> Dataset | None:
+    """The data file, or None after one line naming the problem on stderr (the caller exits 2)."""
+    try:
+        return load_dataset(path)
+    except DataError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return None

@@ -27,13 +27,14 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.data import DEFAULT_DATA_PATH, DataError, Dataset, load_dataset
+from model.data import DEFAULT_DATA_PATH, Dataset
 from model.defaults import SERVED
 from model.metrics import evaluate
 from model.network import TwoLayerNet
 from model.scaler import MinMaxScaler
 from scripts.cli import (
     OneLineParser,
+    load_dataset_or_report,
     non_negative_int,
     positive_float,
     positive_int,
@@ -293,10 +294,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        data = load_dataset(args.data)
-    except DataError as exc:
-        print(f"evaluate.py: error: {exc}", file=sys.stderr)
+    data = load_dataset_or_report("evaluate.py", args.data)
+    if data is None:
         return 2
     n_minor = int(min(data.y.sum(), len(data.y) - data.y.sum()))
     if args.folds > n_minor:

@@ -16,12 +16,13 @@ from model.artifact import (
     ArtifactError,
     TrainingSettings,
 )
-from model.data import DEFAULT_DATA_PATH, DataError, load_dataset
+from model.data import DEFAULT_DATA_PATH
 from model.defaults import SERVED
 from model.splits import SPLITS
 from model.training import TrainingResult, train
 from scripts.cli import (
     OneLineParser,
+    load_dataset_or_report,
     non_negative_int,
     positive_float,
     positive_int,
@@ -76,10 +77,8 @@ def print_report(result: TrainingResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        data = load_dataset(args.data)
-    except DataError as exc:
-        print(f"train.py: error: {exc}", file=sys.stderr)
+    data = load_dataset_or_report("train.py", args.data)
+    if data is None:
         return 2
     print(f"{args.data}: {data.n_rows_read} rows, {data.n_dropped_missing} with '?' dropped")
     settings = TrainingSettings(
