@@ -1,0 +1,248 @@
+"""The one-step route (app/bodies.py): a valid JSON body skips FastAPI's handler, and every answer,
+valid or not, is byte for byte the one FastAPI's own handler gives.
+
+The reference is the same service built with plain `APIRoute`s (FastAPI's handler, `json.loads`
+and all), compared in process, request by request: a table of edge cases, then generated bodies.
+"""
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import fastapi.routing
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import app.routes
+from app.main import create_app
+from app.settings import Settings
+from model.artifact import DEFAULT_ARTIFACT_PATH
+from model.features import FEATURE_NAMES
+
+JSON: Final = "application/json"
+BENIGN: Final = dict.fromkeys(FEATURE_NAMES, 1)
+MALIGNANT: Final = dict.fromkeys(FEATURE_NAMES, 10)
+
+
+def _settings(api_key: str | None = None) -> Settings:
+    return Settings(model_path=DEFAULT_ARTIFACT_PATH, max_batch_size=3, api_key=api_key)
+
+
+class InProcess:
+    """The app in this process, its lifespan run, called through httpx's ASGI transport."""
+
+    def __init__(self, runner: asyncio.Runner, client: httpx.AsyncClient) -> None:
+        self.runner = runner
+        self.client = client
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.runner.run(self.client.post(path, **kwargs))
+
+
+@contextmanager
+def in_process(service: fastapi.FastAPI) -> Iterator[InProcess]:
+    transport = httpx.ASGITransport(app=service)
+    with asyncio.Runner() as runner:
+        lifespan = service.router.lifespan_context(service)
+        runner.run(lifespan.__aenter__())
+        client = httpx.AsyncClient(transport=transport, base_url="http://service")
+        try:
+            yield InProcess(runner, client)
+        finally:
+            runner.run(client.aclose())
+            runner.run(lifespan.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="module")
+def one_step() -> Iterator[InProcess]:
+    with in_process(create_app(_settings())) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def reference() -> Iterator[InProcess]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app.routes, "OneStepJSONBodyRoute", APIRoute)
+        service = create_app(_settings())
+    with in_process(service) as client:
+        yield client
+
+
+@pytest.fixture
+def handler_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The path of each request that FastAPI's own request handler answers, in apps built by the
+    test."""
+    calls: list[str] = []
+    build = fastapi.routing.get_request_handler
+
+    def counted_build(*args: Any, **kwargs: Any) -> Any:
+        handler = build(*args, **kwargs)
+
+        async def counted(request: Any) -> Any:
+            calls.append(request.url.path)
+            return await handler(request)
+
+        return counted
+
+    monkeypatch.setattr(fastapi.routing, "get_request_handler", counted_build)
+    return calls
+
+
+def post(client: InProcess, path: str, body: bytes, content_type: str | None) -> httpx.Response:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    return client.post(path, content=body, headers=headers)
+
+
+def assert_same_answer(
+    one_step: InProcess, reference: InProcess, path: str, body: bytes, content_type: str | None
+) -> None:
+    got = post(one_step, path, body, content_type)
+    want = post(reference, path, body, content_type)
+    assert (got.status_code, got.content) == (want.status_code, want.content)
+    assert got.headers.multi_items() == want.headers.multi_items()
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+CASES: Final[list[tuple[str, bytes, str | None]]] = [
+    ("/predict", _json(BENIGN), JSON),
+    ("/predict", _json(MALIGNANT), JSON),
+    ("/predict", _json({**BENIGN, "threshold": 0.9}), JSON),
+    ("/predict", _json({**BENIGN, "threshold": None}), JSON),
+    ("/predict", _json({**BENIGN, "mitoses": 5.0}), JSON),
+    ("/predict", _json(BENIGN), "Application/JSON"),
+    ("/predict", _json(BENIGN), "application/json; charset=utf-8"),
+    ("/predict", _json(BENIGN), "application/json;charset=UTF-8"),
+    ("/predict", _json(BENIGN), "application/problem+json"),
+    ("/predict", _json(BENIGN), "text/plain"),
+    ("/predict", _json(BENIGN), "application/x-www-form-urlencoded"),
+    ("/predict", _json(BENIGN), None),
+    ("/predict", _json({**BENIGN, "mitoses": 0}), JSON),
+    ("/predict", _json({**BENIGN, "mitoses": 11}), JSON),
+    ("/predict", _json({**BENIGN, "mitoses": "5"}), JSON),
+    ("/predict", _json({**BENIGN, "mitoses": True}), JSON),
+    ("/predict", _json({**BENIGN, "mitoses": 5.5}), JSON),
+    ("/predict", _json({**BENIGN, "mitoses": None}), JSON),
+    ("/predict", _json({**BENIGN, "threshold": 1.5}), JSON),
+    ("/predict", _json({**BENIGN, "threshold": "0.5"}), JSON),
+    ("/predict", _json({**BENIGN, "extra": 1}), JSON),
+    ("/predict", _json({k: v for k, v in BENIGN.items() if k != "mitoses"}), JSON),
+    ("/predict", json.dumps({**BENIGN, "threshold": float("nan")}).encode(), JSON),
+    ("/predict", b'{"clump_thickness": 1,', JSON),
+    ("/predict", b"", JSON),
+    ("/predict", b"[]", JSON),
+    ("/predict", b"null", JSON),
+    ("/predict", b"\xff\xfe{}", JSON),
+    ("/predict", b"[" * 10_000 + b"]" * 10_000, JSON),
+    ("/predict", "\ufeff".encode() + _json(BENIGN), JSON),
+    ("/predict", _json(BENIGN) + b" \n", JSON),
+    ("/predict", _json(BENIGN) + b"{}", JSON),
+    ("/predict/batch", _json({"instances": [BENIGN, MALIGNANT]}), JSON),
+    ("/predict/batch", _json({"instances": [BENIGN], "threshold": 0.0}), JSON),
+    ("/predict/batch", _json({"instances": [BENIGN] * 4}), JSON),
+    ("/predict/batch", _json({"instances": []}), JSON),
+    ("/predict/batch", _json({"instances": [BENIGN, {**BENIGN, "mitoses": 0}]}), JSON),
+    ("/predict/batch", _json(BENIGN), JSON),
+    ("/predict/batch", _json({"instances": [BENIGN]}), "text/plain"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "content_type"), CASES)
+def test_same_answer_as_fastapis_handler(
+    one_step: InProcess,
+    reference: InProcess,
+    path: str,
+    body: bytes,
+    content_type: str | None,
+) -> None:
+    assert_same_answer(one_step, reference, path, body, content_type)
+
+
+SCALARS: Final = (
+    st.integers(-2, 12)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=3)
+    | st.booleans()
+    | st.none()
+)
+scores = st.fixed_dictionaries(
+    {},
+    optional={
+        **dict.fromkeys(FEATURE_NAMES, st.integers(1, 10) | SCALARS),
+        "threshold": st.floats(-0.5, 1.5) | SCALARS,
+        "extra": SCALARS,
+    },
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(["/predict", "/predict/batch"]),
+    instance=scores,
+    content_type=st.sampled_from([JSON, "application/json; charset=utf-8", "text/plain", None]),
+)
+def test_same_answer_for_generated_bodies(
+    one_step: InProcess,
+    reference: InProcess,
+    path: str,
+    instance: dict[str, Any],
+    content_type: str | None,
+) -> None:
+    payload = {"instances": [instance, BENIGN]} if path == "/predict/batch" else instance
+    assert_same_answer(one_step, reference, path, _json(payload), content_type)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "direct"),
+    [
+        (_json(BENIGN), JSON, True),
+        (_json(BENIGN), "application/json; charset=utf-8", True),
+        (_json(BENIGN), "application/problem+json", False),
+        (_json(BENIGN), None, False),
+        (_json({**BENIGN, "mitoses": 0}), JSON, False),
+        (b"{", JSON, False),
+    ],
+)
+def test_only_valid_plain_json_skips_fastapis_handler(
+    handler_calls: list[str],
+    body: bytes,
+    content_type: str | None,
+    direct: bool,
+) -> None:
+    with in_process(create_app(_settings())) as service:
+        post(service, "/predict", body, content_type)
+    assert handler_calls == ([] if direct else ["/predict"])
+
+
+def test_with_an_api_key_every_request_goes_through_fastapis_handler(
+    handler_calls: list[str],
+) -> None:
+    with in_process(create_app(_settings(api_key="k"))) as keyed:
+        refused = post(keyed, "/predict", _json(BENIGN), JSON)
+        allowed = keyed.post("/predict", json=BENIGN, headers={"X-API-Key": "k"})
+    assert (refused.status_code, allowed.status_code) == (401, 200)
+    assert handler_calls == ["/predict", "/predict"]
+
+
+def test_a_route_with_other_parameters_is_never_called_directly() -> None:
+    from app.bodies import OneStepJSONBodyRoute
+    from app.schemas import PredictRequest
+
+    async def endpoint(body: PredictRequest, verbose: bool = False) -> dict[str, bool]:
+        return {"verbose": verbose}
+
+    route = OneStepJSONBodyRoute("/x", endpoint, methods=["POST"])
+    service = fastapi.FastAPI()
+    service.router.routes.append(route)
+    with in_process(service) as client:
+        answer = client.post("/x?verbose=true", json=BENIGN)
+    assert answer.json() == {"verbose": True}
