@@ -69,7 +69,7 @@ class ServedModel:
 
     def predict(self, row: Row, threshold: float | None) -> Prediction:
         t = self.default_threshold if threshold is None else threshold
-        p = float(self.artifact.predict_proba((row,))[0])
+        p = self.artifact.predict_one(row)
         version = self.version
         return Prediction.model_validate(
             {"probability": p, "class": class_name(p, t), "threshold": t, "model_version": version}

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -19,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from model.features import FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 from model.metrics import ThresholdMetrics, evaluate
-from model.network import TwoLayerNet
+from model.network import TwoLayerNet, sigmoid
 from model.scaler import MinMaxScaler
 from model.splits import SPLITS
 
@@ -66,6 +67,12 @@ class Artifact:
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """P(malignant) for raw scores X of shape (n, 9)."""
         return self.network.predict_proba(self.scaler.transform(X))
+
+    def predict_one(self, scores: Sequence[float]) -> float:
+        """P(malignant) for one row of nine raw scores that the caller has validated: the
+        service's hot path, half the time of `predict_proba` on a one-row batch. It computes
+        the same formula on a vector; the two may differ in the last bit."""
+        return float(sigmoid(self.network.forward(self.scaler.transform_row(scores))[1]))
 
     def validation_metrics(self, threshold: float | None = None) -> ThresholdMetrics:
         t = self.default_threshold if threshold is None else threshold

@@ -279,3 +279,12 @@ def test_model_package_never_unpickles(repo_root: Path) -> None:
     pattern = re.compile(r"import pickle|pickle\.loads?|joblib|allow_pickle|np\.load\(")
     for source in [*(repo_root / "model").glob("*.py"), *(repo_root / "app").glob("*.py")]:
         assert not pattern.search(source.read_text()), source
+
+
+def test_predict_one_agrees_with_the_batch_path(artifact: Artifact, dataset: Dataset) -> None:
+    extremes = [[1] * 9, [10] * 9, [1] * 8 + [10], [10] * 8 + [1]]
+    rows = dataset.X.astype(int).tolist() + extremes
+    batch = artifact.predict_proba(rows)
+    one_by_one = [artifact.predict_one(row) for row in rows]
+    assert all(isinstance(p, float) for p in one_by_one)
+    np.testing.assert_allclose(one_by_one, batch, rtol=1e-12, atol=1e-15)
