@@ -9,6 +9,9 @@ API_KEY         unset                when set, /predict, /predict/batch and /met
 HOST            127.0.0.1            address `python -m app` binds
 PORT            8000                 port `python -m app` binds
 WORKERS         1                    uvicorn worker processes of `python -m app`
+SHUTDOWN_DRAIN_SECONDS  1.0          on SIGTERM, how long `python -m app` keeps serving its open
+                                     connections (each answer then closes its connection)
+                                     before it closes the rest; 0: close them at once
 """
 
 from pathlib import Path
@@ -50,6 +53,11 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="Bind port.")
     workers: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="Number of uvicorn worker processes."
+    )
+    # Bounded so that a typo cannot hold a stopping server for hours; orchestrators kill sooner.
+    shutdown_drain_seconds: Annotated[float, Field(ge=0, le=300, allow_inf_nan=False)] = Field(
+        default=1.0,
+        description="Seconds `python -m app` keeps serving open connections after SIGTERM.",
     )
 
     @field_validator("log_level", mode="before")

@@ -53,6 +53,7 @@ def test_defaults() -> None:
     assert settings.log_level == "info"
     assert settings.api_key is None
     assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
+    assert settings.shutdown_drain_seconds == 1.0
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -65,6 +66,7 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         "HOST": "0.0.0.0",
         "PORT": "9000",
         "WORKERS": "4",
+        "SHUTDOWN_DRAIN_SECONDS": "2.5",
     }.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
@@ -75,6 +77,15 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert settings.api_key is not None
     assert settings.api_key.get_secret_value() == "k-1"
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9000, 4)
+    assert settings.shutdown_drain_seconds == 2.5
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("0.25", 0.25), ("300", 300.0)])
+def test_drain_seconds_bounds_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, value: str, seconds: float
+) -> None:
+    monkeypatch.setenv("SHUTDOWN_DRAIN_SECONDS", value)
+    assert load_settings().shutdown_drain_seconds == seconds
 
 
 def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,6 +112,13 @@ def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PORT", "eighty"),
         ("WORKERS", "0"),
         ("WORKERS", "-1"),
+        ("SHUTDOWN_DRAIN_SECONDS", "-0.5"),
+        ("SHUTDOWN_DRAIN_SECONDS", "301"),
+        ("SHUTDOWN_DRAIN_SECONDS", "soon"),
+        ("SHUTDOWN_DRAIN_SECONDS", "1s"),
+        ("SHUTDOWN_DRAIN_SECONDS", "nan"),
+        ("SHUTDOWN_DRAIN_SECONDS", "inf"),
+        ("SHUTDOWN_DRAIN_SECONDS", ""),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(

@@ -119,6 +119,7 @@ def test_bad_artifact_stops_startup_with_one_line(
         ({"MAX_BODY_BYTES": "1e3"}, "MAX_BODY_BYTES"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"API_KEY": ""}, "API_KEY"),
+        ({"SHUTDOWN_DRAIN_SECONDS": "-1"}, "SHUTDOWN_DRAIN_SECONDS"),
     ],
 )
 def test_bad_setting_stops_python_m_app_with_one_line(env: dict[str, str], variable: str) -> None:
