@@ -3,6 +3,9 @@
 Bad settings or a bad model artifact end the process with one line on stderr, before uvicorn
 starts: exit code 2 for settings, 1 for the artifact.
 
+On SIGTERM the server drains its connections for up to SHUTDOWN_DRAIN_SECONDS before closing
+them (app/server.py), so a request a client has already sent is answered, not reset.
+
 The HTTP parser is httptools; the event loop depends on the number of workers (`event_loop`),
 both choices measured with wrk at 64 connections on /predict:
 - One worker runs on asyncio's own loop, not uvloop (uvicorn's default when installed): for the
@@ -19,6 +22,7 @@ from typing import Final
 import uvicorn
 
 from app.predictor import ServedModel
+from app.server import serve
 from app.settings import SettingsError, load_settings
 from model.artifact import ArtifactError
 
@@ -43,7 +47,7 @@ def main() -> int:
         print(f"{PROG}: cannot load the model: {exc}", file=sys.stderr)
         return 1
     # Workers re-create the app from the import string, reading the same environment.
-    uvicorn.run(
+    config = uvicorn.Config(
         "app.main:create_app",
         factory=True,
         host=settings.host,
@@ -55,7 +59,7 @@ def main() -> int:
         loop=event_loop(settings.workers),
         http=HTTP_PARSER,
     )
-    return 0
+    return serve(config, drain_seconds=settings.shutdown_drain_seconds)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,169 @@
+"""A uvicorn server that drains its connections on shutdown, so no accepted request is lost.
+
+On SIGTERM uvicorn stops accepting, then at once closes every keep-alive connection whose last
+answer is complete. Its client may have just sent the next request there: that request is
+dropped unread and the client sees a reset, not knowing whether it was served. DrainingServer
+stops accepting too, then keeps serving the connections it has for up to `drain_seconds`,
+answering every request with `Connection: close`, so each client learns from an answer that its
+connection ends. The drain ends as soon as every connection has closed; those still open then
+(idle all along, or in a request that outlasts the drain) go through uvicorn's own shutdown.
+
+`serve(config, drain_seconds)` does what uvicorn.run does with a built Config, for one worker or
+several, with a DrainingServer in each worker. `python -m app` runs it; a bare
+`uvicorn --factory app.main:create_app` does not drain.
+"""
+
+import asyncio
+import contextlib
+import functools
+import logging
+import socket
+from collections.abc import Awaitable
+from typing import Final
+from unittest import mock
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn import Config, Server
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import multiprocess
+
+logger = logging.getLogger("uvicorn.error")
+
+DRAIN_POLL_SECONDS: Final = 0.05
+
+
+class CloseWhenDraining:
+    """Pure ASGI wrapper: once `draining` is set, every HTTP response says `Connection: close`.
+
+    uvicorn (httptools and h11 alike) closes a connection after a response that carries this
+    header. Until then the wrapper costs one attribute check a request: /predict is benchmarked.
+    A request already running when the drain begins is answered as before; the next request on
+    its connection is the one told to close.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.draining = False
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: handing back the app's own saves a coroutine per request.
+        if self.draining and scope["type"] == "http":
+            send = _closing(send)
+        return self.app(scope, receive, send)
+
+
+def _closing(send: Send) -> Send:
+    async def send_closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                (name, value)
+                for name, value in message.get("headers", [])
+                if name.lower() != b"connection"
+            ]
+            headers.append((b"connection", b"close"))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_closing
+
+
+class DrainingServer(Server):
+    """uvicorn's Server, draining connections for up to `drain_seconds` before its shutdown.
+
+    A drain of 0 is uvicorn's own behaviour, and the app is then not wrapped at all.
+    """
+
+    def __init__(self, config: Config, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self.gate: CloseWhenDraining | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # Wrapped here rather than in create_app because the wrapper belongs to this server's
+        # shutdown, and serve() is what each worker process runs. Every connection takes its app
+        # from the config when it opens, so this must happen before the first one.
+        if self.drain_seconds > 0:
+            if not self.config.loaded:
+                self.config.load()
+            self.gate = CloseWhenDraining(self.config.loaded_app)
+            self.config.loaded_app = self.gate
+        await super().serve(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.gate is not None and not self.force_exit:
+            await self.drain(self.gate, sockets)
+        await super().shutdown(sockets)
+
+    async def drain(self, gate: CloseWhenDraining, sockets: list[socket.socket] | None) -> None:
+        """Stop accepting, then serve with `Connection: close` until no connection is left or
+        the drain time is up (or a second Ctrl+C forces the exit)."""
+        # As uvicorn's shutdown does first; doing it again there is harmless.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        gate.draining = True
+        connections = self.server_state.connections
+        logger.info(
+            "Draining %d connection(s) for up to %g s", len(connections), self.drain_seconds
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_seconds
+        while connections and not self.force_exit:
+            left = deadline - loop.time()
+            if left <= 0:
+                logger.info("%d connection(s) still open after the drain", len(connections))
+                return
+            await asyncio.sleep(min(DRAIN_POLL_SECONDS, left))
+
+
+class DrainingProcess(multiprocess.Process):
+    """A uvicorn worker process that serves with a DrainingServer."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket], drain_seconds: float) -> None:
+        self.drain_seconds = drain_seconds  # set first: the worker is pickled with it
+        super().__init__(config, sockets)
+
+    @property
+    def server(self) -> Server:
+        if self._server is None:
+            self._server = DrainingServer(self.config, self.drain_seconds)
+        return self._server
+
+
+class DrainingMultiprocess(multiprocess.Multiprocess):
+    """uvicorn's worker supervisor, with a DrainingServer in each worker."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket], drain_seconds: float) -> None:
+        super().__init__(config, sockets)
+        self.drain_seconds = drain_seconds
+
+    def run(self) -> None:
+        # Multiprocess starts (and restarts) every worker with its module's Process class, whose
+        # worker runs a plain Server, and has no hook for another; patch.object fails loudly if
+        # a uvicorn upgrade renames it.
+        worker = functools.partial(DrainingProcess, drain_seconds=self.drain_seconds)
+        with mock.patch.object(multiprocess, "Process", worker):
+            super().run()
+
+    def terminate_all(self) -> None:
+        # This process's copy of the listening socket would keep it listening while the workers
+        # drain, and the connections the kernel queued meanwhile would be reset when this
+        # process exits. Once the workers close theirs too, new connections are refused.
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()
+
+
+def serve(config: Config, drain_seconds: float) -> int:
+    """Serve as uvicorn.run(...) would with this Config, draining on shutdown; the exit status
+    (uvicorn's STARTUP_FAILURE if a single worker never started)."""
+    if config.workers > 1:
+        sock = config.bind_socket()
+        with contextlib.suppress(KeyboardInterrupt):
+            DrainingMultiprocess(config, [sock], drain_seconds).run()
+        return 0
+    server = DrainingServer(config, drain_seconds)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else STARTUP_FAILURE
