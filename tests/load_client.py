@@ -4,6 +4,10 @@ Each connection is one keep-alive TCP stream that sends a request, reads the who
 (status line, headers, Content-Length body), hands it to a check, and sends the next, until a
 deadline or a stop event. Every outcome is recorded with its send and completion times, so a
 test can assert on every single response. Bounded in time: each request has a timeout.
+
+A client whose connection the server ends with `Connection: close` stops, or with
+`reconnect=True` opens a new one, as a pooled HTTP client would. A refused connection is told
+apart from a request lost on an open one: nothing was sent, so the server accepted nothing.
 """
 
 import asyncio
@@ -20,6 +24,7 @@ from model.data import load_dataset
 from model.features import FEATURE_NAMES
 
 REQUEST_TIMEOUT: Final = 15.0
+CONNECT: Final = "(connect)"  # the path of an outcome that records a failed connection attempt
 BATCH_EVERY: Final = 8  # Expected.plans: every 8th connection posts /predict/batch
 BATCH_ROWS: Final = 1000
 BATCH_VARIANTS: Final = 8
@@ -38,6 +43,8 @@ class Outcome:
     status: int | None = None  # None: no (complete) response
     error: str | None = None  # connection error, timeout, or malformed HTTP
     problem: str | None = None  # the check's complaint about a 200 answer
+    refused: bool = False  # path "(connect)": the server refused the connection
+    closing: bool = False  # the answer said `Connection: close`
 
 
 @dataclass
@@ -58,6 +65,15 @@ class LoadResult:
     @property
     def errors(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.error is not None]
+
+    @property
+    def refused(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.refused]
+
+    @property
+    def lost(self) -> list[Outcome]:
+        """Requests sent on an open connection that got no complete answer (reset, EOF, ...)."""
+        return [o for o in self.outcomes if o.error is not None and o.path != CONNECT]
 
     @property
     def invalid(self) -> list[Outcome]:
@@ -92,33 +108,56 @@ def _request(host: str, port: int, path: str, body: bytes) -> bytes:
     ).encode("latin-1") + body
 
 
-async def _connection(
-    host: str,
-    port: int,
-    plan: RequestPlan,
-    check: ResponseCheck,
-    deadline: float,
-    stop: asyncio.Event,
-    result: LoadResult,
-) -> None:
-    """Send requests on one keep-alive connection until the deadline, `stop`, or an error."""
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), REQUEST_TIMEOUT
-        )
-    except (OSError, TimeoutError) as exc:
-        now = time.monotonic()
-        result.outcomes.append(Outcome("(connect)", now, now, error=f"connect: {exc!r}"))
-        return
-    n = 0
-    try:
-        while time.monotonic() < deadline and not stop.is_set():
-            path, body = plan(n)
-            n += 1
-            outcome = Outcome(path, time.monotonic(), 0.0)
-            result.outcomes.append(outcome)
+@dataclass
+class _Client:
+    """One client of `plan`: its requests go on one keep-alive connection at a time."""
+
+    host: str
+    port: int
+    plan: RequestPlan
+    check: ResponseCheck
+    deadline: float
+    stop: asyncio.Event
+    result: LoadResult
+    reconnect: bool
+    n: int = 0  # the plan's next request
+
+    def running(self) -> bool:
+        return time.monotonic() < self.deadline and not self.stop.is_set()
+
+    async def run(self) -> None:
+        """Connect and send requests until the deadline, `stop`, or an error; when the server
+        ends a connection with `Connection: close`, stop, or open a new one if `reconnect`."""
+        while self.running():
+            started = time.monotonic()
             try:
-                writer.write(_request(host, port, path, body))
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port), REQUEST_TIMEOUT
+                )
+            except (OSError, TimeoutError) as exc:
+                refused = isinstance(exc, ConnectionRefusedError)
+                outcome = Outcome(CONNECT, started, time.monotonic(), refused=refused)
+                outcome.error = f"connect: {exc!r}"
+                self.result.outcomes.append(outcome)
+                return
+            try:
+                closed_by_server = await self._requests(reader, writer)
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+            if not (closed_by_server and self.reconnect):
+                return
+
+    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Requests on one connection; True if the server ended it with `Connection: close`."""
+        while self.running():
+            path, body = self.plan(self.n)
+            self.n += 1
+            outcome = Outcome(path, time.monotonic(), 0.0)
+            self.result.outcomes.append(outcome)
+            try:
+                writer.write(_request(self.host, self.port, path, body))
                 await writer.drain()
                 status, headers, answer = await asyncio.wait_for(
                     _read_response(reader), REQUEST_TIMEOUT
@@ -126,17 +165,15 @@ async def _connection(
             except (OSError, TimeoutError, asyncio.IncompleteReadError, HttpError) as exc:
                 outcome.done_at = time.monotonic()
                 outcome.error = repr(exc)
-                return  # the connection is unusable now
+                return False  # the connection is unusable now
             outcome.done_at = time.monotonic()
             outcome.status = status
             if status == 200:
-                outcome.problem = check(path, body, answer)
+                outcome.problem = self.check(path, body, answer)
             if headers.get("connection", "").lower() == "close":
-                return
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+                outcome.closing = True
+                return True
+        return False
 
 
 async def run_load(
@@ -146,14 +183,17 @@ async def run_load(
     check: ResponseCheck,
     seconds: float,
     stop: asyncio.Event | None = None,
+    reconnect: bool = False,
 ) -> LoadResult:
-    """One connection per plan, all at once, for `seconds` (or until `stop` is set)."""
+    """One client per plan, all at once, for `seconds` (or until `stop` is set); with
+    `reconnect`, a client the server closes with `Connection: close` opens a new connection."""
     result = LoadResult()
     deadline = time.monotonic() + seconds
     stop = stop or asyncio.Event()
-    await asyncio.gather(
-        *(_connection(host, port, plan, check, deadline, stop, result) for plan in plans)
-    )
+    clients = [
+        _Client(host, port, plan, check, deadline, stop, result, reconnect) for plan in plans
+    ]
+    await asyncio.gather(*(client.run() for client in clients))
     return result
 
 
