@@ -5,11 +5,12 @@ threadpool hop FastAPI makes for a plain `def`. They are added to the app itself
 included APIRouter, since FastAPI 0.165 matches an included router's routes through an extra
 layer that costs every request about 12 us.
 
-The two prediction routes, the hot path, also parse and validate their JSON body in one step
-(app/bodies.py), take the model from `request` rather than through a dependency, and answer with
-the JSON of the response model already written (`_json`): the route's `response_model` still
-declares it in the OpenAPI schema, and FastAPI passes a Response through instead of validating
-the model a second time and serializing it itself.
+The two prediction routes, the hot path, are of class `OneStepJSONBodyRoute` (app/bodies.py):
+a valid JSON body is validated from its bytes in one step and the endpoint called directly,
+anything else goes through FastAPI's handler. They take the model from `request` rather than
+through a dependency, and answer with the JSON of the response model already written (`_json`):
+the route's `response_model` still declares it in the OpenAPI schema, and FastAPI passes a
+Response through instead of validating the model a second time and serializing it itself.
 """
 
 from enum import Enum

@@ -3,8 +3,9 @@
     python scripts/bench_infer.py [--model PATH] [--rounds R] [--quick] [--json PATH]
 
 Single-row latency: one call with one row, timed call by call (median and p99), for the served
-artifact (`model.artifact.load_artifact`, which scales the raw scores, then runs the network)
-given the row as the service gives it (a tuple of ints) and as a (1, 9) NumPy array; and for a
+artifact (`model.artifact.load_artifact`, which scales the raw scores, then runs the network):
+`predict_one` on a tuple of ints, the service's /predict path, and `predict_proba` given the row
+as a one-row list of tuples and as a (1, 9) NumPy array; and for a
 scikit-learn MLPClassifier of the same shape fitted on the same rows, given the already scaled
 (1, 9) array. Batch throughput: rows per second for 1,000 and 10,000 rows, from a NumPy array and
 (ours) from a list of tuples. Candidates alternate in interleaved rounds; ratios are within a run.
@@ -88,6 +89,7 @@ def main() -> int:
     row_array = np.asarray([row], dtype=np.float64)
     scaled_row = artifact.scaler.transform(row_array)
     single: dict[str, Call] = {
+        "Artifact.predict_one, tuple row": lambda: artifact.predict_one(row),
         "Artifact.predict_proba, tuple row": lambda: artifact.predict_proba((row,)),
         "Artifact.predict_proba, (1, 9) array": lambda: artifact.predict_proba(row_array),
         "sklearn predict_proba, scaled (1, 9) array": lambda: clf.predict_proba(scaled_row),
@@ -122,7 +124,7 @@ def main() -> int:
         for name, (n, call) in batches.items():
             rps[name].append(rows_per_second(call, n, 0.2 if args.quick else 0.5))
 
-    ours = "Artifact.predict_proba, tuple row"
+    ours = "Artifact.predict_one, tuple row"
     sk = "sklearn predict_proba, scaled (1, 9) array"
     print(f"\n{'single row':44}{'median us':>11}{'p99 us':>9}{'sklearn / this':>16}")
     for name, values in lat.items():
