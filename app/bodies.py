@@ -16,8 +16,10 @@ answer is exactly FastAPI's. For that handler, the request's `json()` also valid
 (`OneStepJSONRequest`): an instance of the body model passes FastAPI's validation unchanged.
 
 Only endpoints taking exactly the body and the request are called directly; one with any other
-parameter or dependency (the API-key guard when API_KEY is set, say) always goes through
-FastAPI's handler.
+parameter always goes through FastAPI's handler, and so does one with dependencies, unless its
+route class names a request check that does what they do (`checked_by`): with API_KEY set,
+the prediction routes check the X-API-Key header with the same header reader and comparison as
+their FastAPI dependency, before the endpoint is called.
 
 What pydantic's JSON parser accepts, `json.loads` and the model accept with the same values:
 both read JSON by the same rules (pydantic's parser is the stricter: UTF-8 only), and the model
@@ -27,7 +29,7 @@ is the same.
 import inspect
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
@@ -38,6 +40,7 @@ from starlette.types import Receive, Scope
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Endpoint = Callable[..., Coroutine[Any, Any, Response]]
+RequestCheck = Callable[[Request], Coroutine[Any, Any, None]]
 
 # Content-Type values for which FastAPI certainly parses the body as JSON; any other value, even
 # one FastAPI also reads as JSON, takes FastAPI's handler, which decides as it always does.
@@ -63,7 +66,19 @@ class OneStepJSONRequest(Request):
 
 class OneStepJSONBodyRoute(APIRoute):
     """An APIRoute whose body (one pydantic model) is validated from the JSON bytes in one step,
-    and whose endpoint is called directly when it is valid (see the module docstring)."""
+    and whose endpoint is called directly when it is valid (see the module docstring).
+
+    `request_check`, set on a subclass made by `checked_by`, stands in for the route's
+    dependencies on the direct path: it must perform exactly the check they perform (the API-key
+    guard) and raise the same error. Without it, a route with dependencies is never called
+    directly.
+    """
+
+    request_check: ClassVar[RequestCheck | None] = None
+
+    @classmethod
+    def checked_by(cls, check: RequestCheck) -> type["OneStepJSONBodyRoute"]:
+        return type(f"{cls.__name__}CheckedBy_{check.__name__}", (cls,), {"request_check": check})
 
     def get_route_handler(self) -> Handler:
         fastapi_handler = super().get_route_handler()
@@ -71,7 +86,8 @@ class OneStepJSONBodyRoute(APIRoute):
         if not (isinstance(body_model, type) and issubclass(body_model, BaseModel)):
             raise TypeError(f"{self.path}: the body must be one pydantic model")
         model: type[BaseModel] = body_model
-        call_directly = _direct_call(self.dependant)
+        check = type(self).request_check
+        call_directly = _direct_call(self.dependant, dependencies_checked=check is not None)
 
         async def one_step_handler(request: Request) -> Response:
             request = OneStepJSONRequest(request.scope, request.receive, model)
@@ -82,6 +98,8 @@ class OneStepJSONBodyRoute(APIRoute):
                 except (ValidationError, ClientDisconnect):
                     pass  # FastAPI's handler answers, exactly as it always does
                 else:
+                    if check is not None:
+                        await check(request)
                     return await call_directly(body, request)
             return await fastapi_handler(request)
 
@@ -89,17 +107,18 @@ class OneStepJSONBodyRoute(APIRoute):
 
 
 def _direct_call(
-    dependant: Dependant,
+    dependant: Dependant, dependencies_checked: bool
 ) -> Callable[[Any, Request], Coroutine[Any, Any, Response]] | None:
     """`call(body, request)` for an async endpoint that takes exactly one body parameter and,
-    optionally, the request; None for any other endpoint."""
+    optionally, the request, and has no dependencies unless `dependencies_checked` (a request
+    check stands in for them); None for any other endpoint."""
     endpoint = dependant.call
     others = (
         dependant.path_params,
         dependant.query_params,
         dependant.header_params,
         dependant.cookie_params,
-        dependant.dependencies,
+        [] if dependencies_checked else dependant.dependencies,
         dependant.websocket_param_name,
         dependant.http_connection_param_name,
         dependant.response_param_name,

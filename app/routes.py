@@ -21,7 +21,13 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
 from app.bodies import OneStepJSONBodyRoute
-from app.dependencies import ModelDep, app_settings, require_api_key, served_model
+from app.dependencies import (
+    ModelDep,
+    app_settings,
+    check_api_key,
+    require_api_key,
+    served_model,
+)
 from app.errors import JSON_MEDIA_TYPE, ApiError
 from app.examples import BATCH_EXAMPLES, PREDICT_EXAMPLES
 from app.schemas import (
@@ -121,6 +127,10 @@ def add_routes(app: FastAPI, api_key_required: bool) -> None:
     """The API routes, /predict first as the most frequent. With `api_key_required`,
     /predict, /predict/batch and /metrics need the X-API-Key header."""
     guard = [Security(require_api_key)] if api_key_required else []
+    # The prediction routes' direct path runs the same check as the guard (app/bodies.py).
+    prediction_route = (
+        OneStepJSONBodyRoute.checked_by(check_api_key) if api_key_required else OneStepJSONBodyRoute
+    )
     auth_errors = AUTH_ERRORS if api_key_required else {}
     tags: list[str | Enum] = ["predictions"]
     app.router.add_api_route(  # FastAPI.add_api_route takes no route class
@@ -128,7 +138,7 @@ def add_routes(app: FastAPI, api_key_required: bool) -> None:
         predict,
         response_model=Prediction,
         methods=["POST"],
-        route_class_override=OneStepJSONBodyRoute,
+        route_class_override=prediction_route,
         summary="Classify one biopsy",
         response_description="P(malignant), the class at the threshold, and the model version.",
         responses={**BODY_ERRORS, **auth_errors},
@@ -140,7 +150,7 @@ def add_routes(app: FastAPI, api_key_required: bool) -> None:
         predict_batch,
         response_model=BatchPrediction,
         methods=["POST"],
-        route_class_override=OneStepJSONBodyRoute,
+        route_class_override=prediction_route,
         summary="Classify several biopsies",
         response_description="One prediction per instance, in input order.",
         responses={**BODY_ERRORS, **auth_errors},

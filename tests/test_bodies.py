@@ -27,10 +27,13 @@ from model.features import FEATURE_NAMES
 JSON: Final = "application/json"
 BENIGN: Final = dict.fromkeys(FEATURE_NAMES, 1)
 MALIGNANT: Final = dict.fromkeys(FEATURE_NAMES, 10)
+API_KEY: Final = "s3cret-\u00e9"  # not ASCII: the header carries it as UTF-8 bytes
 
 
 def _settings(api_key: str | None = None) -> Settings:
-    return Settings(model_path=DEFAULT_ARTIFACT_PATH, max_batch_size=3, api_key=api_key)
+    return Settings.model_validate(
+        {"model_path": DEFAULT_ARTIFACT_PATH, "max_batch_size": 3, "api_key": api_key}
+    )
 
 
 class InProcess:
@@ -64,12 +67,35 @@ def one_step() -> Iterator[InProcess]:
         yield client
 
 
+class PlainRoute(APIRoute):
+    """FastAPI's own route, standing in for OneStepJSONBodyRoute in the reference build."""
+
+    @classmethod
+    def checked_by(cls, check: object) -> type[APIRoute]:
+        return cls
+
+
+def plain_fastapi_app(settings: Settings) -> fastapi.FastAPI:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app.routes, "OneStepJSONBodyRoute", PlainRoute)
+        return create_app(settings)
+
+
 @pytest.fixture(scope="module")
 def reference() -> Iterator[InProcess]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app.routes, "OneStepJSONBodyRoute", APIRoute)
-        service = create_app(_settings())
-    with in_process(service) as client:
+    with in_process(plain_fastapi_app(_settings())) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def keyed_one_step() -> Iterator[InProcess]:
+    with in_process(create_app(_settings(API_KEY))) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def keyed_reference() -> Iterator[InProcess]:
+    with in_process(plain_fastapi_app(_settings(API_KEY))) as client:
         yield client
 
 
@@ -93,16 +119,31 @@ def handler_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def post(client: InProcess, path: str, body: bytes, content_type: str | None) -> httpx.Response:
-    headers = {} if content_type is None else {"Content-Type": content_type}
+def post(
+    client: InProcess,
+    path: str,
+    body: bytes,
+    content_type: str | None,
+    api_key: bytes | None = None,
+) -> httpx.Response:
+    headers: list[tuple[bytes, bytes]] = []
+    if content_type is not None:
+        headers.append((b"Content-Type", content_type.encode()))
+    if api_key is not None:
+        headers.append((b"X-API-Key", api_key))
     return client.post(path, content=body, headers=headers)
 
 
 def assert_same_answer(
-    one_step: InProcess, reference: InProcess, path: str, body: bytes, content_type: str | None
+    one_step: InProcess,
+    reference: InProcess,
+    path: str,
+    body: bytes,
+    content_type: str | None,
+    api_key: bytes | None = None,
 ) -> None:
-    got = post(one_step, path, body, content_type)
-    want = post(reference, path, body, content_type)
+    got = post(one_step, path, body, content_type, api_key)
+    want = post(reference, path, body, content_type, api_key)
     assert (got.status_code, got.content) == (want.status_code, want.content)
     assert got.headers.multi_items() == want.headers.multi_items()
 
@@ -223,14 +264,40 @@ def test_only_valid_plain_json_skips_fastapis_handler(
     assert handler_calls == ([] if direct else ["/predict"])
 
 
-def test_with_an_api_key_every_request_goes_through_fastapis_handler(
-    handler_calls: list[str],
+KEYS: Final = [None, b"", b"wrong", API_KEY.encode(), API_KEY.encode() + b" ", b"\xff\xfe"]
+
+
+@pytest.mark.parametrize("api_key", KEYS)
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/predict", _json(BENIGN)),
+        ("/predict", _json({**BENIGN, "mitoses": 0})),
+        ("/predict", b"{"),
+        ("/predict/batch", _json({"instances": [BENIGN, MALIGNANT]})),
+        ("/predict/batch", _json({"instances": [BENIGN] * 4})),
+    ],
+)
+def test_with_an_api_key_same_answer_as_fastapis_handler(
+    keyed_one_step: InProcess,
+    keyed_reference: InProcess,
+    path: str,
+    body: bytes,
+    api_key: bytes | None,
 ) -> None:
-    with in_process(create_app(_settings(api_key="k"))) as keyed:
-        refused = post(keyed, "/predict", _json(BENIGN), JSON)
-        allowed = keyed.post("/predict", json=BENIGN, headers={"X-API-Key": "k"})
-    assert (refused.status_code, allowed.status_code) == (401, 200)
-    assert handler_calls == ["/predict", "/predict"]
+    assert_same_answer(keyed_one_step, keyed_reference, path, body, JSON, api_key)
+
+
+@pytest.mark.parametrize(
+    ("api_key", "status"), [(API_KEY.encode(), 200), (b"wrong", 401), (None, 401)]
+)
+def test_with_an_api_key_a_valid_body_is_checked_on_the_direct_path(
+    handler_calls: list[str], api_key: bytes | None, status: int
+) -> None:
+    with in_process(create_app(_settings(API_KEY))) as keyed:
+        answer = post(keyed, "/predict", _json(BENIGN), JSON, api_key)
+    assert answer.status_code == status
+    assert handler_calls == []
 
 
 def test_a_route_with_other_parameters_is_never_called_directly() -> None:
