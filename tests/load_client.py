@@ -6,8 +6,10 @@ deadline or a stop event. Every outcome is recorded with its send and completion
 test can assert on every single response. Bounded in time: each request has a timeout.
 
 A client whose connection the server ends with `Connection: close` stops, or with
-`reconnect=True` opens a new one, as a pooled HTTP client would. A refused connection is told
-apart from a request lost on an open one: nothing was sent, so the server accepted nothing.
+`reconnect=True` opens a new one, as a pooled HTTP client would. With `think` seconds, clients
+wait that long after each answer, leaving their connection idle, as most real clients do. A
+refused connection is told apart from a request lost on an open one: nothing was sent, so the
+server accepted nothing.
 """
 
 import asyncio
@@ -120,6 +122,7 @@ class _Client:
     stop: asyncio.Event
     result: LoadResult
     reconnect: bool
+    think: float
     n: int = 0  # the plan's next request
 
     def running(self) -> bool:
@@ -173,6 +176,8 @@ class _Client:
             if headers.get("connection", "").lower() == "close":
                 outcome.closing = True
                 return True
+            if self.think:
+                await asyncio.sleep(self.think)
         return False
 
 
@@ -184,14 +189,16 @@ async def run_load(
     seconds: float,
     stop: asyncio.Event | None = None,
     reconnect: bool = False,
+    think: float = 0.0,
 ) -> LoadResult:
     """One client per plan, all at once, for `seconds` (or until `stop` is set); with
-    `reconnect`, a client the server closes with `Connection: close` opens a new connection."""
+    `reconnect`, a client the server closes with `Connection: close` opens a new connection;
+    each client waits `think` seconds after each answer."""
     result = LoadResult()
     deadline = time.monotonic() + seconds
     stop = stop or asyncio.Event()
     clients = [
-        _Client(host, port, plan, check, deadline, stop, result, reconnect) for plan in plans
+        _Client(host, port, plan, check, deadline, stop, result, reconnect, think) for plan in plans
     ]
     await asyncio.gather(*(client.run() for client in clients))
     return result

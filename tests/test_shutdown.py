@@ -1,11 +1,14 @@
 """Graceful shutdown: SIGTERM during load loses no request the server accepted.
 
 A real server (`python -m app`) gets 16 keep-alive clients posting /predict/batch (1,000 rows,
-so several requests are always queued or running) and /predict; SIGTERM arrives mid-load.
+so several requests are always queued or running) and /predict without a pause, and 4 that
+pause 0.25 s after each answer, so their connections are idle when the shutdown begins and
+their next request comes during it; SIGTERM arrives mid-load.
 uvicorn alone closes at once every connection whose last answer is complete, and a request its
 client has just sent there is dropped unread (a reset). With the drain (SHUTDOWN_DRAIN_SECONDS,
-1 s by default) the server stops accepting, answers what arrives on its open connections with
-`Connection: close`, and shuts down once they have closed. So, with one worker and with two:
+1 s by default, 5 s here) the server stops accepting, answers what arrives on its open
+connections with `Connection: close`, and shuts down once they have closed. So, with one worker
+and with two:
 - every request written to a connection got a 200 with a valid prediction: none was reset,
   dropped, or a 5xx, however close to the signal it was sent, before or after;
 - the server ended every connection itself, with `Connection: close`;
@@ -37,6 +40,8 @@ from tests.load_client import CONNECT, Expected, LoadResult, Outcome, run_load
 
 CONNECTIONS: Final = 16
 BATCH_EVERY: Final = 2
+IDLE_CONNECTIONS: Final = 4
+THINK_SECONDS: Final = 0.25
 LOAD_BEFORE_SIGNAL: Final = 2.0
 EXIT_TIMEOUT: Final = 30.0
 STARTUP_TIMEOUT: Final = 30.0
@@ -51,14 +56,19 @@ async def load_then_sigterm(
     port: int, pid: int, expected: Expected, reconnect: bool
 ) -> tuple[LoadResult, float]:
     # Half the connections post batches: a 1,000-row request takes milliseconds of server time.
-    plans = expected.plans(CONNECTIONS, batch_every=BATCH_EVERY)
-    load = asyncio.create_task(
-        run_load(LOOPBACK, port, plans, expected.check, 60.0, reconnect=reconnect)
+    busy = expected.plans(CONNECTIONS, batch_every=BATCH_EVERY)
+    idle = expected.plans(IDLE_CONNECTIONS, batch_every=BATCH_EVERY)
+    load = asyncio.gather(
+        run_load(LOOPBACK, port, busy, expected.check, 60.0, reconnect=reconnect),
+        run_load(
+            LOOPBACK, port, idle, expected.check, 60.0, reconnect=reconnect, think=THINK_SECONDS
+        ),
     )
     await asyncio.sleep(LOAD_BEFORE_SIGNAL)
     signalled_at = time.monotonic()
     os.kill(pid, signal.SIGTERM)
-    return await load, signalled_at
+    results = await load
+    return LoadResult([o for result in results for o in result.outcomes]), signalled_at
 
 
 def wait_for_workers(server: LiveServer, workers: int) -> None:
@@ -119,10 +129,11 @@ def test_sigterm_during_load_loses_no_accepted_request(expected: Expected, worke
     failed_connects = [o for o in result.errors if not o.refused]
     assert not failed_connects, when(failed_connects, signalled_at)
     assert all(o.sent_at > signalled_at for o in result.refused), when(result.refused, signalled_at)
-    assert len(result.refused) == (CONNECTIONS if reconnect else 0)
+    clients = CONNECTIONS + IDLE_CONNECTIONS
+    assert len(result.refused) == (clients if reconnect else 0)
     # The server told every client to go, rather than dropping idle connections.
     closing = [o for o in result.completed if o.closing]
-    assert len(closing) == CONNECTIONS, when(closing, signalled_at)
+    assert len(closing) == clients, when(closing, signalled_at)
 
     in_flight = [o for o in result.completed if o.sent_at < signalled_at < o.done_at]
     assert in_flight, "no request was in flight at SIGTERM: the test proved nothing"
