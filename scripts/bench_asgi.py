@@ -1,0 +1,207 @@
+"""In-process cost of one request through the ASGI apps, without a server or a socket.
+
+    python scripts/bench_asgi.py [--requests N] [--rounds R] [--quick]
+
+Calls each app directly with one POST /predict (the README's benign example) many times in a
+row and reports the median over interleaved rounds of microseconds per request:
+  - the service, as `create_app` builds it, with the access log on (LOG_LEVEL=info, the
+    default) and off (warning), and with API_KEY set (the request carries the key);
+  - the same service with plain FastAPI routes (FastAPI's own request handler, no direct call):
+    what /predict cost before app/bodies.py;
+  - the two baselines of bench_http.py: FastAPI with the same body model answering a constant,
+    and a bare Starlette constant endpoint.
+This is where HTTP time goes inside the Python process; bench_http.py measures the whole stack.
+Access-log lines go to a temporary file, as a server's would go to its log.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+from unittest import mock
+
+from bench_common import machine_info, median, print_machine
+from fastapi.routing import APIRoute
+
+from app import routes
+from app.main import create_app
+from app.settings import Settings
+from model.artifact import DEFAULT_ARTIFACT_PATH
+from scripts.bench_baselines import fastapi_constant, starlette_constant
+from scripts.cli import OneLineParser, positive_int
+
+API_KEY: Final = "bench-key"
+BODY: Final = json.dumps(
+    {
+        "clump_thickness": 5,
+        "uniformity_of_cell_size": 1,
+        "uniformity_of_cell_shape": 1,
+        "marginal_adhesion": 1,
+        "single_epithelial_cell_size": 2,
+        "bare_nuclei": 1,
+        "bland_chromatin": 3,
+        "normal_nucleoli": 1,
+        "mitoses": 1,
+    }
+).encode()
+ASGIApp = Callable[..., Any]
+
+
+def scope(api_key: bool) -> dict[str, Any]:
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(BODY)).encode()),
+    ]
+    if api_key:
+        headers.append((b"x-api-key", API_KEY.encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def request(app: ASGIApp, template: dict[str, Any]) -> int:
+    """One POST /predict; its status."""
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(dict(template), receive, send)
+    return status
+
+
+async def start(app: ASGIApp) -> "asyncio.Task[None]":
+    """Run the app's lifespan startup (the service loads its model there); the lifespan task,
+    which must be kept until the end."""
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await events.put({"type": "lifespan.startup"})
+    started = asyncio.get_running_loop().create_future()
+
+    async def send(message: dict[str, Any]) -> None:
+        if not started.done():
+            started.set_result(message)
+
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, events.get, send)
+    )
+    message = await started
+    if message["type"] != "lifespan.startup.complete":
+        raise SystemExit(f"bench_asgi: startup failed: {message}")
+    return task
+
+
+def service(log_level: str, api_key: str | None = None) -> ASGIApp:
+    settings = Settings.model_validate(
+        {"model_path": DEFAULT_ARTIFACT_PATH, "log_level": log_level, "api_key": api_key}
+    )
+    return create_app(settings)
+
+
+def plain_fastapi_service() -> ASGIApp:
+    """The service with FastAPI's own APIRoute for the prediction routes."""
+
+    class PlainRoute(APIRoute):
+        @classmethod
+        def checked_by(cls, check: object) -> type[APIRoute]:
+            return cls
+
+    with mock.patch.object(routes, "OneStepJSONBodyRoute", PlainRoute):
+        return service("info")
+
+
+@contextlib.contextmanager
+def stderr_to_file() -> Iterator[None]:
+    """Send stderr (the access log) to a temporary file, line-buffered as a server's is."""
+    with tempfile.TemporaryFile("w", buffering=1) as log:
+        saved, sys.stderr = sys.stderr, log
+        try:
+            yield
+        finally:
+            sys.stderr = saved
+
+
+async def us_per_request(app: ASGIApp, template: dict[str, Any], n: int) -> float:
+    begin = time.perf_counter()
+    for _ in range(n):
+        await request(app, template)
+    return (time.perf_counter() - begin) / n * 1e6
+
+
+async def run(args: argparse.Namespace) -> dict[str, list[float]]:
+    apps: dict[str, tuple[ASGIApp, bool]] = {
+        "service /predict": (service("info"), False),
+        "service /predict, access log off": (service("warning"), False),
+        "service /predict, API_KEY set": (service("info", API_KEY), True),
+        "service /predict, FastAPI's handler": (plain_fastapi_service(), False),
+        "fastapi constant": (fastapi_constant(), False),
+        "starlette constant": (starlette_constant(), False),
+    }
+    lifespans = []
+    for name, (app, keyed) in apps.items():
+        lifespans.append(await start(app))
+        status = await request(app, scope(keyed))
+        if status != 200:
+            raise SystemExit(f"bench_asgi: {name} answered {status}")
+    results: dict[str, list[float]] = {name: [] for name in apps}
+    for r in range(args.rounds):
+        order = list(apps) if r % 2 == 0 else list(apps)[::-1]
+        for name in order:
+            app, keyed = apps[name]
+            await us_per_request(app, scope(keyed), args.requests // 10)  # warm-up
+            results[name].append(await us_per_request(app, scope(keyed), args.requests))
+    for task in lifespans:
+        task.cancel()
+    return results
+
+
+def parse_args() -> argparse.Namespace:
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--requests", type=positive_int, default=5000, help="requests per measurement")
+    p.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds")
+    p.add_argument("--quick", action="store_true", help="1,000 requests, 3 rounds")
+    args = p.parse_args()
+    if args.quick:
+        args.requests, args.rounds = 1000, 3
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    os.environ.pop("API_KEY", None)
+    print_machine(machine_info())
+    print(f"{args.rounds} interleaved rounds of {args.requests:,} requests per app")
+    with stderr_to_file():
+        results = asyncio.run(run(args))
+    constant = median(results["fastapi constant"])
+    print(f"\n{'POST /predict, in process':40}{'median us':>11}{'constant / this':>17}")
+    for name, values in results.items():
+        print(f"{name:40}{median(values):>11.1f}{constant / median(values):>17.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
