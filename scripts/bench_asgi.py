@@ -2,7 +2,7 @@
 
     python scripts/bench_asgi.py [--requests N] [--rounds R] [--quick]
 
-Calls each app directly with one POST /predict (the README's benign example) many times in a
+Calls each app directly with one POST /predict (the docs page's benign example) many times in a
 row and reports the median over interleaved rounds of microseconds per request:
   - the service, as `create_app` builds it, with the access log on (LOG_LEVEL=info, the
     default) and off (warning), and with API_KEY set (the request carries the key);
@@ -30,6 +30,7 @@ from bench_common import machine_info, median, print_machine
 from fastapi.routing import APIRoute
 
 from app import routes
+from app.examples import BENIGN
 from app.main import create_app
 from app.settings import Settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
@@ -37,19 +38,7 @@ from scripts.bench_baselines import fastapi_constant, starlette_constant
 from scripts.cli import OneLineParser, positive_int
 
 API_KEY: Final = "bench-key"
-BODY: Final = json.dumps(
-    {
-        "clump_thickness": 5,
-        "uniformity_of_cell_size": 1,
-        "uniformity_of_cell_shape": 1,
-        "marginal_adhesion": 1,
-        "single_epithelial_cell_size": 2,
-        "bare_nuclei": 1,
-        "bland_chromatin": 3,
-        "normal_nucleoli": 1,
-        "mitoses": 1,
-    }
-).encode()
+BODY: Final = json.dumps(BENIGN).encode()
 ASGIApp = Callable[..., Any]
 
 
