@@ -24,18 +24,16 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
-from unittest import mock
 
 from bench_common import machine_info, median, print_machine
-from fastapi.routing import APIRoute
 
-from app import routes
 from app.examples import BENIGN
 from app.main import create_app
 from app.settings import Settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from scripts.bench_baselines import fastapi_constant, starlette_constant
 from scripts.cli import OneLineParser, positive_int
+from tests.plain_fastapi import plain_fastapi_app
 
 API_KEY: Final = "bench-key"
 BODY: Final = json.dumps(BENIGN).encode()
@@ -103,23 +101,14 @@ async def start(app: ASGIApp) -> "asyncio.Task[None]":
     return task
 
 
-def service(log_level: str, api_key: str | None = None) -> ASGIApp:
-    settings = Settings.model_validate(
+def _settings(log_level: str, api_key: str | None = None) -> Settings:
+    return Settings.model_validate(
         {"model_path": DEFAULT_ARTIFACT_PATH, "log_level": log_level, "api_key": api_key}
     )
-    return create_app(settings)
 
 
-def plain_fastapi_service() -> ASGIApp:
-    """The service with FastAPI's own APIRoute for the prediction routes."""
-
-    class PlainRoute(APIRoute):
-        @classmethod
-        def checked_by(cls, check: object) -> type[APIRoute]:
-            return cls
-
-    with mock.patch.object(routes, "OneStepJSONBodyRoute", PlainRoute):
-        return service("info")
+def service(log_level: str, api_key: str | None = None) -> ASGIApp:
+    return create_app(_settings(log_level, api_key))
 
 
 @contextlib.contextmanager
@@ -145,7 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, list[float]]:
         "service /predict": (service("info"), False),
         "service /predict, access log off": (service("warning"), False),
         "service /predict, API_KEY set": (service("info", API_KEY), True),
-        "service /predict, FastAPI's handler": (plain_fastapi_service(), False),
+        "service /predict, FastAPI's handler": (plain_fastapi_app(_settings("info")), False),
         "fastapi constant": (fastapi_constant(), False),
         "starlette constant": (starlette_constant(), False),
     }

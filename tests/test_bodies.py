@@ -14,15 +14,14 @@ from typing import Any, Final
 import fastapi.routing
 import httpx
 import pytest
-from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import app.routes
 from app.main import create_app
 from app.settings import Settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.features import FEATURE_NAMES
+from tests.plain_fastapi import plain_fastapi_app
 
 JSON: Final = "application/json"
 BENIGN: Final = dict.fromkeys(FEATURE_NAMES, 1)
@@ -65,20 +64,6 @@ def in_process(service: fastapi.FastAPI) -> Iterator[InProcess]:
 def one_step() -> Iterator[InProcess]:
     with in_process(create_app(_settings())) as client:
         yield client
-
-
-class PlainRoute(APIRoute):
-    """FastAPI's own route, standing in for OneStepJSONBodyRoute in the reference build."""
-
-    @classmethod
-    def checked_by(cls, check: object) -> type[APIRoute]:
-        return cls
-
-
-def plain_fastapi_app(settings: Settings) -> fastapi.FastAPI:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app.routes, "OneStepJSONBodyRoute", PlainRoute)
-        return create_app(settings)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,28 @@
+"""The service as plain FastAPI would serve it: the reference for the direct call of app/bodies.py.
+
+`plain_fastapi_app(settings)` builds the service with FastAPI's own `APIRoute` for the
+prediction routes, so every request takes FastAPI's request handler. tests/test_bodies.py
+compares answers with it; scripts/bench_asgi.py times it.
+"""
+
+from unittest import mock
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app import routes
+from app.main import create_app
+from app.settings import Settings
+
+
+class PlainRoute(APIRoute):
+    """FastAPI's own route, standing in for OneStepJSONBodyRoute (and its checked variants)."""
+
+    @classmethod
+    def checked_by(cls, check: object) -> type[APIRoute]:
+        return cls
+
+
+def plain_fastapi_app(settings: Settings) -> FastAPI:
+    with mock.patch.object(routes, "OneStepJSONBodyRoute", PlainRoute):
+        return create_app(settings)
