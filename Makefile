@@ -54,7 +54,7 @@ evaluate: $(VENV)/.dev
 
 ## bench: HTTP, inference and training benchmarks; writes bench-results/BENCH.md
 bench: $(VENV)/.dev
-	$(BIN)/python scripts/bench_report.py $(ARGS)
+	$(BIN)/python -m scripts.bench.report $(ARGS)
 
 ## container-check: build the Dockerfile with buildah and compare its answers with `make serve`'s
 container-check: $(VENV)/.runtime

@@ -4,7 +4,7 @@ Bad settings or a bad model artifact end the process with one line on stderr, be
 starts: exit code 2 for settings, 1 for the artifact.
 
 On SIGTERM the server drains its connections for up to SHUTDOWN_DRAIN_SECONDS before closing
-them (app/server.py), so a request a client has already sent is answered, not reset.
+them (app/http/server.py), so a request a client has already sent is answered, not reset.
 
 The HTTP parser is httptools; the event loop depends on the number of workers (`event_loop`),
 both choices measured with wrk at 64 connections on /predict:
@@ -21,8 +21,8 @@ from typing import Final
 
 import uvicorn
 
+from app.http.server import serve
 from app.predictor import ServedModel
-from app.server import serve
 from app.settings import SettingsError, load_settings
 from model.artifact import ArtifactError
 

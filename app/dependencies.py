@@ -61,7 +61,7 @@ async def require_api_key(
 
 async def check_api_key(request: Request) -> None:
     """`require_api_key` as a plain function of the request, for routes that call their endpoint
-    directly (app/bodies.py): the same header reader, the same comparison, the same error."""
+    directly (app/http/bodies.py): the same header reader, the same comparison, the same error."""
     await require_api_key(request, await api_key_header(request))
 
 

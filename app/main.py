@@ -9,12 +9,13 @@ from typing import Final
 
 from fastapi import FastAPI
 
+from app.api import add_routes
 from app.docs import create_documented_app
 from app.errors import install_error_handlers
+from app.http.access_log import AccessLog
+from app.http.limits import BodySizeLimit
 from app.lifespan import OneLineStartupErrors, make_lifespan
-from app.limits import BodySizeLimit
-from app.logs import AccessLog, configure_logging
-from app.routes import add_routes
+from app.logging_config import configure_logging
 from app.settings import Settings, load_settings
 
 TITLE: Final = "Malignancy predictor"

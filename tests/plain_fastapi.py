@@ -1,8 +1,8 @@
-"""The service as plain FastAPI would serve it: the reference for the direct call of app/bodies.py.
+"""The service as plain FastAPI would serve it: the reference for app/http/bodies.py's direct call.
 
 `plain_fastapi_app(settings)` builds the service with FastAPI's own `APIRoute` for the
-prediction routes, so every request takes FastAPI's request handler. tests/test_bodies.py
-compares answers with it; scripts/bench_asgi.py times it.
+prediction routes, so every request takes FastAPI's request handler. tests/http/test_bodies.py
+compares answers with it; scripts/bench/asgi.py times it.
 """
 
 from unittest import mock
@@ -10,7 +10,7 @@ from unittest import mock
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app import routes
+from app.api import predictions
 from app.main import create_app
 from app.settings import Settings
 
@@ -24,5 +24,5 @@ class PlainRoute(APIRoute):
 
 
 def plain_fastapi_app(settings: Settings) -> FastAPI:
-    with mock.patch.object(routes, "OneStepJSONBodyRoute", PlainRoute):
+    with mock.patch.object(predictions, "OneStepJSONBodyRoute", PlainRoute):
         return create_app(settings)

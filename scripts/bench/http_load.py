@@ -1,13 +1,14 @@
 """HTTP throughput and latency of the real service beside two baseline apps, driven by wrk.
 
-    python scripts/bench_http.py [--duration S] [--rounds R] [--quick] [--model PATH] [--json PATH]
+    python -m scripts.bench.http_load [--duration S] [--rounds R] [--quick] [--model PATH]
+                                      [--json PATH]
 
 Starts, each on a free loopback port with uvicorn (httptools; the baselines on asyncio's loop,
 as the service's one worker: see app/__main__.py):
   - the service, `python -m app` (1 worker, its default settings, logs to a file);
   - the service again with WORKERS=2;
   - `fastapi constant`: FastAPI with the service's own body models, answering a constant
-    (scripts/bench_baselines.py);
+    (scripts/bench/baselines.py);
   - `starlette constant`: a bare Starlette endpoint answering a constant without reading the body.
 Then runs wrk (2 threads, or 1 for one connection) with a Lua script that POSTs a JSON body, in
 interleaved rounds (the order reverses every other round): /predict at 1, 8 and 64 connections
@@ -36,12 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bench_common import REPO_ROOT, machine_info, median, print_machine, write_json
-
 from app.__main__ import event_loop
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.data import load_dataset
 from model.features import FEATURE_NAMES
+from scripts.bench.common import REPO_ROOT, machine_info, median, print_machine, write_json
 from scripts.cli import OneLineParser, positive_float, positive_int
 from tests.live_server import LOOPBACK, free_port, server_env
 
@@ -253,7 +253,7 @@ def rss_mb(server: Server) -> list[float]:
 
 
 def parse_args() -> argparse.Namespace:
-    p = OneLineParser(prog="bench_http.py", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="scripts.bench.http_load", description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=positive_float, default=10.0, help="seconds per wrk run")
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     p.add_argument("--quick", action="store_true", help="3 s runs, 1 round")
@@ -273,7 +273,10 @@ def ratio(a: Scenario, b: Scenario, key: str = "rps") -> tuple[float, list[float
 def main() -> int:
     args = parse_args()
     if shutil.which("wrk") is None:
-        print("bench_http.py: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        print(
+            "scripts.bench.http_load: wrk is not installed (Debian: apt-get install wrk)",
+            file=sys.stderr,
+        )
         return 2
     service_env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(args.model.resolve())}
     servers = {
@@ -287,12 +290,12 @@ def main() -> int:
             ),
             Server(
                 "fastapi constant",
-                [*UVICORN, "--port", "{port}", "scripts.bench_baselines:fastapi_constant"],
+                [*UVICORN, "--port", "{port}", "scripts.bench.baselines:fastapi_constant"],
                 server_env({}),
             ),
             Server(
                 "starlette constant",
-                [*UVICORN, "--port", "{port}", "scripts.bench_baselines:starlette_constant"],
+                [*UVICORN, "--port", "{port}", "scripts.bench.baselines:starlette_constant"],
                 server_env({}),
             ),
         )
@@ -430,7 +433,9 @@ def main() -> int:
         },
     )
     if errors:
-        print(f"bench_http.py: {errors} error responses or socket errors", file=sys.stderr)
+        print(
+            f"scripts.bench.http_load: {errors} error responses or socket errors", file=sys.stderr
+        )
     return 1 if errors else 0
 
 

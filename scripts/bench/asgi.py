@@ -1,16 +1,17 @@
 """In-process cost of one request through the ASGI apps, without a server or a socket.
 
-    python scripts/bench_asgi.py [--requests N] [--rounds R] [--quick]
+    python -m scripts.bench.asgi [--requests N] [--rounds R] [--quick]
 
 Calls each app directly with one POST /predict (the docs page's benign example) many times in a
 row and reports the median over interleaved rounds of microseconds per request:
   - the service, as `create_app` builds it, with the access log on (LOG_LEVEL=info, the
     default) and off (warning), and with API_KEY set (the request carries the key);
   - the same service with plain FastAPI routes (FastAPI's own request handler, no direct call):
-    what /predict cost before app/bodies.py;
-  - the two baselines of bench_http.py: FastAPI with the same body model answering a constant,
-    and a bare Starlette constant endpoint.
-This is where HTTP time goes inside the Python process; bench_http.py measures the whole stack.
+    what /predict cost before app/http/bodies.py;
+  - the two baselines of scripts/bench/http_load.py: FastAPI with the same body model answering
+    a constant, and a bare Starlette constant endpoint.
+This is where HTTP time goes inside the Python process; scripts/bench/http_load.py measures the
+whole stack.
 Access-log lines go to a temporary file, as a server's would go to its log.
 """
 
@@ -25,13 +26,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from bench_common import machine_info, median, print_machine
-
 from app.examples import BENIGN
 from app.main import create_app
 from app.settings import Settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
-from scripts.bench_baselines import fastapi_constant, starlette_constant
+from scripts.bench.baselines import fastapi_constant, starlette_constant
+from scripts.bench.common import machine_info, median, print_machine
 from scripts.cli import OneLineParser, positive_int
 from tests.plain_fastapi import plain_fastapi_app
 
@@ -97,7 +97,7 @@ async def start(app: ASGIApp) -> "asyncio.Task[None]":
     )
     message = await started
     if message["type"] != "lifespan.startup.complete":
-        raise SystemExit(f"bench_asgi: startup failed: {message}")
+        raise SystemExit(f"scripts.bench.asgi: startup failed: {message}")
     return task
 
 
@@ -143,7 +143,7 @@ async def run(args: argparse.Namespace) -> dict[str, list[float]]:
         lifespans.append(await start(app))
         status = await request(app, scope(keyed))
         if status != 200:
-            raise SystemExit(f"bench_asgi: {name} answered {status}")
+            raise SystemExit(f"scripts.bench.asgi: {name} answered {status}")
     results: dict[str, list[float]] = {name: [] for name in apps}
     for r in range(args.rounds):
         order = list(apps) if r % 2 == 0 else list(apps)[::-1]

@@ -1,6 +1,6 @@
 """Training speed: TwoLayerNet.fit vs scikit-learn's MLPClassifier with the same full-batch SGD.
 
-    python scripts/bench_train.py [--iterations N] [--rounds R] [--quick] [--json PATH]
+    python -m scripts.bench.train [--iterations N] [--rounds R] [--quick] [--json PATH]
 
 Both fit the article's 500 training rows (min-max scaled) with 15 ReLU units, plain full-batch
 gradient descent (batch = all rows, momentum 0, no Nesterov, alpha 0, no shuffling, constant
@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_common import machine_info, median, print_machine, write_json
 from numpy.typing import NDArray
 
 from model.data import load_dataset
 from model.network import TwoLayerNet
 from model.scaler import MinMaxScaler
 from model.splits import seed_split
+from scripts.bench.common import machine_info, median, print_machine, write_json
 from scripts.cli import OneLineParser, positive_float, positive_int
 
 Array = NDArray[np.float64]
@@ -109,7 +109,7 @@ def bit_identical(X: Array, y: Array, lr: float, iterations: int) -> bool:
 
 
 def parse_args() -> argparse.Namespace:
-    p = OneLineParser(prog="bench_train.py", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="scripts.bench.train", description=__doc__.splitlines()[0])
     p.add_argument("--iterations", type=positive_int, default=1000, help="iterations per fit")
     p.add_argument("--rounds", type=positive_int, default=15, help="interleaved rounds")
     p.add_argument("--lr", type=positive_float, default=0.01)

@@ -1,5 +1,5 @@
-"""The one-step route (app/bodies.py): a valid JSON body skips FastAPI's handler, and every answer,
-valid or not, is byte for byte the one FastAPI's own handler gives.
+"""The one-step route (app/http/bodies.py): a valid JSON body skips FastAPI's handler, and every
+answer, valid or not, is byte for byte the one FastAPI's own handler gives.
 
 The reference is the same service built with plain `APIRoute`s (FastAPI's handler, `json.loads`
 and all), compared in process, request by request: a table of edge cases, then generated bodies.
@@ -286,7 +286,7 @@ def test_with_an_api_key_a_valid_body_is_checked_on_the_direct_path(
 
 
 def test_a_route_with_other_parameters_is_never_called_directly() -> None:
-    from app.bodies import OneStepJSONBodyRoute
+    from app.http.bodies import OneStepJSONBodyRoute
     from app.schemas import PredictRequest
 
     async def endpoint(body: PredictRequest, verbose: bool = False) -> dict[str, bool]:

@@ -1,6 +1,6 @@
 """In-process inference speed: Artifact.predict_proba vs scikit-learn's MLPClassifier.
 
-    python scripts/bench_infer.py [--model PATH] [--rounds R] [--quick] [--json PATH]
+    python -m scripts.bench.infer [--model PATH] [--rounds R] [--quick] [--json PATH]
 
 Single-row latency: one call with one row, timed call by call (median and p99), for the served
 artifact (`model.artifact.load_artifact`, which scales the raw scores, then runs the network):
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_common import machine_info, median, percentile, print_machine, write_json
 
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact, load_artifact
 from model.data import load_dataset
+from scripts.bench.common import machine_info, median, percentile, print_machine, write_json
 from scripts.cli import OneLineParser, positive_int
 
 Call = Callable[[], object]
@@ -64,7 +64,7 @@ def rows_per_second(call: Call, rows: int, min_seconds: float) -> float:
 
 
 def parse_args() -> argparse.Namespace:
-    p = OneLineParser(prog="bench_infer.py", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="scripts.bench.infer", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=DEFAULT_ARTIFACT_PATH, help="artifact to load")
     p.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds")
     p.add_argument("--calls", type=positive_int, default=20000, help="single-row calls per round")

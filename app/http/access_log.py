@@ -1,4 +1,4 @@
-"""Logging setup and the access log: one line per request with method, path, status and latency.
+"""The access log: one line per request with method, path, status and latency.
 
 No request body, query string or header is logged.
 
@@ -17,27 +17,9 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-LOGGER_NAME: Final = "app"
-HANDLER_NAME: Final = "malignancy-predictor"
-FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"  # logging's default asctime, before ",milliseconds"
 
 access_logger = logging.getLogger("app.access")
-
-
-def configure_logging(level: str) -> None:
-    """Send the service's logs ("app.*") to stderr at `level`; silence uvicorn's access log,
-    which the AccessLog middleware replaces. Safe to call more than once."""
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(level.upper())
-    logger.propagate = False
-    if not any(handler.name == HANDLER_NAME for handler in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.name = HANDLER_NAME
-        handler.setFormatter(logging.Formatter(FORMAT))
-        logger.addHandler(handler)
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
 class AccessLog:

@@ -1,7 +1,7 @@
-"""The two reference apps bench_http.py measures /predict against.
+"""The two reference apps scripts/bench/http_load.py measures /predict against.
 
-    uvicorn --factory scripts.bench_baselines:fastapi_constant   # same body model, constant answer
-    uvicorn --factory scripts.bench_baselines:starlette_constant  # constant answer, body unread
+    uvicorn --factory scripts.bench.baselines:fastapi_constant   # same body model, constant answer
+    uvicorn --factory scripts.bench.baselines:starlette_constant  # constant answer, body unread
 
 `fastapi_constant` is the cost of FastAPI itself for /predict's contract: its POST /predict and
 POST /predict/batch take the service's own pydantic body models (app.schemas), so the JSON is

@@ -1,4 +1,4 @@
-"""Shared helpers of the bench_*.py scripts: machine description, statistics, JSON output.
+"""Shared helpers of the benchmarks (`python -m scripts.bench.NAME`): machine, statistics, JSON.
 
 The machines these run on are shared and noisy, so every script measures its candidates side by
 side in interleaved rounds and reports ratios within one run next to absolute figures.
@@ -8,15 +8,12 @@ import json
 import os
 import platform
 import statistics
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 

@@ -1,12 +1,12 @@
 """Run the benchmarks and write their figures as one Markdown table: bench-results/BENCH.md.
 
-    python scripts/bench_report.py [--quick] [--only train,infer,http] [--render-only]
+    python -m scripts.bench.report [--quick] [--only train,infer,http] [--render-only]
                                    [--out-dir DIR] [--duration S] [--rounds R]
 
-Runs scripts/bench_train.py, bench_infer.py and bench_http.py one after the other (never
+Runs scripts/bench/train.py, infer.py and http_load.py one after the other (never
 together: they would measure each other), each writing DIR/<name>.json, then renders
 DIR/BENCH.md from those files. --render-only re-renders from existing JSON files. --duration and
---rounds are passed to bench_http.py. Exit status: 1 if a benchmark failed (an error response,
+--rounds are passed to http_load.py. Exit status: 1 if a benchmark failed (an error response,
 a socket error, a non-identical refit), else 0; missed speed goals are reported, not failed.
 """
 
@@ -17,15 +17,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCRIPTS = Path(__file__).resolve().parent
-REPO_ROOT = SCRIPTS.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHES = ("train", "infer", "http")
+MODULES = {
+    "train": "scripts.bench.train",
+    "infer": "scripts.bench.infer",
+    "http": "scripts.bench.http_load",
+}
 
 
 def run(name: str, out_dir: Path, args: argparse.Namespace) -> int:
     command = [
         sys.executable,
-        str(SCRIPTS / f"bench_{name}.py"),
+        "-m",
+        MODULES[name],
         "--json",
         str(out_dir / f"{name}.json"),
     ]
@@ -72,7 +77,7 @@ def render_train(data: dict[str, Any]) -> list[str]:
     lines = [
         "## Training (goal 4: at least 5x scikit-learn per iteration, bit-identical refits)",
         "",
-        f"`python scripts/bench_train.py` — {s['rows']} rows, {s['hidden']} hidden units, "
+        f"`python -m scripts.bench.train` — {s['rows']} rows, {s['hidden']} hidden units, "
         f"full-batch gradient descent, {s['iterations']} iterations a fit, {s['rounds']} "
         "interleaved rounds.",
         "",
@@ -99,7 +104,7 @@ def render_infer(data: dict[str, Any]) -> list[str]:
     lines = [
         "## In-process inference",
         "",
-        "`python scripts/bench_infer.py`",
+        "`python -m scripts.bench.infer`",
         "",
         "| single row | median µs | p99 µs |",
         "| --- | ---: | ---: |",
@@ -118,7 +123,7 @@ def render_http(data: dict[str, Any]) -> list[str]:
     lines = [
         "## HTTP (goals 1-3), wrk on loopback",
         "",
-        f"`python scripts/bench_http.py` — {s['rounds']} interleaved round(s) of "
+        f"`python -m scripts.bench.http_load` — {s['rounds']} interleaved round(s) of "
         f"{s['duration_s']:g} s per scenario; wrk threads: {s.get('wrk_threads', '2')}. "
         "Figures are medians over rounds; errors are totals.",
         "",
@@ -148,7 +153,7 @@ def render(out_dir: Path) -> str:
     lines += [
         "These machines are shared and noisy (the same run repeated differs by 20-40%): compare",
         "the ratios within one run rather than absolute figures across runs. Rerun with",
-        "`make bench` (or `python scripts/bench_report.py [--quick]`).",
+        "`make bench` (or `python -m scripts.bench.report [--quick]`).",
         "",
     ]
     if parts["train"]:
@@ -166,8 +171,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset to run")
     p.add_argument("--render-only", action="store_true", help="only rewrite BENCH.md")
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "bench-results")
-    p.add_argument("--duration", type=float, help="seconds per wrk run (bench_http.py)")
-    p.add_argument("--rounds", type=int, help="interleaved rounds (bench_http.py)")
+    p.add_argument("--duration", type=float, help="seconds per wrk run (http_load.py)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (scripts/bench/http_load.py)")
     args = p.parse_args()
     unknown = set(args.only.split(",")) - set(BENCHES)
     if unknown:
@@ -187,7 +192,7 @@ def main() -> int:
     report.write_text(render(args.out_dir), encoding="utf-8")
     print(f"wrote {report}")
     if failed:
-        print(f"bench_report.py: failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"scripts.bench.report: failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
