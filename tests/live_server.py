@@ -34,18 +34,15 @@ from typing import Final
 
 import httpx
 
+from app.settings import Settings
+
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 LOOPBACK: Final = "127.0.0.1"
+# Every setting of the service (derived from Settings, so a new one is covered at once), plus
+# prometheus-client's own directory variable and the uvicorn CLI's variables.
 SERVICE_VARIABLES: Final = (
-    "MODEL_PATH",
-    "MAX_BATCH_SIZE",
-    "MAX_BODY_BYTES",
-    "LOG_LEVEL",
-    "API_KEY",
-    "HOST",
-    "PORT",
-    "WORKERS",
-    "SHUTDOWN_DRAIN_SECONDS",
+    *(name.upper() for name in Settings.model_fields),
+    "PROMETHEUS_MULTIPROC_DIR",
     "UVICORN_APP",
     "UVICORN_FACTORY",
     "UVICORN_HOST",
