@@ -49,14 +49,19 @@ async def require_api_key(
     if given is None or not hmac.compare_digest(
         given.encode("latin-1"), expected.get_secret_value().encode("utf-8")
     ):
-        problem = "is missing" if given is None else "is not the valid API key"
-        raise ApiError(
-            401,
-            ["header", API_KEY_HEADER],
-            f"Header {API_KEY_HEADER} {problem}",
-            "invalid_api_key" if given is not None else "missing_api_key",
-            headers={"WWW-Authenticate": f'APIKey header="{API_KEY_HEADER}"'},
-        )
+        raise api_key_error(given)
+
+
+def api_key_error(given: str | None) -> ApiError:
+    """The 401 for a missing (`given` None) or wrong key; the key given is never echoed."""
+    problem = "is missing" if given is None else "is not the valid API key"
+    return ApiError(
+        401,
+        ["header", API_KEY_HEADER],
+        f"Header {API_KEY_HEADER} {problem}",
+        "invalid_api_key" if given is not None else "missing_api_key",
+        headers={"WWW-Authenticate": f'APIKey header="{API_KEY_HEADER}"'},
+    )
 
 
 async def check_api_key(request: Request) -> None:

@@ -10,12 +10,14 @@ from typing import Final
 from fastapi import FastAPI
 
 from app.api import add_routes
+from app.api.responses import SHARED_ERROR_EXAMPLES
 from app.docs import create_documented_app
 from app.errors import install_error_handlers
 from app.http.access_log import AccessLog
 from app.http.limits import BodySizeLimit
 from app.lifespan import OneLineStartupErrors, make_lifespan
 from app.logging_config import configure_logging
+from app.openapi import install_openapi, operation_id
 from app.settings import Settings, load_settings
 
 TITLE: Final = "Malignancy predictor"
@@ -52,8 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=make_lifespan(settings),
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
+    install_openapi(app, SHARED_ERROR_EXAMPLES)
     install_error_handlers(app)
     docs_routes = len(app.router.routes)  # /openapi.json, the docs pages and their assets
     add_routes(app, api_key_required=settings.api_key is not None)

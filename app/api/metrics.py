@@ -1,16 +1,42 @@
 """GET /metrics: the model's validation metrics at a threshold (the product's contract)."""
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import FastAPI, Query
 from fastapi.params import Depends
 
-from app.api.responses import AUTH_ERRORS, QUERY_ERRORS
+from app.api.responses import AUTH_ERRORS, QUERY_ERRORS, error_example
 from app.dependencies import ModelDep
-from app.schemas import Metrics
+from app.openapi import Example, ExampleContext, response_examples
+from app.schemas import ErrorItem, Metrics
+
+EXAMPLE_THRESHOLD = 0.5
 
 
-async def metrics(
+def _answers(context: ExampleContext) -> Mapping[str, Example]:
+    model = context.model
+    return {
+        "default_threshold": Example(
+            f"No threshold: the model's default, {model.default_threshold}", model.metrics(None)
+        ),
+        "threshold_0.5": Example(
+            f"?threshold={EXAMPLE_THRESHOLD}", model.metrics(EXAMPLE_THRESHOLD)
+        ),
+    }
+
+
+def _invalid(context: ExampleContext) -> Mapping[str, Example]:
+    item = ErrorItem(
+        loc=["query", "threshold"],
+        msg="Input should be less than or equal to 1",
+        type="less_than_equal",
+    )
+    return {"threshold_above_one": error_example("?threshold=2", item)}
+
+
+@response_examples({200: _answers, 422: _invalid})
+async def get_metrics(
     model: ModelDep,
     threshold: Annotated[
         float | None,
@@ -31,9 +57,10 @@ async def metrics(
 def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> None:
     app.add_api_route(
         "/metrics",
-        metrics,
+        get_metrics,
         methods=["GET"],
         summary="Validation metrics at a threshold",
+        response_description="The metrics at the threshold, and the model version.",
         responses={**QUERY_ERRORS, **(AUTH_ERRORS if api_key_required else {})},
         tags=["predictions"],
         dependencies=guard,

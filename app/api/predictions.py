@@ -13,6 +13,7 @@ and answer with the JSON of the response model already written (`json_response`)
 instead of validating the model a second time and serializing it itself.
 """
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated
 
@@ -20,14 +21,77 @@ from fastapi import Body, FastAPI, Request
 from fastapi.params import Depends
 from fastapi.responses import Response
 
-from app.api.responses import AUTH_ERRORS, BODY_ERRORS, json_response
+from app.api.responses import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    error_example,
+    invalid_body_example,
+    invalid_json_example,
+    json_response,
+)
 from app.dependencies import app_settings, check_api_key, served_model
 from app.errors import ApiError
-from app.examples import BATCH_EXAMPLES, PREDICT_EXAMPLES
+from app.examples import BATCH_EXAMPLES, BENIGN, MALIGNANT, PREDICT_EXAMPLES
 from app.http.bodies import OneStepJSONBodyRoute
+from app.openapi import Example, ExampleContext, response_examples
 from app.schemas import BatchPrediction, BatchRequest, Prediction, PredictRequest, as_row
 
 
+def _answers(context: ExampleContext) -> Mapping[str, Example]:
+    """The model's answer to each request example, under the same name."""
+    answers = {}
+    for name, example in PREDICT_EXAMPLES.items():
+        body = PredictRequest.model_validate(example["value"])
+        answer = context.model.predict(as_row(body), body.threshold)
+        answers[name] = Example(example["summary"], answer)
+    return answers
+
+
+def _batch_answers(context: ExampleContext) -> Mapping[str, Example]:
+    answers = {}
+    for name, example in BATCH_EXAMPLES.items():
+        body = BatchRequest.model_validate(example["value"])
+        rows = [as_row(instance) for instance in body.instances]
+        answers[name] = Example(
+            example["summary"], context.model.predict_batch(rows, body.threshold)
+        )
+    return answers
+
+
+def _invalid(context: ExampleContext) -> Mapping[str, Example]:
+    return {
+        "score_out_of_range": invalid_body_example(
+            "mitoses 11, above the scale", PredictRequest, {**MALIGNANT, "mitoses": 11}
+        ),
+        "not_json": invalid_json_example('{"clump_thickness": 5,'),
+    }
+
+
+def _too_many(limit: int, n: int) -> ApiError:
+    return ApiError(
+        422,
+        ["body", "instances"],
+        f"List should have at most {limit} items (MAX_BATCH_SIZE), not {n}",
+        "too_long",
+    )
+
+
+def _invalid_batch(context: ExampleContext) -> Mapping[str, Example]:
+    limit = context.settings.max_batch_size
+    return {
+        "score_out_of_range": invalid_body_example(
+            "The second instance has mitoses 0, below the scale",
+            BatchRequest,
+            {"instances": [BENIGN, {**MALIGNANT, "mitoses": 0}]},
+        ),
+        "too_many_instances": error_example(
+            f"{limit + 1} instances, one more than MAX_BATCH_SIZE",
+            _too_many(limit, limit + 1).item(),
+        ),
+    }
+
+
+@response_examples({200: _answers, 422: _invalid})
 async def predict(
     body: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)], request: Request
 ) -> Response:
@@ -36,6 +100,7 @@ async def predict(
     return json_response(served_model(request).predict(as_row(body), body.threshold))
 
 
+@response_examples({200: _batch_answers, 422: _invalid_batch})
 async def predict_batch(
     body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)], request: Request
 ) -> Response:
@@ -44,12 +109,7 @@ async def predict_batch(
     n = len(body.instances)
     limit = app_settings(request).max_batch_size
     if n > limit:
-        raise ApiError(
-            422,
-            ["body", "instances"],
-            f"List should have at most {limit} items (MAX_BATCH_SIZE), not {n}",
-            "too_long",
-        )
+        raise _too_many(limit, n)
     rows = [as_row(instance) for instance in body.instances]
     return json_response(served_model(request).predict_batch(rows, body.threshold))
 

@@ -1,12 +1,23 @@
-"""The error responses the OpenAPI document lists for each kind of route, and `json_response`."""
+"""The error responses the OpenAPI document lists for each kind of route, their examples, and
+`json_response`.
 
+Each error example is the body the service really sends, written by the same code
+(`error_body`, the errors the guard and the body limit raise); tests/api/test_openapi.py sends the
+request each one describes to a live server and compares the answers byte for byte.
+"""
+
+import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from app.errors import JSON_MEDIA_TYPE
-from app.schemas import ErrorResponse
+from app.dependencies import api_key_error
+from app.errors import JSON_MEDIA_TYPE, error_body
+from app.http.limits import BodyTooLargeError
+from app.openapi import Example, ExampleContext, SourcesByStatus
+from app.schemas import ErrorItem, ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -25,6 +36,64 @@ QUERY_ERRORS: Final[Responses] = {
 }
 AUTH_ERRORS: Final[Responses] = {
     401: _error("The X-API-Key header is missing or wrong (only when API_KEY is set)."),
+}
+
+
+def error_example(summary: str, *items: ErrorItem) -> Example:
+    """An example of the error answer made of `items`, as `error_response` writes it."""
+    return Example(summary, json.loads(error_body(items)))
+
+
+def invalid_json_example(text: str) -> Example:
+    """The answer to a body of `text` that is not JSON, located by the parser FastAPI uses."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = f"Invalid JSON at character {exc.pos}: {exc.msg}"
+        return error_example(
+            "Not JSON", ErrorItem(loc=["body", exc.pos], msg=msg, type="json_invalid")
+        )
+    raise ValueError("the text is valid JSON")
+
+
+def invalid_body_example(summary: str, model: type[BaseModel], value: Any) -> Example:
+    """The answer to a JSON body `value` that `model` rejects, with pydantic's own messages."""
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        items = [
+            ErrorItem(loc=["body", *error["loc"]], msg=error["msg"], type=error["type"])
+            for error in exc.errors()
+        ]
+        return error_example(summary, *items)
+    raise ValueError("the body is valid")
+
+
+def _auth_examples(context: ExampleContext) -> Mapping[str, Example]:
+    return {
+        "missing_key": error_example("No X-API-Key header", api_key_error(None).item()),
+        "wrong_key": error_example("A wrong X-API-Key", api_key_error("wrong").item()),
+    }
+
+
+def _too_large_examples(context: ExampleContext) -> Mapping[str, Example]:
+    error = BodyTooLargeError(context.settings.max_body_bytes)
+    return {"too_large": error_example("A body over MAX_BODY_BYTES", error.item())}
+
+
+def _media_type_examples(context: ExampleContext) -> Mapping[str, Example]:
+    item = ErrorItem(
+        loc=["header", "Content-Type"],
+        msg=f"Content-Type must be {JSON_MEDIA_TYPE} (got 'text/plain')",
+        type="unsupported_media_type",
+    )
+    return {"text_plain": error_example("A body sent as text/plain", item)}
+
+
+SHARED_ERROR_EXAMPLES: Final[SourcesByStatus] = {
+    401: _auth_examples,
+    413: _too_large_examples,
+    415: _media_type_examples,
 }
 
 

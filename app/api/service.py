@@ -1,17 +1,31 @@
 """GET /health, GET /model and the root redirect: open even when API_KEY is set."""
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from app.dependencies import ModelDep
+from app.openapi import Example, ExampleContext, response_examples
 from app.schemas import Health, ModelCard
 
 
-async def health(model: ModelDep) -> Health:
+def _health(context: ExampleContext) -> Mapping[str, Example]:
+    answer = Health(status="ok", model_version=context.model.version)
+    return {"serving": Example("The model is loaded", answer)}
+
+
+def _card(context: ExampleContext) -> Mapping[str, Example]:
+    return {"served_model": Example("The card of the served artifact", context.model.card)}
+
+
+@response_examples({200: _health})
+async def get_health(model: ModelDep) -> Health:
     return Health(status="ok", model_version=model.version)
 
 
-async def model_card(model: ModelDep) -> ModelCard:
+@response_examples({200: _card})
+async def get_model_card(model: ModelDep) -> ModelCard:
     """Architecture, training settings, data hash, features with their ranges, headline
     metrics, and the intended use. Open even when API_KEY is set: it holds nothing secret."""
     return model.card
@@ -23,7 +37,19 @@ async def root() -> RedirectResponse:
 
 def add_routes(app: FastAPI) -> None:
     app.add_api_route(
-        "/health", health, methods=["GET"], summary="Liveness and model version", tags=["service"]
+        "/health",
+        get_health,
+        methods=["GET"],
+        summary="Liveness and model version",
+        response_description="The service is up and serves this model version.",
+        tags=["service"],
     )
-    app.add_api_route("/model", model_card, methods=["GET"], summary="Model card", tags=["service"])
+    app.add_api_route(
+        "/model",
+        get_model_card,
+        methods=["GET"],
+        summary="Model card",
+        response_description="The card of the served model.",
+        tags=["service"],
+    )
     app.add_api_route("/", root, methods=["GET"], include_in_schema=False)

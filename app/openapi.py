@@ -1,0 +1,116 @@
+"""The OpenAPI document, built once per app with examples computed from the served model.
+
+FastAPI writes each response's schema, but its only example of an answer is one made up from the
+types (`"probability": 1`, `"model_version": "string"`). Here every response gets a real example:
+
+* A route's endpoint declares, with `@response_examples({status: source, ...})`, a function of
+  the served model and settings (`ExampleContext`) that returns the examples for that status:
+  /predict computes the answer to each of its request examples with the artifact.
+* Examples of errors every route shares (401, 413, 415) are given once to `install_openapi`, and
+  apply to each operation that documents that status; a route's own declaration wins.
+
+The document is built on first use (the docs page, `/openapi.json` or `app.openapi()`), from the
+model the lifespan loaded, or, before the server has started (a script exporting the schema), from
+the artifact the settings name. Operation ids are the endpoints' names (`operation_id`), so a
+generated client calls `predict(...)` rather than `predict_predict_post(...)`.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from app.errors import JSON_MEDIA_TYPE
+from app.predictor import ServedModel
+from app.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    summary: str
+    value: BaseModel | Any  # a response model, or plain JSON
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleContext:
+    """What examples are computed from: the served model and the app's settings."""
+
+    model: ServedModel
+    settings: Settings
+
+
+ExampleSource = Callable[[ExampleContext], Mapping[str, Example]]
+SourcesByStatus = Mapping[int, ExampleSource]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+_ATTRIBUTE: Final = "__response_examples__"
+
+
+def response_examples(sources: SourcesByStatus) -> Callable[[Endpoint], Endpoint]:
+    """Mark an endpoint with the example sources of its responses, by status code; the
+    endpoint itself is returned unchanged (routes may call it directly)."""
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, _ATTRIBUTE, dict(sources))
+        return endpoint
+
+    return mark
+
+
+def operation_id(route: APIRoute) -> str:
+    """The endpoint's name, as FastAPI's `generate_unique_id_function` (so names must be unique)."""
+    return route.name
+
+
+def install_openapi(app: FastAPI, shared: SourcesByStatus) -> None:
+    """Replace `app.openapi` with a builder that adds real examples (FastAPI's documented way to
+    extend the schema); `shared` holds the error examples common to every route."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_schema(app, shared)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def build_schema(app: FastAPI, shared: SourcesByStatus) -> dict[str, Any]:
+    schema = FastAPI.openapi(app)
+    app.openapi_schema = None  # FastAPI caches its schema; cache only the finished one
+    context = ExampleContext(_model(app), app.state.settings)
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        sources = {**shared, **getattr(route.endpoint, _ATTRIBUTE, {})}
+        for method in route.methods or ():
+            operation = schema["paths"][route.path_format][method.lower()]
+            _add_examples(operation["responses"], sources, context)
+    return schema
+
+
+def _model(app: FastAPI) -> ServedModel:
+    model: ServedModel | None = getattr(app.state, "model", None)
+    if model is None:  # the server has not started: document the artifact it would serve
+        model = ServedModel.load(app.state.settings.model_path)
+    return model
+
+
+def _add_examples(
+    responses: dict[str, Any], sources: SourcesByStatus, context: ExampleContext
+) -> None:
+    for status, response in responses.items():
+        source = sources.get(int(status)) if status.isdigit() else None
+        if source is None:
+            continue
+        media = response.setdefault("content", {}).setdefault(JSON_MEDIA_TYPE, {})
+        media["examples"] = {
+            name: {"summary": example.summary, "value": _json(example.value)}
+            for name, example in source(context).items()
+        }
+
+
+def _json(value: BaseModel | Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value

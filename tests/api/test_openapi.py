@@ -1,0 +1,231 @@
+"""The OpenAPI document as a product: every response has a description and real examples, each
+example is what a live server answers to the request it describes, and operation ids are plain.
+
+Two live servers: one with the defaults and the committed artifact, one with an API key, smaller
+limits and another artifact (a quick training run), so examples are seen to follow the served
+model and the settings rather than today's files.
+"""
+
+import keyword
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import pytest
+
+from app.examples import BENIGN, MALIGNANT
+from app.main import create_app
+from app.settings import Settings
+from model.artifact import DEFAULT_ARTIFACT_PATH, TrainingSettings, load_artifact
+from model.data import Dataset
+from model.training import train
+from tests.live_server import LiveServer, start_server
+
+API_KEY: Final = "openapi-test-key"
+KEYED_LIMITS: Final = {"MAX_BODY_BYTES": "2048", "MAX_BATCH_SIZE": "3"}
+QUICK: Final = TrainingSettings(split="stratified", lr=0.05, iterations=300, hidden=15, seed=1)
+OPERATION_IDS: Final = {
+    ("post", "/predict"): "predict",
+    ("post", "/predict/batch"): "predict_batch",
+    ("get", "/metrics"): "get_metrics",
+    ("get", "/health"): "get_health",
+    ("get", "/model"): "get_model_card",
+}
+FASTAPI_DEFAULT_DESCRIPTIONS: Final = {"", "Successful Response", "Validation Error"}
+
+Spec = dict[str, Any]
+Request = tuple[str, str, dict[str, Any]]  # method, path, httpx keyword arguments
+# (operation id, status, example name) -> the request that example answers, built from the
+# operation's schema and the server's settings
+RequestFor = Callable[[Spec, dict[str, int]], Request]
+
+
+def _request_example(spec: Spec, path: str, name: str) -> Any:
+    body = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    return body["examples"][name]["value"]
+
+
+def _post_example(path: str, name: str) -> RequestFor:
+    return lambda spec, limits: ("POST", path, {"json": _request_example(spec, path, name)})
+
+
+def _post(path: str, **kwargs: Any) -> RequestFor:
+    return lambda spec, limits: ("POST", path, kwargs)
+
+
+def _get(path: str, **kwargs: Any) -> RequestFor:
+    return lambda spec, limits: ("GET", path, kwargs)
+
+
+def _oversize(path: str) -> RequestFor:
+    def request(spec: Spec, limits: dict[str, int]) -> Request:
+        body = b" " * (limits["max_body_bytes"] + 1)
+        return "POST", path, {"content": body, "headers": {"Content-Type": "application/json"}}
+
+    return request
+
+
+def _too_many(spec: Spec, limits: dict[str, int]) -> Request:
+    return (
+        "POST",
+        "/predict/batch",
+        {"json": {"instances": [BENIGN] * (limits["max_batch_size"] + 1)}},
+    )
+
+
+TEXT_PLAIN: Final = {"content": b"5,1,1", "headers": {"Content-Type": "text/plain"}}
+NOT_JSON: Final = {
+    "content": b'{"clump_thickness": 5,',
+    "headers": {"Content-Type": "application/json"},
+}
+REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
+    **{
+        ("predict", 200, name): _post_example("/predict", name)
+        for name in ("benign", "malignant", "malignant_with_threshold")
+    },
+    ("predict", 422, "score_out_of_range"): _post("/predict", json={**MALIGNANT, "mitoses": 11}),
+    ("predict", 422, "not_json"): _post("/predict", **NOT_JSON),
+    ("predict", 413, "too_large"): _oversize("/predict"),
+    ("predict", 415, "text_plain"): _post("/predict", **TEXT_PLAIN),
+    **{
+        ("predict_batch", 200, name): _post_example("/predict/batch", name)
+        for name in ("benign_and_malignant", "with_threshold")
+    },
+    ("predict_batch", 422, "score_out_of_range"): _post(
+        "/predict/batch", json={"instances": [BENIGN, {**MALIGNANT, "mitoses": 0}]}
+    ),
+    ("predict_batch", 422, "too_many_instances"): _too_many,
+    ("predict_batch", 413, "too_large"): _oversize("/predict/batch"),
+    ("predict_batch", 415, "text_plain"): _post("/predict/batch", **TEXT_PLAIN),
+    ("get_metrics", 200, "default_threshold"): _get("/metrics"),
+    ("get_metrics", 200, "threshold_0.5"): _get("/metrics", params={"threshold": "0.5"}),
+    ("get_metrics", 422, "threshold_above_one"): _get("/metrics", params={"threshold": "2"}),
+    ("get_health", 200, "serving"): _get("/health"),
+    ("get_model_card", 200, "served_model"): _get("/model"),
+}
+# With a key configured: the protected operations' 401 examples, each sent as the operation's
+# first success example, with these headers instead of the right key.
+KEY_ERRORS: Final = {"missing_key": {}, "wrong_key": {"X-API-Key": "wrong"}}
+SUCCESS_EXAMPLE: Final = {
+    "predict": "benign",
+    "predict_batch": "benign_and_malignant",
+    "get_metrics": "default_threshold",
+}
+KEY_REQUESTS: Final = {
+    (operation_id, 401, name): REQUESTS[(operation_id, 200, success)]
+    for operation_id, success in SUCCESS_EXAMPLE.items()
+    for name in KEY_ERRORS
+}
+
+
+@pytest.fixture(scope="module")
+def other_artifact(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> Path:
+    path = tmp_path_factory.mktemp("artifact") / "weights.json"
+    train(dataset, QUICK).artifact.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def servers(other_artifact: Path) -> Iterator[dict[str, LiveServer]]:
+    keyed_env = {"API_KEY": API_KEY, "MODEL_PATH": str(other_artifact), **KEYED_LIMITS}
+    with start_server() as plain, start_server(keyed_env) as keyed:
+        yield {"plain": plain, "keyed": keyed}
+
+
+@pytest.fixture(scope="module")
+def specs(servers: dict[str, LiveServer]) -> dict[str, Spec]:
+    return {name: httpx.get(f"{s.url}/openapi.json").json() for name, s in servers.items()}
+
+
+def operations(spec: Spec) -> Iterator[tuple[str, str, Spec]]:
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            yield method, path, operation
+
+
+def documented_examples(spec: Spec) -> Iterator[tuple[str, int, str, Any]]:
+    """(operation id, status, example name, example value) for every response example."""
+    for _, _, operation in operations(spec):
+        for status, response in operation["responses"].items():
+            for media in response.get("content", {}).values():
+                for name, example in media.get("examples", {}).items():
+                    yield operation["operationId"], int(status), name, example["value"]
+
+
+def limits_of(server: str) -> dict[str, int]:
+    defaults = Settings.model_fields
+    env = KEYED_LIMITS if server == "keyed" else {}
+    return {
+        name: int(env.get(name.upper(), defaults[name].default))
+        for name in ("max_body_bytes", "max_batch_size")
+    }
+
+
+@pytest.mark.parametrize("server", ["plain", "keyed"])
+def test_every_response_has_a_description_and_examples(specs: dict[str, Spec], server: str) -> None:
+    for method, path, operation in operations(specs[server]):
+        for status, response in operation["responses"].items():
+            where = f"{method.upper()} {path} {status}"
+            assert response["description"] not in FASTAPI_DEFAULT_DESCRIPTIONS, where
+            examples = response["content"]["application/json"].get("examples", {})
+            assert examples, f"{where} has no example"
+            for name, example in examples.items():
+                assert example["summary"], f"{where} example {name} has no summary"
+
+
+@pytest.mark.parametrize("server", ["plain", "keyed"])
+def test_every_example_is_what_the_server_answers(
+    servers: dict[str, LiveServer], specs: dict[str, Spec], server: str
+) -> None:
+    spec, live = specs[server], servers[server]
+    table = {**REQUESTS, **(KEY_REQUESTS if server == "keyed" else {})}
+    key_header = {"X-API-Key": API_KEY} if server == "keyed" else {}
+    checked = set()
+    with httpx.Client(base_url=live.url, timeout=10) as client:
+        for operation_id, status, name, value in documented_examples(spec):
+            key = (operation_id, status, name)
+            assert key in table, f"no request in this test's table for the example {key}"
+            method, path, kwargs = table[key](spec, limits_of(server))
+            headers = KEY_ERRORS[name] if status == 401 else key_header
+            kwargs = {**kwargs, "headers": {**headers, **kwargs.get("headers", {})}}
+            response = client.request(method, path, **kwargs)
+            assert response.status_code == status, (key, response.text)
+            assert response.json() == value, f"the example {key} is not the server's answer"
+            checked.add(key)
+    assert checked == set(table), "examples this test expects are missing from the document"
+
+
+def test_examples_follow_the_served_artifact(specs: dict[str, Spec], other_artifact: Path) -> None:
+    served = {
+        server: {
+            value["model_version"]
+            for _, status, _, value in documented_examples(spec)
+            if status == 200
+        }
+        for server, spec in specs.items()
+    }
+    assert served["plain"] == {load_artifact(DEFAULT_ARTIFACT_PATH).model_version}
+    assert served["keyed"] == {load_artifact(other_artifact).model_version}
+
+
+def test_key_errors_are_documented_only_with_a_key(specs: dict[str, Spec]) -> None:
+    for server, spec in specs.items():
+        with_401 = {op["operationId"] for _, _, op in operations(spec) if "401" in op["responses"]}
+        assert with_401 == (set(SUCCESS_EXAMPLE) if server == "keyed" else set()), server
+
+
+@pytest.mark.parametrize("server", ["plain", "keyed"])
+def test_operation_ids_are_plain_names(specs: dict[str, Spec], server: str) -> None:
+    ids = {(method, path): op["operationId"] for method, path, op in operations(specs[server])}
+    assert {k: ids.get(k) for k in OPERATION_IDS} == OPERATION_IDS
+    assert len(set(ids.values())) == len(ids), f"duplicate operation ids: {ids}"
+    for operation_id in ids.values():
+        assert operation_id.isidentifier(), operation_id
+        assert not keyword.iskeyword(operation_id), operation_id
+
+
+def test_schema_before_startup_is_the_one_served(specs: dict[str, Spec]) -> None:
+    """A script can export the document without starting a server: it is the same document."""
+    app = create_app(Settings(model_path=DEFAULT_ARTIFACT_PATH))
+    assert app.openapi() == specs["plain"]
