@@ -47,8 +47,23 @@ class ApiError(HTTPException):
         return ErrorItem(loc=self.loc, msg=str(self.detail), type=self.kind)
 
 
+def duplicate_key_error(path: Sequence[str | int]) -> ApiError:
+    """The 422 for a JSON body that repeats the key at `path` (see app/http/json_strict.py)."""
+    msg = "Key appears more than once in its object; each key must appear once"
+    return ApiError(422, ["body", *path], msg, "duplicate_key")
+
+
+def _printable(part: str | int) -> str:
+    """A loc part for the one-line message: names from the request (an unknown field, a query
+    parameter) may hold line breaks or other control characters, shown escaped."""
+    text = str(part)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def error_body(items: Sequence[ErrorItem]) -> bytes:
-    named = [f"{'.'.join(str(p) for p in item.loc)}: {item.msg}" for item in items[:MAX_IN_MESSAGE]]
+    named = [
+        f"{'.'.join(map(_printable, item.loc))}: {item.msg}" for item in items[:MAX_IN_MESSAGE]
+    ]
     if len(items) > MAX_IN_MESSAGE:
         named.append(f"and {len(items) - MAX_IN_MESSAGE} more")
     body = ErrorResponse(message="; ".join(named), detail=list(items[:MAX_DETAIL]))
@@ -79,13 +94,18 @@ _PLAIN_MESSAGES: Final = {
 _BODY_UNPARSABLE: Final = "Invalid JSON: not UTF-8 text, or nested too deep"
 
 
-def _item(error: dict[str, Any]) -> ErrorItem:
+def error_item(error: dict[str, Any]) -> ErrorItem:
+    """One pydantic or FastAPI validation error as the service words it (its input dropped)."""
     kind = str(error.get("type", "value_error"))
     msg = _PLAIN_MESSAGES.get(kind) or str(error.get("msg", "invalid"))
     context = error.get("ctx") or {}
     loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
     if loc == ["body"] and kind == "missing":
         msg = "A JSON request body is required"
+    if kind == "too_long" and {"field_type", "max_length", "actual_length"} <= set(context):
+        # pydantic says "... at most N items after validation, not M"; the count is the input's
+        most, given = context["max_length"], context["actual_length"]
+        msg = f"{context['field_type']} should have at most {most} items, not {given}"
     if kind == "json_invalid" and isinstance(context.get("error"), str):
         # FastAPI puts the character offset after "body" in loc
         where = f" at character {loc[1]}" if len(loc) > 1 else ""
@@ -108,7 +128,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         msg = f"Content-Type must be {JSON_MEDIA_TYPE} ({given})"
         item = ErrorItem(loc=["header", "Content-Type"], msg=msg, type="unsupported_media_type")
         return error_response(415, [item])
-    return error_response(422, [_item(error) for error in errors])
+    return error_response(422, [error_item(error) for error in errors])
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:

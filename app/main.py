@@ -14,7 +14,9 @@ from app.api.responses import SHARED_ERROR_EXAMPLES
 from app.docs import create_documented_app
 from app.errors import install_error_handlers
 from app.http.access_log import AccessLog
+from app.http.content_encoding import IdentityContentEncoding
 from app.http.limits import BodySizeLimit
+from app.http.strict_query import StrictQuery
 from app.lifespan import OneLineStartupErrors, make_lifespan
 from app.logging_config import configure_logging
 from app.openapi import install_openapi, operation_id
@@ -31,8 +33,11 @@ hospital. It is not a medical device and must not be used to diagnose anyone.
 
 * Requests are strict: unknown fields, missing fields, scores outside 1..10 and non-integers
   are rejected.
+* A JSON body must not repeat a key (422 `duplicate_key`), a query string must not hold a
+  parameter the route does not take or one given twice, and a body must not be compressed
+  (415 for any `Content-Encoding` but `identity`).
 * Every error answer is `{"message": ..., "detail": [{"loc", "msg", "type"}]}`; `message` names
-  each field and the rule it broke.
+  the first five problems (field and rule), then "and N more"; `detail` lists up to 100.
 * When the service has an API key (setting `API_KEY`), `/predict`, `/predict/batch` and
   `/metrics` need it in the `X-API-Key` header; `/health`, `/model` and the docs stay open.
 """
@@ -55,16 +60,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=make_lifespan(settings),
         generate_unique_id_function=operation_id,
+        # Starlette would redirect /predict/ to /predict with an absolute URL built from the
+        # request's Host header; a trailing slash gets the service's 404 instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_openapi(app, SHARED_ERROR_EXAMPLES)
     install_error_handlers(app)
     docs_routes = len(app.router.routes)  # /openapi.json, the docs pages and their assets
-    add_routes(app, api_key_required=settings.api_key is not None)
+    add_routes(
+        app,
+        api_key_required=settings.api_key is not None,
+        max_batch_size=settings.max_batch_size,
+    )
     # Starlette tries the routes in order: put the API's (/predict first) before the docs'.
     routes = app.router.routes
     routes[:] = routes[docs_routes:] + routes[:docs_routes]
     # The last added is the outermost.
+    app.add_middleware(StrictQuery, routes=app.router.routes)
+    app.add_middleware(IdentityContentEncoding)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     app.add_middleware(OneLineStartupErrors)

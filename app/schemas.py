@@ -1,14 +1,18 @@
 """The HTTP contract: request and response bodies.
 
-Requests are strict: unknown fields are rejected, scores are JSON integers 1..10 (5 or 5.0, which
-JSON Schema counts as the same integer; not "5", 5.5 or true), and a threshold is a finite number
-in [0, 1].
+Requests are strict: unknown fields are rejected, scores are JSON integers 1..10 (5, 5.0 or 5E0,
+which JSON Schema counts as the same integer; not "5", 5.5 or true), and a threshold is a finite
+number in [0, 1], -0.0 read as 0.0. A key repeated in a body is refused before these models see
+it (app/http/json_strict.py).
 """
 
+import re
+from functools import cache
 from operator import attrgetter
 from typing import Annotated, Final, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
 from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 
@@ -32,6 +36,32 @@ Score = Annotated[
 _SCALE: Final = f"; integer {SCORE_MIN} (closest to normal) to {SCORE_MAX}."
 
 
+def positive_zero(value: object) -> object:
+    """-0.0 is 0.0 (answered without a sign it does not have); anything else is unchanged."""
+    return value + 0.0 if type(value) is float else value
+
+
+# JSON's number grammar (RFC 8259): no '+', no leading zeros, no '.5' or '5.', ASCII digits only.
+_JSON_NUMBER: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_NON_FINITE: Final = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
+def json_number(value: object) -> object:
+    """A query-string number read by JSON's grammar, as a body's is: Python's float() would also
+    take '0_1', ' 0.5', '+0.5', '1_0e-1', 'inf' and non-ASCII digits."""
+    if not isinstance(value, str):
+        return value
+    if _JSON_NUMBER.fullmatch(value):
+        return float(value)
+    if _NON_FINITE.fullmatch(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    raise PydanticCustomError(
+        "float_parsing",
+        "Input should be a valid number as JSON writes it, such as 0.2 or 2e-1 "
+        "(no '+', '_', hex, spaces or leading '.')",
+    )
+
+
 Threshold = Annotated[
     float,
     Field(
@@ -43,6 +73,7 @@ Threshold = Annotated[
             "Omit (or null) for the model's default threshold."
         ),
     ),
+    AfterValidator(positive_zero),
 ]
 Probability = Annotated[
     float, Field(ge=0.0, le=1.0, description="Predicted probability that the tumour is malignant.")
@@ -91,6 +122,25 @@ class BatchRequest(BaseModel):
         description="One or more biopsies; at most MAX_BATCH_SIZE (1000 by default).",
     )
     threshold: Threshold | None = None
+
+
+@cache
+def limited_batch_request(max_batch_size: int) -> type[BatchRequest]:
+    """BatchRequest with at most `max_batch_size` instances. pydantic checks a list's length
+    before its items, so a batch over the limit is told so whatever its rows hold; the limit is
+    also in the OpenAPI schema (maxItems)."""
+    instances = Field(
+        min_length=1,
+        max_length=max_batch_size,
+        description=f"One or more biopsies; at most {max_batch_size} (MAX_BATCH_SIZE).",
+    )
+    return create_model(
+        "BatchRequest",
+        __base__=BatchRequest,
+        __doc__=BatchRequest.__doc__,
+        __module__=__name__,
+        instances=(list[Scores], instances),
+    )
 
 
 # -- responses ---------------------------------------------------------------------------------

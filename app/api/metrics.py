@@ -5,11 +5,12 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query
 from fastapi.params import Depends
+from pydantic import AfterValidator, BeforeValidator
 
 from app.api.responses import AUTH_ERRORS, QUERY_ERRORS, error_example
 from app.dependencies import ModelDep
 from app.openapi import Example, ExampleContext, response_examples
-from app.schemas import ErrorItem, Metrics
+from app.schemas import ErrorItem, Metrics, json_number, positive_zero
 
 EXAMPLE_THRESHOLD = 0.5
 
@@ -44,8 +45,11 @@ async def get_metrics(
             ge=0.0,
             le=1.0,
             allow_inf_nan=False,
-            description="Decision threshold in [0, 1]; the model's default when omitted.",
+            description="Decision threshold in [0, 1], written as a JSON number (0.2, 2e-1); "
+            "the model's default when omitted.",
         ),
+        BeforeValidator(json_number),
+        AfterValidator(positive_zero),
     ] = None,
 ) -> Metrics:
     """Accuracy, sensitivity, specificity, precision, F1, ROC AUC and the confusion matrix on the

@@ -13,9 +13,9 @@ and answer with the JSON of the response model already written (`json_response`)
 instead of validating the model a second time and serializing it itself.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.params import Depends
@@ -24,17 +24,22 @@ from fastapi.responses import Response
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
-    error_example,
     invalid_body_example,
     invalid_json_example,
     json_response,
 )
-from app.dependencies import app_settings, check_api_key, served_model
-from app.errors import ApiError
+from app.dependencies import check_api_key, served_model
 from app.examples import BATCH_EXAMPLES, BENIGN, MALIGNANT, PREDICT_EXAMPLES
 from app.http.bodies import OneStepJSONBodyRoute
 from app.openapi import Example, ExampleContext, response_examples
-from app.schemas import BatchPrediction, BatchRequest, Prediction, PredictRequest, as_row
+from app.schemas import (
+    BatchPrediction,
+    BatchRequest,
+    Prediction,
+    PredictRequest,
+    as_row,
+    limited_batch_request,
+)
 
 
 def _answers(context: ExampleContext) -> Mapping[str, Example]:
@@ -67,15 +72,6 @@ def _invalid(context: ExampleContext) -> Mapping[str, Example]:
     }
 
 
-def _too_many(limit: int, n: int) -> ApiError:
-    return ApiError(
-        422,
-        ["body", "instances"],
-        f"List should have at most {limit} items (MAX_BATCH_SIZE), not {n}",
-        "too_long",
-    )
-
-
 def _invalid_batch(context: ExampleContext) -> Mapping[str, Example]:
     limit = context.settings.max_batch_size
     return {
@@ -84,9 +80,10 @@ def _invalid_batch(context: ExampleContext) -> Mapping[str, Example]:
             BatchRequest,
             {"instances": [BENIGN, {**MALIGNANT, "mitoses": 0}]},
         ),
-        "too_many_instances": error_example(
+        "too_many_instances": invalid_body_example(
             f"{limit + 1} instances, one more than MAX_BATCH_SIZE",
-            _too_many(limit, limit + 1).item(),
+            limited_batch_request(limit),
+            {"instances": [BENIGN] * (limit + 1)},
         ),
     }
 
@@ -100,21 +97,29 @@ async def predict(
     return json_response(served_model(request).predict(as_row(body), body.threshold))
 
 
-@response_examples({200: _batch_answers, 422: _invalid_batch})
-async def predict_batch(
-    body: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLES)], request: Request
-) -> Response:
-    """Like /predict for each instance, with one threshold for all. At most MAX_BATCH_SIZE
-    instances (1000 by default); more is a 422 that states the limit."""
-    n = len(body.instances)
-    limit = app_settings(request).max_batch_size
-    if n > limit:
-        raise _too_many(limit, n)
-    rows = [as_row(instance) for instance in body.instances]
-    return json_response(served_model(request).predict_batch(rows, body.threshold))
+def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Response]]:
+    """The /predict/batch endpoint for a service whose batches hold at most `max_batch_size`
+    instances: its body model carries the limit, so FastAPI's validation and the direct path
+    both refuse a longer list before reading its rows."""
+    body_model = limited_batch_request(max_batch_size)
+
+    @response_examples({200: _batch_answers, 422: _invalid_batch})
+    async def predict_batch(
+        body: Annotated[body_model, Body(openapi_examples=BATCH_EXAMPLES)],  # type: ignore[valid-type]
+        request: Request,
+    ) -> Response:
+        """Like /predict for each instance, with one threshold for all. At most MAX_BATCH_SIZE
+        instances (1000 by default); more is a 422 that states the limit."""
+        batch: BatchRequest = body
+        rows = [as_row(instance) for instance in batch.instances]
+        return json_response(served_model(request).predict_batch(rows, batch.threshold))
+
+    return predict_batch
 
 
-def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> None:
+def add_routes(
+    app: FastAPI, guard: list[Depends], api_key_required: bool, max_batch_size: int
+) -> None:
     """/predict first, as the most frequent route; `guard` is the API-key dependency, if any."""
     # The direct path runs the same check as the guard (app/http/bodies.py).
     route_class = (
@@ -136,7 +141,7 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
     )
     app.router.add_api_route(
         "/predict/batch",
-        predict_batch,
+        batch_endpoint(max_batch_size),
         response_model=BatchPrediction,
         methods=["POST"],
         route_class_override=route_class,

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.dependencies import api_key_error
-from app.errors import JSON_MEDIA_TYPE, error_body
+from app.errors import JSON_MEDIA_TYPE, error_body, error_item
 from app.http.limits import BodyTooLargeError
 from app.openapi import Example, ExampleContext, SourcesByStatus
 from app.schemas import ErrorItem, ErrorResponse
@@ -61,10 +61,8 @@ def invalid_body_example(summary: str, model: type[BaseModel], value: Any) -> Ex
     try:
         model.model_validate(value)
     except ValidationError as exc:
-        items = [
-            ErrorItem(loc=["body", *error["loc"]], msg=error["msg"], type=error["type"])
-            for error in exc.errors()
-        ]
+        # as the service's validation error handler words them
+        items = [error_item({**error, "loc": ("body", *error["loc"])}) for error in exc.errors()]
         return error_example(summary, *items)
     raise ValueError("the body is valid")
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 
 from app.dependencies import ModelDep
@@ -31,8 +31,10 @@ async def get_model_card(model: ModelDep) -> ModelCard:
     return model.card
 
 
-async def root() -> RedirectResponse:
-    return RedirectResponse("/docs")
+async def root(request: Request) -> RedirectResponse:
+    # A path, never an absolute URL: one built from the request's Host header would send the
+    # client wherever that header says. Under a root path (a proxy's prefix) it stays inside it.
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/docs")
 
 
 def add_routes(app: FastAPI) -> None:

@@ -24,12 +24,21 @@ their FastAPI dependency, before the endpoint is called.
 What pydantic's JSON parser accepts, `json.loads` and the model accept with the same values:
 both read JSON by the same rules (pydantic's parser is the stricter: UTF-8 only), and the model
 is the same.
+
+Both paths hold the service's JSON rules (`app/http/json_strict.py`): a body that repeats a key
+anywhere is a 422 of type `duplicate_key` naming the key's path. On the direct path that costs
+one `bytes.count` (a valid body with as many `:` as keys has none repeated); any other valid body
+takes FastAPI's handler, whose `json()` finds the key. FastAPI's handler reads every body with
+`json_strict.loads` (`StrictJSONRequest`), which also reads over-long integers, so the model
+names the field instead of FastAPI calling the whole body unparsable. And a route's request
+check (the API key) runs before the body is read, on both paths: a client without a valid key
+learns nothing about its body. `StrictJSONRoute` is FastAPI's handler with just these rules;
+`OneStepJSONBodyRoute` adds the direct call.
 """
 
 import inspect
-import json
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Self
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
@@ -37,6 +46,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
+
+from app.errors import duplicate_key_error
+from app.http import json_strict
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Endpoint = Callable[..., Coroutine[Any, Any, Response]]
@@ -47,7 +59,21 @@ RequestCheck = Callable[[Request], Coroutine[Any, Any, None]]
 PLAIN_JSON: Final = frozenset({"application/json", "application/json; charset=utf-8"})
 
 
-class OneStepJSONRequest(Request):
+class StrictJSONRequest(Request):
+    """A request whose `json()` reads the body with `json_strict.loads`: a repeated key is a 422
+    naming its path, an integer of any length is read."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = json_strict.loads(body)
+            except json_strict.DuplicateKeyError as exc:
+                raise duplicate_key_error(exc.path) from None
+        return self._json
+
+
+class OneStepJSONRequest(StrictJSONRequest):
     """A request whose `json()` is an instance of `body_model` when the body is valid for it."""
 
     def __init__(self, scope: Scope, receive: Receive, body_model: type[BaseModel]) -> None:
@@ -58,30 +84,54 @@ class OneStepJSONRequest(Request):
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
-                self._json = self.body_model.model_validate_json(body)
+                valid = self.body_model.model_validate_json(body)
             except ValidationError:
-                self._json = json.loads(body)  # what Starlette does; FastAPI reports the errors
+                return await super().json()  # FastAPI reports the errors
+            try:
+                json_strict.check_unique_keys(body, valid)
+            except json_strict.DuplicateKeyError as exc:
+                raise duplicate_key_error(exc.path) from None
+            self._json = valid
         return self._json
 
 
-class OneStepJSONBodyRoute(APIRoute):
-    """An APIRoute whose body (one pydantic model) is validated from the JSON bytes in one step,
-    and whose endpoint is called directly when it is valid (see the module docstring).
+class StrictJSONRoute(APIRoute):
+    """FastAPI's route and handler, with the service's JSON rules (`StrictJSONRequest`) and the
+    route's `request_check`, if any, run before the body is read.
 
-    `request_check`, set on a subclass made by `checked_by`, stands in for the route's
-    dependencies on the direct path: it must perform exactly the check they perform (the API-key
-    guard) and raise the same error. Without it, a route with dependencies is never called
-    directly.
+    `request_check`, set on a subclass made by `checked_by`, must perform exactly the check the
+    route's dependencies perform (the API-key guard) and raise the same error.
     """
 
     request_check: ClassVar[RequestCheck | None] = None
 
     @classmethod
-    def checked_by(cls, check: RequestCheck) -> type["OneStepJSONBodyRoute"]:
+    def checked_by(cls, check: RequestCheck) -> type[Self]:
         return type(f"{cls.__name__}CheckedBy_{check.__name__}", (cls,), {"request_check": check})
 
     def get_route_handler(self) -> Handler:
         fastapi_handler = super().get_route_handler()
+        check = type(self).request_check
+
+        async def strict_handler(request: Request) -> Response:
+            request = StrictJSONRequest(request.scope, request.receive)
+            if check is not None:
+                await check(request)
+            return await fastapi_handler(request)
+
+        return strict_handler
+
+
+class OneStepJSONBodyRoute(StrictJSONRoute):
+    """A StrictJSONRoute whose body (one pydantic model) is validated from the JSON bytes in one
+    step, and whose endpoint is called directly when it is valid (see the module docstring).
+
+    With a `request_check`, it stands in for the route's dependencies on the direct path; without
+    one, a route with dependencies is never called directly.
+    """
+
+    def get_route_handler(self) -> Handler:
+        fastapi_handler = APIRoute.get_route_handler(self)
         body_model = self.body_field.field_info.annotation if self.body_field else None
         if not (isinstance(body_model, type) and issubclass(body_model, BaseModel)):
             raise TypeError(f"{self.path}: the body must be one pydantic model")
@@ -91,16 +141,18 @@ class OneStepJSONBodyRoute(APIRoute):
 
         async def one_step_handler(request: Request) -> Response:
             request = OneStepJSONRequest(request.scope, request.receive, model)
+            if check is not None:
+                await check(request)
             content_type = request.headers.get("content-type") or ""
             if call_directly is not None and content_type.lower() in PLAIN_JSON:
                 try:
-                    body = model.model_validate_json(await request.body())
+                    raw = await request.body()
+                    body = model.model_validate_json(raw)
                 except (ValidationError, ClientDisconnect):
                     pass  # FastAPI's handler answers, exactly as it always does
                 else:
-                    if check is not None:
-                        await check(request)
-                    return await call_directly(body, request)
+                    if json_strict.keys_certainly_unique(raw, body):
+                        return await call_directly(body, request)
             return await fastapi_handler(request)
 
         return one_step_handler

@@ -137,6 +137,14 @@ def _json(value: object) -> bytes:
     return json.dumps(value).encode()
 
 
+def _repeating(key_text: str, value: str, into: dict[str, Any]) -> bytes:
+    """`into` as JSON with one more `"key_text": value` pair in front (key_text is raw JSON)."""
+    return f'{{"{key_text}": {value}, '.encode() + _json(into)[1:]
+
+
+LONG = "9" * 5000  # over Python's int limit
+
+
 CASES: Final[list[tuple[str, bytes, str | None]]] = [
     ("/predict", _json(BENIGN), JSON),
     ("/predict", _json(MALIGNANT), JSON),
@@ -177,6 +185,28 @@ CASES: Final[list[tuple[str, bytes, str | None]]] = [
     ("/predict/batch", _json({"instances": [BENIGN, {**BENIGN, "mitoses": 0}]}), JSON),
     ("/predict/batch", _json(BENIGN), JSON),
     ("/predict/batch", _json({"instances": [BENIGN]}), "text/plain"),
+    # a repeated key, on each path: valid otherwise (the direct path's count finds it), invalid
+    # otherwise, escaped, nested in a batch row, under another media type
+    ("/predict", _repeating("mitoses", "99", BENIGN), JSON),
+    ("/predict", _repeating("mi\\u0074oses", "1", BENIGN), JSON),
+    ("/predict", _repeating("threshold", "0.9", {**BENIGN, "threshold": 0.1}), JSON),
+    ("/predict", _repeating("mitoses", "1", {"mitoses": 0}), JSON),
+    ("/predict", _repeating("x", "1", {**BENIGN, "x": 2}), JSON),
+    ("/predict", _repeating("mitoses", "99", BENIGN), "application/problem+json"),
+    ("/predict", _repeating("mitoses", "99", BENIGN), "application/json;charset=UTF-8"),
+    ("/predict", _repeating("mitoses", "99", BENIGN), "text/plain"),
+    ("/predict", b'{"a:b": 1, ' + _json(BENIGN)[1:], JSON),  # more ':' than keys, none repeated
+    (
+        "/predict/batch",
+        b'{"instances": [' + _json(BENIGN) + b", " + _repeating("mitoses", "2", BENIGN) + b"]}",
+        JSON,
+    ),
+    ("/predict/batch", _repeating("threshold", "0.5", {"instances": [BENIGN]}), JSON),
+    # integers too long for Python's int, and the batch limit with invalid rows
+    ("/predict", _json(BENIGN).replace(b'"mitoses": 1', f'"mitoses": {LONG}'.encode()), JSON),
+    ("/predict", _json(BENIGN).replace(b'"mitoses": 1', f'"mitoses": -{LONG}'.encode()), JSON),
+    ("/predict/batch", _json({"instances": [{**BENIGN, "mitoses": 0}] * 4}), JSON),
+    ("/predict", _json({**BENIGN, "threshold": -0.0}), JSON),
 ]
 
 
@@ -236,6 +266,7 @@ def test_same_answer_for_generated_bodies(
         (_json(BENIGN), None, False),
         (_json({**BENIGN, "mitoses": 0}), JSON, False),
         (b"{", JSON, False),
+        (_repeating("mitoses", "1", BENIGN), JSON, False),
     ],
 )
 def test_only_valid_plain_json_skips_fastapis_handler(
@@ -259,6 +290,8 @@ KEYS: Final = [None, b"", b"wrong", API_KEY.encode(), API_KEY.encode() + b" ", b
         ("/predict", _json(BENIGN)),
         ("/predict", _json({**BENIGN, "mitoses": 0})),
         ("/predict", b"{"),
+        ("/predict", b""),
+        ("/predict", _repeating("mitoses", "1", BENIGN)),
         ("/predict/batch", _json({"instances": [BENIGN, MALIGNANT]})),
         ("/predict/batch", _json({"instances": [BENIGN] * 4})),
     ],
