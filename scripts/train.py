@@ -6,6 +6,7 @@ python scripts/train.py [--data PATH] [--out PATH] [--split seed|stratified] [--
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -15,6 +16,7 @@ from model.artifact import (
     REPORT_THRESHOLDS,
     ArtifactError,
     TrainingSettings,
+    load_artifact,
 )
 from model.data import DEFAULT_DATA_PATH
 from model.defaults import SERVED
@@ -80,6 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset_or_report("train.py", args.data)
     if data is None:
         return 2
+    # Import the optional libraries before training, not after it: a missing one is one line now.
+    try:
+        write_plots = None if args.no_plots else _plot_writer()
+    except ImportError as exc:
+        print(
+            f"train.py: error: the plots need {exc.name or 'matplotlib'} (the train extra: "
+            "pip install -e '.[train]', or make train); or pass --no-plots",
+            file=sys.stderr,
+        )
+        return 2
+    previous = _served_version(args.out)
     print(f"{args.data}: {data.n_rows_read} rows, {data.n_dropped_missing} with '?' dropped")
     settings = TrainingSettings(
         split=args.split, lr=args.lr, iterations=args.iterations, hidden=args.hidden, seed=args.seed
@@ -88,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         from tqdm import tqdm
     except ImportError:  # the progress bar is a convenience of the train extra
         tqdm = None
+        if not args.quiet:
+            print("train.py: no progress bar: tqdm (the train extra) is not installed")
     bar = None if args.quiet or tqdm is None else tqdm(total=settings.iterations, unit="it")
 
     def progress(i: int, loss: float) -> None:
@@ -100,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.n = settings.iterations
         bar.close()
     print_report(result)
-    if not args.no_plots:
-        from scripts.plots import write_plots
-
+    if write_plots is not None:
         for path in write_plots(result, args.plots):
             print(f"wrote {path}")
     try:
@@ -110,8 +123,35 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ArtifactError) as exc:
         print(f"train.py: error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out} (model version {result.artifact.model_version})")
+    version = result.artifact.model_version
+    print(f"wrote {args.out} (model version {version})")
+    if args.out.resolve() == DEFAULT_ARTIFACT_PATH.resolve():
+        print(_overwrite_notice(previous, version))
     return 0
+
+
+def _plot_writer() -> Callable[[TrainingResult, Path], list[Path]]:
+    from scripts.plots import write_plots  # imports matplotlib
+
+    return write_plots
+
+
+def _served_version(path: Path) -> str | None:
+    """The model version of the artifact at `path` before this run overwrites it, if any."""
+    try:
+        return load_artifact(path).model_version if path.is_file() else None
+    except ArtifactError:
+        return None
+
+
+def _overwrite_notice(previous: str | None, version: str) -> str:
+    """Said loudly: `make train` rewrites the artifact the service serves (and git tracks)."""
+    change = "unchanged" if previous == version else f"was {previous or 'absent'}"
+    return (
+        f"NOTE: this replaced model/weights.json, the artifact the service serves ({change}); "
+        "the next start of the service serves it. Another CPU's BLAS kernel can give a model "
+        "version other than the committed one; `git checkout model/weights.json` restores it."
+    )
 
 
 if __name__ == "__main__":

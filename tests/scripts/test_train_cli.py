@@ -85,3 +85,75 @@ def test_training_run_prints_the_table_and_writes_artifact_and_plots(tmp_path: P
     for name in ("loss.png", "confusion.png", "roc.png"):
         assert (plots / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert sorted(p.name for p in out.parent.iterdir()) == ["w.json"]  # no temp file left behind
+
+
+def run_without(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """train.py in a Python where `module` cannot be imported (as without the train extra)."""
+    prelude = (
+        f"import runpy, sys; sys.modules[{module!r}] = None; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", prelude, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_without_matplotlib_it_stops_before_training(tmp_path: Path) -> None:
+    out = tmp_path / "w.json"
+    # 10 million iterations would take most of an hour: the answer must come before training
+    result = run_without("matplotlib", "--iterations", "10000000", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "train.py: error: the plots need matplotlib (the train extra: pip install -e '.[train]', "
+        "or make train); or pass --no-plots"
+    )
+    assert not out.exists()
+
+
+def test_without_matplotlib_no_plots_trains(tmp_path: Path) -> None:
+    out = tmp_path / "w.json"
+    result = run_without("matplotlib", "--iterations", "50", "--no-plots", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert load_artifact(out).training.iterations == 50
+
+
+def test_without_tqdm_it_trains_without_a_progress_bar(tmp_path: Path) -> None:
+    out = tmp_path / "w.json"
+    result = run_without("tqdm", "--iterations", "50", "--no-plots", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "no progress bar: tqdm (the train extra) is not installed" in result.stdout
+    assert "it/s" not in result.stderr
+    assert out.is_file()
+
+
+def test_overwriting_the_served_artifact_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scripts import train as train_cli
+
+    served = tmp_path / "weights.json"  # stands in for model/weights.json
+    monkeypatch.setattr(train_cli, "DEFAULT_ARTIFACT_PATH", served)
+    args = ["--iterations", "50", "--no-plots", "--quiet", "--out", str(served)]
+    notices, versions = [], []
+    for extra in ([], [], ["--seed", "2"]):
+        assert train_cli.main([*args, *extra]) == 0
+        notices.append([line for line in capsys.readouterr().out.splitlines() if "NOTE" in line])
+        versions.append(load_artifact(served).model_version)
+    assert all(len(notice) == 1 for notice in notices)
+    assert all("git checkout model/weights.json" in notice[0] for notice in notices)
+    assert "(was absent)" in notices[0][0]
+    assert "(unchanged)" in notices[1][0]
+    assert versions[2] != versions[1]
+    assert f"(was {versions[1]})" in notices[2][0]
+    assert (
+        train_cli.main(
+            ["--iterations", "50", "--no-plots", "--quiet", "--out", str(tmp_path / "o.json")]
+        )
+        == 0
+    )
+    assert "NOTE" not in capsys.readouterr().out  # any other path: no notice
