@@ -28,8 +28,11 @@ def _error(description: str) -> dict[str, Any]:
 
 BODY_ERRORS: Final[Responses] = {
     413: _error("The request body is larger than MAX_BODY_BYTES (1 MiB by default)."),
-    415: _error("The body is not sent as application/json."),
-    422: _error("The body is not valid JSON or breaks a rule; `message` names field and rule."),
+    415: _error("The body is not sent as application/json, or is compressed (Content-Encoding)."),
+    422: _error(
+        "The body is not valid JSON, repeats a key, or breaks a rule; `message` names field and "
+        "rule."
+    ),
 }
 QUERY_ERRORS: Final[Responses] = {
     422: _error("A query parameter breaks a rule; `message` names it and the rule."),
