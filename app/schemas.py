@@ -168,6 +168,62 @@ class BatchPrediction(_Response):
     model_version: ModelVersion
 
 
+_CHANGE = " moved the output from the base value (negative: towards benign)."
+
+
+class Contributions(_Response):
+    """One Shapley value per score: how much this biopsy's score moved the model's output away
+    from the base value. They add up to output - base value."""
+
+    clump_thickness: float = Field(description="How far clump thickness" + _CHANGE)
+    uniformity_of_cell_size: float = Field(description="How far cell size uniformity" + _CHANGE)
+    uniformity_of_cell_shape: float = Field(description="How far cell shape uniformity" + _CHANGE)
+    marginal_adhesion: float = Field(description="How far marginal adhesion" + _CHANGE)
+    single_epithelial_cell_size: float = Field(
+        description="How far single epithelial cell size" + _CHANGE
+    )
+    bare_nuclei: float = Field(description="How far bare nuclei" + _CHANGE)
+    bland_chromatin: float = Field(description="How far bland chromatin" + _CHANGE)
+    normal_nucleoli: float = Field(description="How far normal nucleoli" + _CHANGE)
+    mitoses: float = Field(description="How far mitoses" + _CHANGE)
+
+
+if tuple(Contributions.model_fields) != FEATURE_NAMES:
+    raise ImportError("Contributions fields must follow model.features.FEATURE_NAMES")
+
+
+class LogOddsExplanation(_Response):
+    """The same question asked of the network's log-odds output, log(p / (1 - p)): exact for
+    that output. Not the log-odds of the probability-space values: averaging over the background
+    does not commute with the sigmoid, so each side is its own explanation."""
+
+    log_odds: float = Field(description="The network's output for this biopsy, log(p / (1 - p)).")
+    base_value: float = Field(description="The mean log-odds over the background rows.")
+    contributions: Contributions = Field(
+        description="Each score's Shapley value in log-odds; base_value + their sum = log_odds."
+    )
+
+
+class Explanation(Prediction):
+    """The prediction, and how each of the nine scores moved it: exact interventional Shapley
+    values against the training rows (all 512 coalitions of scores; no sampling)."""
+
+    base_value: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="The mean predicted probability over the background rows: the answer before "
+        "any of this biopsy's scores is known.",
+    )
+    contributions: Contributions = Field(
+        description="Each score's Shapley value in probability; base_value + their sum = "
+        "probability (to 1e-12)."
+    )
+    log_odds: LogOddsExplanation
+    background_rows: int = Field(
+        ge=1, description="How many training rows the base value and the values average over."
+    )
+
+
 class Health(_Response):
     status: Literal["ok"]
     model_version: ModelVersion

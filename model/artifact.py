@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,13 +23,19 @@ from model.features import FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 from model.metrics import ThresholdMetrics, evaluate
 from model.network import TwoLayerNet, sigmoid
 from model.scaler import MinMaxScaler
+from model.shapley import Explanation, ShapleyExplainer
 from model.splits import SPLITS
 
 FORMAT: Final = "malignancy-predictor/artifact"
-FORMAT_VERSION: Final = 1
+# 2: the background (distinct training rows and their counts) for Shapley explanations.
+FORMAT_VERSION: Final = 2
 DEFAULT_ARTIFACT_PATH: Final = Path(__file__).resolve().parent / "weights.json"
 REPORT_THRESHOLDS: Final = (0.5, 0.7, 0.8, 0.9)  # the article's table
 MAX_ARTIFACT_BYTES: Final = 16 * 1024 * 1024
+BACKGROUND_DESCRIPTION: Final = (
+    "The training rows' distinct score vectors and how many training rows hold each: the "
+    "background that Shapley explanations average over."
+)
 
 
 class ArtifactError(ValueError):
@@ -58,6 +65,10 @@ class Artifact:
     valid_proba: NDArray[np.float64]
     train_metrics: dict[str, dict[str, Any]]
     valid_metrics: dict[str, dict[str, Any]]
+    # The training rows' distinct score vectors (raw, 1..10, lexicographic order) and how many
+    # training rows hold each: the background of the Shapley explanations. Counts sum to n_train.
+    background_rows: NDArray[np.int64]
+    background_counts: NDArray[np.int64]
     content_sha256: str = field(default="")
 
     @property
@@ -73,6 +84,18 @@ class Artifact:
         service's hot path, half the time of `predict_proba` on a one-row batch. It computes
         the same formula on a vector; the two may differ in the last bit."""
         return float(sigmoid(self.network.forward(self.scaler.transform_row(scores))[1]))
+
+    @cached_property
+    def explainer(self) -> ShapleyExplainer:
+        """Built on first use: the background scaled and its first layer computed once."""
+        return ShapleyExplainer(
+            self.network, self.scaler, self.background_rows, self.background_counts
+        )
+
+    def explain(self, scores: Sequence[float]) -> Explanation:
+        """The exact Shapley values of one row of nine raw scores against the background, in
+        probability and in log-odds (model/shapley.py)."""
+        return self.explainer.explain(scores)
 
     def validation_metrics(self, threshold: float | None = None) -> ThresholdMetrics:
         t = self.default_threshold if threshold is None else threshold
@@ -115,6 +138,11 @@ class Artifact:
                 "proba": self.valid_proba.tolist(),
             },
             "metrics": {"train": self.train_metrics, "validation": self.valid_metrics},
+            "background": {
+                "description": BACKGROUND_DESCRIPTION,
+                "rows": self.background_rows.tolist(),
+                "counts": self.background_counts.tolist(),
+            },
         }
 
     def to_json(self) -> str:
@@ -268,11 +296,34 @@ def _validation(payload: dict[str, Any]) -> tuple[NDArray[Any], NDArray[Any], ND
     return ids.astype(np.int64), y.astype(np.int64), proba
 
 
+def _background(payload: dict[str, Any], n_train: int) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Distinct rows of nine integer scores in range, in lexicographic order, with positive
+    integer counts adding up to the number of training rows."""
+    b = _require(payload, "background", dict)
+    n = len(_require(b, "rows", list))
+    if n == 0:
+        raise ArtifactError("background is empty")
+    rows = _array(b["rows"], "background rows", (n, len(FEATURE_NAMES)))
+    counts = _array(_require(b, "counts", list), "background counts", (n,))
+    if not ((rows == np.round(rows)) & (rows >= SCORE_MIN) & (rows <= SCORE_MAX)).all():
+        raise ArtifactError(f"background rows must be integer scores {SCORE_MIN}..{SCORE_MAX}")
+    if not ((counts == np.round(counts)) & (counts >= 1)).all():
+        raise ArtifactError("background counts must be positive integers")
+    if counts.sum() != n_train:
+        raise ArtifactError("background counts do not add up to n_train")
+    unique = np.unique(rows, axis=0)  # sorted and distinct: equal to rows only if they are
+    if unique.shape != rows.shape or not (unique == rows).all():
+        raise ArtifactError("background rows must be distinct and in lexicographic order")
+    return rows.astype(np.int64), counts.astype(np.int64)
+
+
 def _from_payload(payload: dict[str, Any]) -> Artifact:
     _check_header(payload)
     settings, t = _training(payload)
     network, scaler = _network(payload, settings.hidden)
     ids, y, proba = _validation(payload)
+    n_train = _require(t, "n_train", int)
+    background_rows, background_counts = _background(payload, n_train)
     threshold = float(_require(payload, "default_threshold", (int, float)))
     if not 0.0 <= threshold <= 1.0 or not math.isfinite(threshold):
         raise ArtifactError("default_threshold must lie in [0, 1]")
@@ -283,12 +334,14 @@ def _from_payload(payload: dict[str, Any]) -> Artifact:
         training=settings,
         default_threshold=threshold,
         data_sha256=_require(t, "data_sha256", str),
-        n_train=_require(t, "n_train", int),
+        n_train=n_train,
         final_loss=float(_require(t, "final_loss", (int, float))),
         valid_sample_ids=ids,
         valid_y=y,
         valid_proba=proba,
         train_metrics=_require(metrics, "train", dict),
         valid_metrics=_require(metrics, "validation", dict),
+        background_rows=background_rows,
+        background_counts=background_counts,
         content_sha256=payload["content_sha256"],
     )

@@ -9,6 +9,7 @@ from model.artifact import REPORT_THRESHOLDS, Artifact, TrainingSettings, metric
 from model.data import Dataset
 from model.network import ProgressCallback, TwoLayerNet
 from model.scaler import MinMaxScaler
+from model.shapley import distinct_rows
 from model.splits import make_split
 
 
@@ -37,6 +38,7 @@ def train(
     train_proba = network.predict_proba(scaler.transform(data.X[train_idx]))
     valid_proba = network.predict_proba(scaler.transform(data.X[valid_idx]))
     thresholds = sorted({*REPORT_THRESHOLDS, default_threshold})
+    background_rows, background_counts = distinct_rows(data.X[train_idx])
     artifact = Artifact(
         network=network,
         scaler=scaler,
@@ -50,5 +52,7 @@ def train(
         valid_proba=valid_proba,
         train_metrics=metrics_table(data.y[train_idx], train_proba, thresholds),
         valid_metrics=metrics_table(data.y[valid_idx], valid_proba, thresholds),
+        background_rows=background_rows,
+        background_counts=background_counts,
     )
     return TrainingResult(artifact, data.y[train_idx], train_proba, network.loss_curve_)

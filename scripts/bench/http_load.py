@@ -13,7 +13,8 @@ as the service's one worker: see app/__main__.py):
 Then runs wrk (2 threads, or 1 for one connection) with a Lua script that POSTs a JSON body, in
 interleaved rounds (the order reverses every other round): /predict at 1, 8 and 64 connections
 on the service and both baselines, /predict at 64 connections on the 2-worker service, and
-/predict/batch with 1,000 instances at 8 connections on the service and the FastAPI baseline.
+/predict/batch with 1,000 instances at 8 connections on the service and the FastAPI baseline,
+and /explain (the /predict body) at 1 and 8 connections on the service.
 Prints, per scenario, the median over rounds of req/s and of wrk's p50 and p99 latency, the
 total of non-2xx/3xx answers and socket errors, and the goals' ratios (median of per-round
 ratios). Exit status 1 if any response was an error or a socket failed; the ratios are reported,
@@ -188,6 +189,8 @@ def check_answers(servers: dict[str, Server], bodies: dict[str, bytes]) -> None:
         for path, body in bodies.items():
             if server.name == "starlette constant" and path != "/predict":
                 continue
+            if not server.name.startswith("service") and path == "/explain":
+                continue
             status, answer = post(server.url + path, body)
             if status != 200:
                 raise SystemExit(f"{server.name} {path} answered {status}: {answer}")
@@ -238,6 +241,7 @@ def bodies() -> dict[str, bytes]:
     return {
         "/predict": json.dumps(single, **dump).encode(),  # type: ignore[arg-type]
         "/predict/batch": json.dumps(batch, **dump).encode(),  # type: ignore[arg-type]
+        "/explain": json.dumps(single, **dump).encode(),  # type: ignore[arg-type]
     }
 
 
@@ -322,6 +326,8 @@ def main() -> int:
             scenarios.append(
                 Scenario(name, "/predict/batch", 8, lua["/predict/batch"], rows=BATCH_ROWS)
             )
+        for conns in (1, 8):
+            scenarios.append(Scenario("service", "/explain", conns, lua["/explain"]))
         print(
             f"{len(scenarios)} scenarios x {args.rounds} rounds x {args.duration:g} s "
             f"(about {len(scenarios) * args.rounds * (args.duration + 0.5) / 60:.1f} min)"
@@ -391,6 +397,8 @@ def main() -> int:
         by_key["service /predict/batch c8"], by_key["fastapi constant /predict/batch c8"]
     )
     goal("/predict/batch vs FastAPI constant batch", q, "(reference)", True, _fmt(rounds))
+    q, rounds = ratio(by_key["service /explain c1"], by_key["service /predict c1"])
+    goal("/explain vs /predict req/s, 1 conn", q, "(reference)", True, _fmt(rounds))
 
     served = sum(sum(x["requests"] for x in s.results) for s in scenarios if s.server == "service")
     before, after = memory_before["service"][0], memory_after["service"][0]

@@ -8,7 +8,10 @@ artifact (`model.artifact.load_artifact`, which scales the raw scores, then runs
 as a one-row list of tuples and as a (1, 9) NumPy array; and for a
 scikit-learn MLPClassifier of the same shape fitted on the same rows, given the already scaled
 (1, 9) array. Batch throughput: rows per second for 1,000 and 10,000 rows, from a NumPy array and
-(ours) from a list of tuples. Candidates alternate in interleaved rounds; ratios are within a run.
+(ours) from a list of tuples. Explanation latency: `Artifact.explain` (exact Shapley values,
+512 coalitions x the background's distinct rows) on rows of the data set, timed call by call
+(median and p99), beside `predict_one` on the same rows. Candidates alternate in interleaved
+rounds; ratios are within a run.
 """
 
 import argparse
@@ -68,11 +71,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", type=Path, default=DEFAULT_ARTIFACT_PATH, help="artifact to load")
     p.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds")
     p.add_argument("--calls", type=positive_int, default=20000, help="single-row calls per round")
-    p.add_argument("--quick", action="store_true", help="3 rounds of 3,000 calls")
+    p.add_argument("--explanations", type=positive_int, default=200, help="explanations per round")
+    p.add_argument("--quick", action="store_true", help="3 rounds of 3,000 calls, 50 explanations")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     if args.quick:
-        args.rounds, args.calls = 3, 3000
+        args.rounds, args.calls, args.explanations = 3, 3000, 50
     return args
 
 
@@ -117,12 +121,18 @@ def main() -> int:
 
     lat: dict[str, list[float]] = {name: [] for name in single}
     rps: dict[str, list[float]] = {name: [] for name in batches}
+    explain_rows = [tuple(int(v) for v in r) for r in data.X]
+    explain_lat: list[float] = []
+    artifact.explain(explain_rows[0])  # warm-up
     for r in range(args.rounds):
         order = list(single) if r % 2 == 0 else list(single)[::-1]
         for name in order:
             lat[name].extend(latencies_us(single[name], args.calls))
         for name, (n, call) in batches.items():
             rps[name].append(rows_per_second(call, n, 0.2 if args.quick else 0.5))
+        for i in range(args.explanations):
+            x = explain_rows[(r * args.explanations + i) % len(explain_rows)]
+            explain_lat.extend(latencies_us(partial(artifact.explain, x), 1))
 
     ours = "Artifact.predict_one, tuple row"
     sk = "sklearn predict_proba, scaled (1, 9) array"
@@ -132,6 +142,13 @@ def main() -> int:
             f"{name:44}{median(values):>11.1f}{percentile(values, 99):>9.1f}"
             f"{median(lat[sk]) / median(values):>16.1f}"
         )
+    e_median, e_p99 = median(explain_lat), percentile(explain_lat, 99)
+    n_b = len(artifact.background_rows)
+    print(
+        f"\nexplanation ({n_b} distinct background rows x 512 coalitions, {len(explain_lat)} calls)"
+    )
+    print(f"{'Artifact.explain, tuple row':44}{e_median:>11.1f}{e_p99:>9.1f}")
+    print(f"{'explain / predict_one (medians)':44}{e_median / median(lat[ours]):>11.0f}")
     print(f"\n{'batch':44}{'rows/s':>14}")
     for name, values in rps.items():
         print(f"{name:44}{median(values):>14,.0f}")
@@ -146,6 +163,8 @@ def main() -> int:
                 name: {"median": median(v), "p99": percentile(v, 99)} for name, v in lat.items()
             },
             "sklearn_over_ours_single_row": median(lat[sk]) / median(lat[ours]),
+            "explain_us": {"median": e_median, "p99": e_p99, "calls": len(explain_lat)},
+            "explain_over_predict_one": e_median / median(lat[ours]),
             "batch_rows_per_second": {name: median(v) for name, v in rps.items()},
         },
     )

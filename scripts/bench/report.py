@@ -111,6 +111,9 @@ def render_infer(data: dict[str, Any]) -> list[str]:
     ]
     for name, v in data["single_row_us"].items():
         lines.append(f"| {name} | {v['median']:.1f} | {v['p99']:.1f} |")
+    if "explain_us" in data:
+        e = data["explain_us"]
+        lines.append(f"| Artifact.explain, tuple row | {e['median']:.1f} | {e['p99']:.1f} |")
     lines += ["", "| batch | rows/s |", "| --- | ---: |"]
     for name, v in data["batch_rows_per_second"].items():
         lines.append(f"| {name} | {v:,.0f} |")

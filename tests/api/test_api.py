@@ -38,6 +38,7 @@ API_KEY_BYTES = API_KEY.encode()  # as an operator's UTF-8 environment holds it
 PROTECTED = [
     ("POST", "/predict", BENIGN),
     ("POST", "/predict/batch", {"instances": [BENIGN, MALIGNANT]}),
+    ("POST", "/explain", BENIGN),
     ("GET", "/metrics", None),
 ]
 OPEN = ["/health", "/model", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"]
@@ -338,7 +339,7 @@ def test_openapi_schema(client: httpx.Client) -> None:
     spec = strict_json(response)
     assert "://" not in response.text, "the schema references an external URL"
     paths = spec["paths"]
-    assert {"/predict", "/predict/batch", "/metrics", "/health", "/model"} <= set(paths)
+    assert {"/predict", "/predict/batch", "/explain", "/metrics", "/health", "/model"} <= set(paths)
     prediction = spec["components"]["schemas"]["Prediction"]
     assert "class" in prediction["properties"]
     assert "class" in prediction["required"]
@@ -351,7 +352,7 @@ def test_openapi_schema(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("/predict", {"benign", "malignant"}), ("/predict/batch", {"benign", "malignant"})],
+    [(path, {"benign", "malignant"}) for path in ("/predict", "/predict/batch", "/explain")],
 )
 def test_request_examples_work_and_show_both_classes(
     client: httpx.Client, path: str, expected: set[str]

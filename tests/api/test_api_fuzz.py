@@ -71,6 +71,7 @@ def test_every_operation_is_fuzzed() -> None:
     assert operations == {
         "POST /predict",
         "POST /predict/batch",
+        "POST /explain",
         "GET /metrics",
         "GET /health",
         "GET /model",

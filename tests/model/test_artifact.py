@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from model.artifact import (
+    FORMAT_VERSION,
     Artifact,
     ArtifactError,
     TrainingSettings,
@@ -55,7 +56,7 @@ def test_round_trip_is_exact(saved: Path, quick_artifact: Artifact, dataset: Dat
 
 def test_file_holds_everything_the_service_and_a_reader_need(saved: Path) -> None:
     payload = json.loads(saved.read_text())
-    assert payload["format_version"] == 1
+    assert payload["format_version"] == FORMAT_VERSION
     assert payload["architecture"]["layers"] == [9, 15, 1]
     assert [f["name"] for f in payload["features"]][:2] == [
         "clump_thickness",
@@ -184,7 +185,60 @@ CORRUPTIONS: list[tuple[str, Callable[[str], str], str]] = [
         rehashed(_set("format", "something-else")),
         "not a malignancy-predictor/artifact file",
     ),
-    ("future version", rehashed(_set("format_version", 2)), "format_version 2 is not supported"),
+    (
+        "future version",
+        rehashed(_set("format_version", FORMAT_VERSION + 1)),
+        f"format_version {FORMAT_VERSION + 1} is not supported",
+    ),
+    (
+        "previous version",
+        rehashed(_set("format_version", 1)),
+        f"format_version 1 is not supported (expected {FORMAT_VERSION})",
+    ),
+    ("no background", rehashed(_del("background")), "missing field 'background'"),
+    ("empty background", rehashed(_set("background.rows", [])), "background is empty"),
+    (
+        "background score 11",
+        rehashed(lambda p: p["background"]["rows"][0].__setitem__(3, 11)),
+        "background rows must be integer scores 1..10",
+    ),
+    (
+        "background score 2.5",
+        rehashed(lambda p: p["background"]["rows"][0].__setitem__(3, 2.5)),
+        "background rows must be integer scores 1..10",
+    ),
+    (
+        "background row of 8",
+        rehashed(lambda p: p["background"]["rows"][0].pop()),
+        "background rows is not a numeric array",
+    ),
+    (
+        "background count 0",
+        rehashed(lambda p: p["background"]["counts"].__setitem__(0, 0)),
+        "background counts must be positive integers",
+    ),
+    (
+        "background counts short",
+        rehashed(lambda p: p["background"]["counts"].pop()),
+        "background counts has shape",
+    ),
+    (
+        "background counts off",
+        rehashed(
+            lambda p: p["background"]["counts"].__setitem__(0, p["background"]["counts"][0] + 1)
+        ),
+        "background counts do not add up to n_train",
+    ),
+    (
+        "background rows repeated",
+        rehashed(lambda p: p["background"]["rows"].__setitem__(1, p["background"]["rows"][0])),
+        "background rows must be distinct and in lexicographic order",
+    ),
+    (
+        "background rows unsorted",
+        rehashed(lambda p: p["background"]["rows"].reverse()),
+        "background rows must be distinct and in lexicographic order",
+    ),
     ("no hash", tampered(_del("content_sha256")), "missing field 'content_sha256'"),
     (
         "wrong W1 shape",
