@@ -38,8 +38,9 @@ hospital. It is not a medical device and must not be used to diagnose anyone.
   (415 for any `Content-Encoding` but `identity`).
 * Every error answer is `{"message": ..., "detail": [{"loc", "msg", "type"}]}`; `message` names
   the first five problems (field and rule), then "and N more"; `detail` lists up to 100.
-* When the service has an API key (setting `API_KEY`), `/predict`, `/predict/batch` and
-  `/metrics` need it in the `X-API-Key` header; `/health`, `/model` and the docs stay open.
+* When the service has an API key (setting `API_KEY`), `/predict`, `/predict/batch`,
+  `/explain` and `/metrics` need it in the `X-API-Key` header; `/health`, `/model` and the docs
+  stay open.
 """
 
 

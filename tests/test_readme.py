@@ -60,8 +60,8 @@ def test_readme_has_the_examples_this_test_runs() -> None:
     assert "make serve" in text
     assert "make test" in text
     paths = {re.search(r"127\.0\.0\.1:8000(/[a-z/]*)", c).group(1) for c, _ in CURL_EXAMPLES}  # type: ignore[union-attr]
-    assert paths >= {"/predict", "/predict/batch", "/metrics", "/health", "/model"}
-    assert len(PYTHON_EXAMPLES) == 1
+    assert paths >= {"/predict", "/predict/batch", "/explain", "/metrics", "/health", "/model"}
+    assert len(PYTHON_EXAMPLES) == 2
 
 
 @pytest.mark.parametrize(("command", "shown"), CURL_EXAMPLES, ids=range(len(CURL_EXAMPLES)))
