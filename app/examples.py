@@ -1,5 +1,4 @@
-"""Examples for the docs page: two real rows of data/breast-cancer-wisconsin.csv, and the
-explanation the service gives for one of them.
+"""Request examples for the docs page: two real rows of data/breast-cancer-wisconsin.csv.
 
 A test checks that both rows are in the data file with the class named here.
 """
@@ -62,41 +61,4 @@ BATCH_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
 
 EXPLAIN_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
     name: PREDICT_EXAMPLES[name] for name in ("malignant", "benign")
-}
-
-# What /explain answers for MALIGNANT with the committed artifact (tests/api/test_explain.py
-# checks it against the live service, so a retrain that changes it fails until it is updated).
-EXPLANATION_EXAMPLE: Final[dict[str, Any]] = {
-    "probability": 0.9996704851839089,
-    "class": "malignant",
-    "threshold": 0.2,
-    "model_version": "d8976b0bdcdb",
-    "base_value": 0.3514820560026106,
-    "contributions": {
-        "clump_thickness": 0.0856784234082153,
-        "uniformity_of_cell_size": 0.08416190535755996,
-        "uniformity_of_cell_shape": 0.13299186831844137,
-        "marginal_adhesion": 0.07583092723795572,
-        "single_epithelial_cell_size": 0.012504179260958863,
-        "bare_nuclei": 0.15359764797974623,
-        "bland_chromatin": 0.04326441659257312,
-        "normal_nucleoli": 0.06164481490666557,
-        "mitoses": -0.0014857538808142642,
-    },
-    "log_odds": {
-        "log_odds": 8.017559670539274,
-        "base_value": -1.3999742622285165,
-        "contributions": {
-            "clump_thickness": 1.3005608241137931,
-            "uniformity_of_cell_size": 1.2366550797963556,
-            "uniformity_of_cell_shape": 1.8780785536317375,
-            "marginal_adhesion": 1.1863392928451986,
-            "single_epithelial_cell_size": 0.2821574105200999,
-            "bare_nuclei": 1.8839388768032406,
-            "bland_chromatin": 0.8821137635453344,
-            "normal_nucleoli": 0.9192260168417845,
-            "mitoses": -0.15153588532973566,
-        },
-    },
-    "background_rows": 546,
 }

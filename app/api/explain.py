@@ -9,6 +9,7 @@ the event loop keeps serving other requests meanwhile.
 No batch form: each explanation costs far more than the HTTP round trip a batch would save.
 """
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated
 
@@ -17,13 +18,39 @@ from fastapi.params import Depends
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.responses import AUTH_ERRORS, BODY_ERRORS, json_response
+from app.api.responses import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    invalid_body_example,
+    invalid_json_example,
+    json_response,
+)
 from app.dependencies import check_api_key, served_model
-from app.examples import EXPLAIN_EXAMPLES, EXPLANATION_EXAMPLE
+from app.examples import BENIGN, EXPLAIN_EXAMPLES
 from app.http.bodies import OneStepJSONBodyRoute
+from app.openapi import Example, ExampleContext, response_examples
 from app.schemas import Explanation, PredictRequest, as_row
 
 
+def _answers(context: ExampleContext) -> Mapping[str, Example]:
+    """The served model's explanation of each request example, under the same name."""
+    answers = {}
+    for name, example in EXPLAIN_EXAMPLES.items():
+        body = PredictRequest.model_validate(example["value"])
+        answers[name] = Example(example["summary"], context.model.explain(as_row(body), None))
+    return answers
+
+
+def _invalid(context: ExampleContext) -> Mapping[str, Example]:
+    return {
+        "score_out_of_range": invalid_body_example(
+            "bare_nuclei 0, below the scale", PredictRequest, {**BENIGN, "bare_nuclei": 0}
+        ),
+        "not_json": invalid_json_example('{"clump_thickness": 5,'),
+    }
+
+
+@response_examples({200: _answers, 422: _invalid})
 async def explain(
     body: Annotated[PredictRequest, Body(openapi_examples=EXPLAIN_EXAMPLES)], request: Request
 ) -> Response:
@@ -52,10 +79,7 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
         summary="Explain one prediction",
         response_description="The prediction, the base value, and each score's Shapley value, "
         "in probability and in log-odds.",
-        responses={
-            200: {"content": {"application/json": {"example": EXPLANATION_EXAMPLE}}},
-            **responses,
-        },
+        responses=responses,
         tags=tags,
         dependencies=guard,
     )

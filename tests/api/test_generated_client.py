@@ -26,7 +26,7 @@ API_KEY: Final = "generated-client-key"
 MAX_BODY_BYTES: Final = 2048
 PACKAGE: Final = "malignancy_predictor_client"
 OPERATIONS: Final = {
-    "predictions": {"predict", "predict_batch", "get_metrics"},
+    "predictions": {"predict", "predict_batch", "explain", "get_metrics"},
     "service": {"get_health", "get_model_card"},
 }
 
@@ -123,6 +123,18 @@ def test_predict_batch(client: Any, direct: httpx.Client) -> None:
     assert isinstance(parsed, models.BatchPrediction)
     assert [p.class_.value for p in parsed.predictions] == ["benign", "malignant"]
     assert parsed.to_dict() == direct.post("/predict/batch", json=body).json()
+
+
+def test_explain(client: Any, direct: httpx.Client) -> None:
+    models = module("models")
+    response = operation("explain").sync_detailed(
+        client=client, body=models.PredictRequest.from_dict(MALIGNANT)
+    )
+    assert response.status_code == 200
+    parsed = response.parsed
+    assert isinstance(parsed, models.Explanation)
+    assert isinstance(parsed.contributions, models.Contributions)
+    assert parsed.to_dict() == direct.post("/explain", json=MALIGNANT).json()
 
 
 @pytest.mark.parametrize("threshold", [None, 0.5, 1.0])

@@ -28,6 +28,7 @@ QUICK: Final = TrainingSettings(split="stratified", lr=0.05, iterations=300, hid
 OPERATION_IDS: Final = {
     ("post", "/predict"): "predict",
     ("post", "/predict/batch"): "predict_batch",
+    ("post", "/explain"): "explain",
     ("get", "/metrics"): "get_metrics",
     ("get", "/health"): "get_health",
     ("get", "/model"): "get_model_card",
@@ -98,6 +99,11 @@ REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     ("predict_batch", 422, "too_many_instances"): _too_many,
     ("predict_batch", 413, "too_large"): _oversize("/predict/batch"),
     ("predict_batch", 415, "text_plain"): _post("/predict/batch", **TEXT_PLAIN),
+    **{("explain", 200, name): _post_example("/explain", name) for name in ("malignant", "benign")},
+    ("explain", 422, "score_out_of_range"): _post("/explain", json={**BENIGN, "bare_nuclei": 0}),
+    ("explain", 422, "not_json"): _post("/explain", **NOT_JSON),
+    ("explain", 413, "too_large"): _oversize("/explain"),
+    ("explain", 415, "text_plain"): _post("/explain", **TEXT_PLAIN),
     ("get_metrics", 200, "default_threshold"): _get("/metrics"),
     ("get_metrics", 200, "threshold_0.5"): _get("/metrics", params={"threshold": "0.5"}),
     ("get_metrics", 422, "threshold_above_one"): _get("/metrics", params={"threshold": "2"}),
@@ -110,6 +116,7 @@ KEY_ERRORS: Final = {"missing_key": {}, "wrong_key": {"X-API-Key": "wrong"}}
 SUCCESS_EXAMPLE: Final = {
     "predict": "benign",
     "predict_batch": "benign_and_malignant",
+    "explain": "benign",
     "get_metrics": "default_threshold",
 }
 KEY_REQUESTS: Final = {
