@@ -28,9 +28,9 @@ feature of x that it holds:
 
 Numbering coalitions by bit masks (bit i set: i is in S), those with bit i set are the ones
 below 2^i plus feature i's change, so nine vectorized additions build all 512 from Z1({}, b)
-(the hidden state of b itself, computed once per artifact) without one matrix product. The ReLU,
-the output layer and the weighted mean over b follow, then phi = C v with C the (9, 512) matrix
-of the weights above.
+(the hidden state of b itself, computed once per artifact): no matrix product per explanation.
+The ReLU, the output layer and the weighted mean over b follow, then phi = C v with C the
+(9, 512) matrix of the weights above.
 
 The background is stored as distinct rows with their counts, and the mean is weighted by the
 counts: the same values as averaging over every training row, in fewer evaluations.
@@ -104,7 +104,7 @@ class ShapleyExplainer:
         self.network, self.scaler = network, scaler
         d = rows.shape[1]
         self.n_features = d
-        self.masks = coalition_masks(d)
+        self.n_coalitions = 2**d
         self.C = shapley_weights(d)
         self.background = scaler.transform(rows)  # (n_b, d), scaled
         self.weights = counts / counts.sum()
@@ -115,7 +115,7 @@ class ShapleyExplainer:
         """(512, n_b): the logit of every hybrid row (x on S, background row b elsewhere)."""
         W1, w2, b2 = self.network.W1_, self.network.W2_[0], self.network.b2_[0]
         hidden, n_b = self.background_Z1.shape
-        n_coalitions = len(self.masks)
+        n_coalitions = self.n_coalitions
         out = np.empty((n_coalitions, n_b))
         for start in range(0, n_b, BLOCK_ROWS):
             stop = min(start + BLOCK_ROWS, n_b)
@@ -136,7 +136,7 @@ class ShapleyExplainer:
         x = self.scaler.transform(np.asarray(scores, dtype=np.float64).reshape(1, -1))[0]
         logits = self.coalition_logits(x)
         v_log_odds = _dot(logits, self.weights)
-        v_probability = _dot(sigmoid(logits), self.weights)
+        v_probability = _dot(_sigmoid(logits), self.weights)
         # The output itself as `Artifact.predict_one` computes it (the same bits as /predict);
         # v(all) is the same number up to rounding.
         z = self.network.forward(x)[1]
@@ -148,6 +148,18 @@ class ShapleyExplainer:
             base_log_odds=float(v_log_odds[0]),
             phi_log_odds=_dot(self.C, v_log_odds),
         )
+
+
+def _sigmoid(z: Array) -> Array:
+    """1 / (1 + e^-z) in place of `model.network.sigmoid`, whose logaddexp took 3x as long on
+    the 512 x 368 logits (11 against 32 ms median, side by side, under a load average of 8).
+    e^-z overflows to inf only where z < -709, where 1 / inf = 0 is the sigmoid to within
+    1e-308; the two agree to 1e-15 there and everywhere else."""
+    with np.errstate(over="ignore"):
+        p = np.exp(-z)
+    p += 1.0
+    np.reciprocal(p, out=p)
+    return p
 
 
 def _dot(a: Array, b: Array) -> Array:

@@ -18,9 +18,15 @@ from numpy.typing import NDArray
 from model.artifact import Artifact
 from model.data import Dataset
 from model.features import N_FEATURES
-from model.network import TwoLayerNet
+from model.network import TwoLayerNet, sigmoid
 from model.scaler import MinMaxScaler
-from model.shapley import ShapleyExplainer, coalition_masks, distinct_rows, shapley_weights
+from model.shapley import (
+    ShapleyExplainer,
+    _sigmoid,
+    coalition_masks,
+    distinct_rows,
+    shapley_weights,
+)
 from model.splits import make_split
 
 TOLERANCE = 1e-12
@@ -181,8 +187,9 @@ def test_a_feature_the_network_ignores_gets_zero() -> None:
     W1[:, 4] = 0.0
     rows = rng.integers(1, 11, size=(40, N_FEATURES))
     e = _explainer(W1, rows).explain(rng.integers(1, 11, size=N_FEATURES))
-    assert e.phi_probability[4] == 0.0
-    assert e.phi_log_odds[4] == 0.0
+    # zero up to rounding: phi = C v sums the coalition values with their signs
+    assert abs(e.phi_probability[4]) <= 1e-15
+    assert abs(e.phi_log_odds[4]) <= 1e-15
     assert np.abs(e.phi_probability).max() > 0.0
 
 
@@ -190,8 +197,13 @@ def test_a_row_equal_to_the_only_background_row_has_zero_values() -> None:
     rng = np.random.default_rng(4)
     x = rng.integers(1, 11, size=N_FEATURES)
     e = _explainer(rng.normal(size=(6, N_FEATURES)), x[np.newaxis]).explain(x)
-    np.testing.assert_array_equal(e.phi_probability, np.zeros(N_FEATURES))
+    np.testing.assert_allclose(e.phi_probability, np.zeros(N_FEATURES), rtol=0, atol=1e-15)
     assert e.base_probability == pytest.approx(e.probability, abs=1e-15)
+
+
+@pytest.mark.parametrize("z", [-1000.0, -745.0, -709.0, -40.0, -1.0, 0.0, 1e-3, 3.0, 40.0, 1000.0])
+def test_the_fast_sigmoid_is_the_networks(z: float) -> None:
+    assert _sigmoid(np.array([z]))[0] == pytest.approx(float(sigmoid(np.array([z]))[0]), abs=1e-15)
 
 
 def test_a_weighted_background_equals_the_repeated_rows(
