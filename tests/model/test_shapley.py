@@ -203,7 +203,8 @@ def test_a_row_equal_to_the_only_background_row_has_zero_values() -> None:
 
 @pytest.mark.parametrize("z", [-1000.0, -745.0, -709.0, -40.0, -1.0, 0.0, 1e-3, 3.0, 40.0, 1000.0])
 def test_the_fast_sigmoid_is_the_networks(z: float) -> None:
-    assert _sigmoid(np.array([z]))[0] == pytest.approx(float(sigmoid(np.array([z]))[0]), abs=1e-15)
+    expected = float(sigmoid(np.array([z]))[0])
+    assert _sigmoid(np.array([z]))[0] == pytest.approx(expected, abs=1e-15)
 
 
 def test_a_weighted_background_equals_the_repeated_rows(
