@@ -42,7 +42,9 @@ def main() -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     try:
-        ServedModel.load(settings.model_path)  # fail fast; each worker loads it in its lifespan
+        ServedModel.load(
+            settings.model_path, settings.default_confidence
+        )  # fail fast; each worker loads it in its lifespan
     except ArtifactError as exc:
         print(f"{PROG}: cannot load the model: {exc}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ def make_lifespan(settings: Settings) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            model = ServedModel.load(settings.model_path)
+            model = ServedModel.load(settings.model_path, settings.default_confidence)
         except ArtifactError as exc:
             raise StartupError(f"cannot load the model: {exc}") from None
         app.state.model = model

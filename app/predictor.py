@@ -3,6 +3,7 @@
 All the math is the `model` package's; this module only turns its outputs into response bodies.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ from pydantic import ValidationError
 from app.schemas import (
     Architecture,
     BatchPrediction,
+    ClassName,
+    Conformal,
+    ConformalClass,
     DataSource,
     Explanation,
     Feature,
@@ -20,10 +24,17 @@ from app.schemas import (
     ModelCard,
     Prediction,
     Scores,
+    SetCoverage,
     ThresholdRow,
     Training,
 )
-from model.artifact import Artifact, ArtifactError, load_artifact
+from model.artifact import CONFORMAL_SCORE, Artifact, ArtifactError, load_artifact
+from model.conformal import (
+    DEFAULT_CONFIDENCE,
+    REPORT_CONFIDENCES,
+    set_membership,
+    sorted_quantile,
+)
 from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 
 Row = Sequence[int]
@@ -50,41 +61,105 @@ def class_name(probability: float, threshold: float) -> str:
     return CLASS_NAMES[probability > threshold]
 
 
+# The prediction set for (benign in set, malignant in set), indexed by those two booleans.
+_SETS: Final[tuple[tuple[list[ClassName], list[ClassName]], ...]] = (
+    ([], ["malignant"]),
+    (["benign"], ["benign", "malignant"]),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionSets:
+    """The conformal calibration scores as Python lists, and the bounds at the default
+    confidence worked out once, so that a request pays for a lookup only when it names another
+    confidence (`model.conformal` does the same math on arrays)."""
+
+    benign: list[float]
+    malignant: list[float]
+    default_confidence: float
+    default_bounds: tuple[float, float]
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact, default_confidence: float) -> "PredictionSets":
+        benign = artifact.conformal.benign.tolist()
+        malignant = artifact.conformal.malignant.tolist()
+        bounds = (
+            sorted_quantile(benign, default_confidence),
+            sorted_quantile(malignant, default_confidence),
+        )
+        return cls(benign, malignant, default_confidence, bounds)
+
+    def bounds(self, confidence: float | None) -> tuple[float, tuple[float, float]]:
+        """The confidence used and (q_benign, q_malignant) at it."""
+        if confidence is None or confidence == self.default_confidence:
+            return self.default_confidence, self.default_bounds
+        return confidence, (
+            sorted_quantile(self.benign, confidence),
+            sorted_quantile(self.malignant, confidence),
+        )
+
+
+def prediction_set(probability: float, bounds: tuple[float, float]) -> list[ClassName]:
+    benign, malignant = set_membership(probability, *bounds)
+    return _SETS[benign][malignant]
+
+
 @dataclass(frozen=True, slots=True)
 class ServedModel:
     artifact: Artifact
     version: str
     default_threshold: float
+    sets: PredictionSets
     card: ModelCard
 
     @classmethod
-    def load(cls, path: Path) -> "ServedModel":
+    def load(cls, path: Path, default_confidence: float = DEFAULT_CONFIDENCE) -> "ServedModel":
         """Load and validate the artifact; any problem raises a one-line ArtifactError."""
         artifact = load_artifact(path)
         try:
-            card = _model_card(artifact)
+            card = _model_card(artifact, default_confidence)
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             problem = str(exc).splitlines()[0]
             raise ArtifactError(f"{path}: stored metrics are malformed: {problem}") from None
         _ = artifact.explainer  # the background prepared now, not on the first /explain
-        return cls(artifact, artifact.model_version, artifact.default_threshold, card)
+        sets = PredictionSets.from_artifact(artifact, default_confidence)
+        return cls(artifact, artifact.model_version, artifact.default_threshold, sets, card)
 
-    def predict(self, row: Row, threshold: float | None) -> Prediction:
+    def predict(self, row: Row, threshold: float | None, confidence: float | None) -> Prediction:
         t = self.default_threshold if threshold is None else threshold
+        c, bounds = self.sets.bounds(confidence)
         p = self.artifact.predict_one(row)
-        version = self.version
         return Prediction.model_validate(
-            {"probability": p, "class": class_name(p, t), "threshold": t, "model_version": version}
+            {
+                "probability": p,
+                "class": class_name(p, t),
+                "prediction_set": prediction_set(p, bounds),
+                "threshold": t,
+                "confidence": c,
+                "model_version": self.version,
+            }
         )
 
-    def predict_batch(self, rows: Sequence[Row], threshold: float | None) -> BatchPrediction:
+    def predict_batch(
+        self, rows: Sequence[Row], threshold: float | None, confidence: float | None
+    ) -> BatchPrediction:
         t = self.default_threshold if threshold is None else threshold
+        c, bounds = self.sets.bounds(confidence)
         predictions = [
-            {"probability": p, "class": class_name(p, t)}
+            {
+                "probability": p,
+                "class": class_name(p, t),
+                "prediction_set": prediction_set(p, bounds),
+            }
             for p in self.artifact.predict_proba(rows).tolist()
         ]
         return BatchPrediction.model_validate(
-            {"predictions": predictions, "threshold": t, "model_version": self.version}
+            {
+                "predictions": predictions,
+                "threshold": t,
+                "confidence": c,
+                "model_version": self.version,
+            }
         )
 
     def explain(self, row: Row, threshold: float | None) -> Explanation:
@@ -118,6 +193,7 @@ class ServedModel:
 
 def _metrics(artifact: Artifact, threshold: float | None) -> Metrics:
     m = artifact.validation_metrics(threshold)
+    calibration = artifact.calibration_metrics()
     return Metrics.model_validate(
         {
             "threshold": m.threshold,
@@ -128,6 +204,9 @@ def _metrics(artifact: Artifact, threshold: float | None) -> Metrics:
             "precision": m.precision,
             "f1": m.f1,
             "roc_auc": m.roc_auc,
+            "brier_score": calibration.brier_score,
+            "log_loss": calibration.log_loss,
+            "ece": calibration.ece,
             "confusion": asdict(m.confusion),
             "confusion_matrix": m.confusion.as_list(),
             "model_version": artifact.model_version,
@@ -135,7 +214,45 @@ def _metrics(artifact: Artifact, threshold: float | None) -> Metrics:
     )
 
 
-def _model_card(artifact: Artifact) -> ModelCard:
+def _conformal(artifact: Artifact, default_confidence: float) -> Conformal:
+    cal = artifact.conformal
+    classes = [
+        ConformalClass.model_validate(
+            {"class": name, "n_calibration": len(scores), "max_confidence": top}
+        )
+        for name, scores, top in zip(
+            CLASS_NAMES,
+            (cal.benign, cal.malignant),
+            cal.classifier().max_confidence().tolist(),
+            strict=True,
+        )
+    ]
+    validation = []
+    for confidence in sorted({*REPORT_CONFIDENCES, default_confidence}):
+        s = artifact.validation_sets(confidence)
+        covered = [None if math.isnan(share) else share for share in s.coverage]
+        validation.append(
+            SetCoverage(
+                confidence=confidence,
+                benign_coverage=covered[0],
+                malignant_coverage=covered[1],
+                one_class=s.singleton,
+                both=s.both,
+                empty=s.empty,
+            )
+        )
+    return Conformal(
+        method=cal.method,
+        folds=cal.folds,
+        fold_seed=cal.fold_seed,
+        score=CONFORMAL_SCORE,
+        default_confidence=default_confidence,
+        classes=classes,
+        validation=validation,
+    )
+
+
+def _model_card(artifact: Artifact, default_confidence: float) -> ModelCard:
     descriptions = {name: field.description or name for name, field in Scores.model_fields.items()}
     table = [
         ThresholdRow(
@@ -163,4 +280,5 @@ def _model_card(artifact: Artifact) -> ModelCard:
         default_threshold=artifact.default_threshold,
         headline_metrics=_metrics(artifact, None),
         accuracy_by_threshold=table,
+        conformal=_conformal(artifact, default_confidence),
     )

@@ -1,9 +1,9 @@
 """The HTTP contract: request and response bodies.
 
 Requests are strict: unknown fields are rejected, scores are JSON integers 1..10 (5, 5.0 or 5E0,
-which JSON Schema counts as the same integer; not "5", 5.5 or true), and a threshold is a finite
-number in [0, 1], -0.0 read as 0.0. A key repeated in a body is refused before these models see
-it (app/http/json_strict.py).
+which JSON Schema counts as the same integer; not "5", 5.5 or true), a threshold is a finite
+number in [0, 1], -0.0 read as 0.0, and a confidence a finite number strictly between 0 and 1. A
+key repeated in a body is refused before these models see it (app/http/json_strict.py).
 """
 
 import re
@@ -75,6 +75,28 @@ Threshold = Annotated[
     ),
     AfterValidator(positive_zero),
 ]
+Confidence = Annotated[
+    float,
+    Field(
+        gt=0.0,
+        lt=1.0,
+        allow_inf_nan=False,
+        description=(
+            "How sure the prediction set must be to hold the true class, strictly between 0 "
+            "and 1 (0.95: for 95 of 100 malignant tumours, and for 95 of 100 benign ones, the "
+            "set holds the true class). Omit (or null) for the service's DEFAULT_CONFIDENCE."
+        ),
+    ),
+]
+PREDICTION_SET_MEANING: Final = (
+    "The classes the model cannot rule out at the confidence: "
+    '["benign"] or ["malignant"] is a confident answer; '
+    '["benign", "malignant"] means the model cannot tell them apart at this confidence, and '
+    "[] that neither class fits this biopsy well: both mean refer it to a person. A class with "
+    "too few calibration rows for the confidence asked (see /model, conformal.classes) is "
+    "always in the set."
+)
+PredictionSet = Annotated[list[ClassName], Field(max_length=2, description=PREDICTION_SET_MEANING)]
 Probability = Annotated[
     float, Field(ge=0.0, le=1.0, description="Predicted probability that the tumour is malignant.")
 ]
@@ -110,6 +132,7 @@ class PredictRequest(Scores):
     """One biopsy to classify, with an optional decision threshold."""
 
     threshold: Threshold | None = None
+    confidence: Confidence | None = None
 
 
 class BatchRequest(BaseModel):
@@ -122,6 +145,7 @@ class BatchRequest(BaseModel):
         description="One or more biopsies; at most MAX_BATCH_SIZE (1000 by default).",
     )
     threshold: Threshold | None = None
+    confidence: Confidence | None = None
 
 
 @cache
@@ -155,16 +179,21 @@ class ClassifiedTumour(_Response):
     predicted_class: ClassName = Field(
         alias="class", description='"malignant" when probability > threshold, else "benign".'
     )
+    prediction_set: PredictionSet
 
 
 class Prediction(ClassifiedTumour):
     threshold: float = Field(ge=0.0, le=1.0, description="The threshold used.")
+    confidence: float = Field(gt=0.0, lt=1.0, description="The confidence of prediction_set.")
     model_version: ModelVersion
 
 
 class BatchPrediction(_Response):
     predictions: list[ClassifiedTumour] = Field(description="One answer per instance, in order.")
     threshold: float = Field(ge=0.0, le=1.0, description="The threshold used for every instance.")
+    confidence: float = Field(
+        gt=0.0, lt=1.0, description="The confidence of every instance's prediction_set."
+    )
     model_version: ModelVersion
 
 
@@ -257,6 +286,22 @@ class Metrics(_Response):
         description="Area under the ROC curve (independent of the threshold); null when the "
         "validation rows hold a single class."
     )
+    brier_score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Mean of (probability - outcome)^2, outcome 1 for malignant and 0 for benign; "
+        "independent of the threshold; 0 is perfect.",
+    )
+    log_loss: float = Field(
+        ge=0.0,
+        description="Mean of -log(the probability given to the true class); independent of the "
+        "threshold; 0 is perfect.",
+    )
+    ece: Ratio = Field(
+        description="Expected calibration error over 10 equal-width probability bins: the "
+        "row-weighted mean gap between the probability predicted and the share of malignant "
+        "rows in each bin; independent of the threshold; 0 is perfectly calibrated."
+    )
     confusion: ConfusionCounts
     confusion_matrix: list[Pair] = Field(
         min_length=2,
@@ -303,6 +348,45 @@ class ThresholdRow(_Response):
     validation_accuracy: Ratio
 
 
+class ConformalClass(_Response):
+    class_name: ClassName = Field(alias="class")
+    n_calibration: int = Field(ge=1, description="Calibration scores of this class.")
+    max_confidence: float = Field(
+        gt=0.0,
+        lt=1.0,
+        description="n / (n + 1): the highest confidence the calibration rows support. Above "
+        "it this class is in every prediction set.",
+    )
+
+
+class SetCoverage(_Response):
+    """Prediction sets at one confidence on the validation rows (a measurement, not a bound)."""
+
+    confidence: float
+    benign_coverage: Ratio | None = Field(
+        description="Share of benign rows whose set holds benign; null without benign rows."
+    )
+    malignant_coverage: Ratio | None = Field(
+        description="Share of malignant rows whose set holds malignant; null without malignant "
+        "rows."
+    )
+    one_class: Ratio = Field(description="Share of rows with a one-class set.")
+    both: Ratio = Field(description="Share of rows whose set holds both classes (refer).")
+    empty: Ratio = Field(description="Share of rows with an empty set (refer).")
+
+
+class Conformal(_Response):
+    """How the prediction sets are calibrated, and how they did on the validation rows."""
+
+    method: str = Field(description="Where the calibration scores come from.")
+    folds: int
+    fold_seed: int
+    score: str = Field(description="The nonconformity score of a class.")
+    default_confidence: float = Field(description="The confidence used when a request names none.")
+    classes: list[ConformalClass]
+    validation: list[SetCoverage]
+
+
 class ModelCard(_Response):
     model_version: ModelVersion
     content_sha256: str
@@ -316,6 +400,7 @@ class ModelCard(_Response):
     accuracy_by_threshold: list[ThresholdRow] = Field(
         description="Train and validation accuracy as the training run reported them."
     )
+    conformal: Conformal
 
 
 class ErrorItem(_Response):

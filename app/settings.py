@@ -9,6 +9,7 @@ API_KEY         unset                when set, /predict, /predict/batch, /explai
 HOST            127.0.0.1            address `python -m app` binds
 PORT            8000                 port `python -m app` binds
 WORKERS         1                    uvicorn worker processes of `python -m app`
+DEFAULT_CONFIDENCE  0.95             confidence of the prediction sets when a request names none
 SHUTDOWN_DRAIN_SECONDS  1.0          on SIGTERM, how long `python -m app` keeps serving its open
                                      connections (each answer then closes its connection)
                                      before it closes the rest; 0: close them at once
@@ -21,6 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.artifact import DEFAULT_ARTIFACT_PATH
+from model.conformal import DEFAULT_CONFIDENCE
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 MIB: Final = 1024 * 1024
@@ -54,6 +56,10 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="Bind port.")
     workers: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="Number of uvicorn worker processes."
+    )
+    default_confidence: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        default=DEFAULT_CONFIDENCE,
+        description="Confidence of /predict's prediction_set when a request gives none; in (0, 1).",
     )
     # Bounded so that a typo cannot hold a stopping server for hours; orchestrators kill sooner.
     shutdown_drain_seconds: Annotated[float, Field(ge=0, le=300, allow_inf_nan=False)] = Field(

@@ -19,7 +19,9 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from model.features import FEATURE_NAMES, SCORE_MAX, SCORE_MIN
+from model.calibration import CalibrationMetrics, calibration_metrics
+from model.conformal import ConformalClassifier, SetSummary, summarize_sets
+from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 from model.metrics import ThresholdMetrics, evaluate
 from model.network import TwoLayerNet, sigmoid
 from model.scaler import MinMaxScaler
@@ -28,7 +30,8 @@ from model.splits import SPLITS
 
 FORMAT: Final = "malignancy-predictor/artifact"
 # 2: the background (distinct training rows and their counts) for Shapley explanations.
-FORMAT_VERSION: Final = 2
+# 3: the conformal calibration scores of the prediction sets.
+FORMAT_VERSION: Final = 3
 DEFAULT_ARTIFACT_PATH: Final = Path(__file__).resolve().parent / "weights.json"
 REPORT_THRESHOLDS: Final = (0.5, 0.7, 0.8, 0.9)  # the article's table
 MAX_ARTIFACT_BYTES: Final = 16 * 1024 * 1024
@@ -36,6 +39,10 @@ BACKGROUND_DESCRIPTION: Final = (
     "The training rows' distinct score vectors and how many training rows hold each: the "
     "background that Shapley explanations average over."
 )
+CROSS_CONFORMAL: Final = "cross-conformal"
+CONFORMAL_METHODS: Final = (CROSS_CONFORMAL,)
+# The nonconformity score of a class: one minus the probability the model gives it ("LAC").
+CONFORMAL_SCORE: Final = "1 - P(class)"
 
 
 class ArtifactError(ValueError):
@@ -49,6 +56,32 @@ class TrainingSettings:
     iterations: int = 15000
     hidden: int = 15
     seed: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class ConformalCalibration:
+    """How the conformal calibration scores were made, and the scores: per class, sorted
+    ascending, the score 1 - P(true class) of each calibration row of that class."""
+
+    method: str
+    folds: int
+    fold_seed: int
+    benign: NDArray[np.float64]
+    malignant: NDArray[np.float64]
+
+    def classifier(self) -> ConformalClassifier:
+        """The class-conditional (Mondrian) prediction-set model these scores define."""
+        return ConformalClassifier.from_sorted_scores(self.benign, self.malignant)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "score": CONFORMAL_SCORE,
+            "mondrian": True,
+            "folds": self.folds,
+            "fold_seed": self.fold_seed,
+            "scores": {"benign": self.benign.tolist(), "malignant": self.malignant.tolist()},
+        }
 
 
 @dataclass
@@ -69,6 +102,7 @@ class Artifact:
     # training rows hold each: the background of the Shapley explanations. Counts sum to n_train.
     background_rows: NDArray[np.int64]
     background_counts: NDArray[np.int64]
+    conformal: ConformalCalibration
     content_sha256: str = field(default="")
 
     @property
@@ -100,6 +134,15 @@ class Artifact:
     def validation_metrics(self, threshold: float | None = None) -> ThresholdMetrics:
         t = self.default_threshold if threshold is None else threshold
         return evaluate(self.valid_y, self.valid_proba, t)
+
+    def calibration_metrics(self) -> CalibrationMetrics:
+        """Brier score, log loss and ECE of the validation probabilities (no threshold)."""
+        return calibration_metrics(self.valid_y, self.valid_proba)
+
+    def validation_sets(self, confidence: float) -> SetSummary:
+        """Per-class coverage and set sizes of the prediction sets on the validation rows."""
+        sets = self.conformal.classifier().predict_set(self.valid_proba, confidence)
+        return summarize_sets(sets, self.valid_y, confidence)
 
     # -- serialization ------------------------------------------------------------------------
     def to_payload(self) -> dict[str, Any]:
@@ -143,6 +186,7 @@ class Artifact:
                 "rows": self.background_rows.tolist(),
                 "counts": self.background_counts.tolist(),
             },
+            "conformal": self.conformal.to_payload(),
         }
 
     def to_json(self) -> str:
@@ -221,9 +265,13 @@ def _require(payload: dict[str, Any], key: str, kind: type | tuple[type, ...]) -
 
 def _array(value: Any, name: str, shape: tuple[int, ...]) -> NDArray[np.float64]:
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        # No dtype first: NumPy would convert a string such as "0.1" to a float.
+        arr = np.asarray(value)
     except (ValueError, TypeError):
         raise ArtifactError(f"{name} is not a numeric array") from None
+    if arr.dtype.kind not in "iuf":
+        raise ArtifactError(f"{name} is not a numeric array")
+    arr = arr.astype(np.float64)
     if arr.shape != shape:
         raise ArtifactError(f"{name} has shape {arr.shape}, expected {shape}")
     if not np.isfinite(arr).all():
@@ -317,6 +365,33 @@ def _background(payload: dict[str, Any], n_train: int) -> tuple[NDArray[Any], ND
     return rows.astype(np.int64), counts.astype(np.int64)
 
 
+def _conformal(payload: dict[str, Any], n_train: int) -> ConformalCalibration:
+    c = _require(payload, "conformal", dict)
+    method = _require(c, "method", str)
+    if method not in CONFORMAL_METHODS:
+        raise ArtifactError(f"conformal method must be one of {', '.join(CONFORMAL_METHODS)}")
+    if _require(c, "score", str) != CONFORMAL_SCORE or _require(c, "mondrian", bool) is not True:
+        raise ArtifactError(f"conformal scores must be class-conditional {CONFORMAL_SCORE!r}")
+    folds, fold_seed = _require(c, "folds", int), _require(c, "fold_seed", int)
+    if not 2 <= folds <= n_train or fold_seed < 0:
+        raise ArtifactError("conformal folds or fold_seed are out of range")
+    scores = _require(c, "scores", dict)
+    if set(scores) != set(CLASS_NAMES):
+        raise ArtifactError(f"conformal scores must name exactly {', '.join(CLASS_NAMES)}")
+    per_class = [
+        _array(_require(scores, name, list), f"conformal {name} scores", (len(scores[name]),))
+        for name in CLASS_NAMES
+    ]
+    if sum(len(s) for s in per_class) != n_train:
+        raise ArtifactError("cross-conformal scores must number one per training row")
+    try:
+        calibration = ConformalCalibration(method, folds, fold_seed, *per_class)
+        calibration.classifier()
+    except ValueError as exc:
+        raise ArtifactError(f"conformal {exc}") from None
+    return calibration
+
+
 def _from_payload(payload: dict[str, Any]) -> Artifact:
     _check_header(payload)
     settings, t = _training(payload)
@@ -343,5 +418,6 @@ def _from_payload(payload: dict[str, Any]) -> Artifact:
         valid_metrics=_require(metrics, "validation", dict),
         background_rows=background_rows,
         background_counts=background_counts,
+        conformal=_conformal(payload, n_train),
         content_sha256=payload["content_sha256"],
     )

@@ -78,3 +78,18 @@ def expected_calibration_error(y: ArrayLike, p: ArrayLike, bins: int = ECE_BINS)
     filled = r.count > 0
     gaps = np.abs(r.mean_p[filled] - r.positive_rate[filled])
     return float(np.sum(r.count[filled] * gaps) / np.sum(r.count))
+
+
+@dataclass(frozen=True)
+class CalibrationMetrics:
+    """The three figures reported wherever accuracy is: lower is better for each."""
+
+    brier_score: float
+    log_loss: float
+    ece: float
+
+
+def calibration_metrics(y: ArrayLike, p: ArrayLike, bins: int = ECE_BINS) -> CalibrationMetrics:
+    return CalibrationMetrics(
+        brier_score(y, p), log_loss(y, p), expected_calibration_error(y, p, bins)
+    )

@@ -21,12 +21,16 @@ invented precision. The highest confidence with a finite q_c is n_c / (n_c + 1).
 """
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 N_CLASSES: Final = 2
+REPORT_CONFIDENCES: Final = (0.9, 0.95, 0.99)
+DEFAULT_CONFIDENCE: Final = 0.95  # the service's default (DEFAULT_CONFIDENCE setting)
 # (n + 1)(1 - alpha) is meant as an exact product: 100 x 0.95 must give rank 95, not the 96 that
 # ceil(95.00000000000001) gives. Rounding to 9 decimals first absorbs the float error.
 _RANK_DECIMALS: Final = 9
@@ -52,8 +56,22 @@ def conformal_quantile(scores: ArrayLike, confidence: float) -> float:
     s = np.sort(np.asarray(scores, dtype=np.float64))
     if s.ndim != 1:
         raise ValueError("scores must be 1-D")
-    k = conformal_rank(len(s), confidence)
-    return float(s[k - 1]) if k <= len(s) else math.inf
+    return sorted_quantile(s, confidence)
+
+
+def sorted_quantile(
+    sorted_scores: Sequence[float] | NDArray[np.float64], confidence: float
+) -> float:
+    """`conformal_quantile` of scores already sorted ascending, without sorting them again: the
+    service's per-request lookup."""
+    k = conformal_rank(len(sorted_scores), confidence)
+    return float(sorted_scores[k - 1]) if k <= len(sorted_scores) else math.inf
+
+
+def set_membership(p: float, q_benign: float, q_malignant: float) -> tuple[bool, bool]:
+    """(benign in set, malignant in set) for one row with P(malignant) = p: `predict_set` for a
+    single probability, in the same floating-point operations as `class_scores`."""
+    return 1.0 - (1.0 - p) <= q_benign, 1.0 - p <= q_malignant
 
 
 class ConformalClassifier:
@@ -80,9 +98,25 @@ class ConformalClassifier:
             self.scores_ = (pooled, pooled)
         return self
 
+    @classmethod
+    def from_sorted_scores(cls, benign: ArrayLike, malignant: ArrayLike) -> Self:
+        """A Mondrian classifier from stored per-class scores (the artifact's), which must be
+        1-D, finite, within [0, 1] and sorted ascending."""
+        scores = tuple(np.asarray(s, dtype=np.float64) for s in (benign, malignant))
+        for name, s in zip(("benign", "malignant"), scores, strict=True):
+            if s.ndim != 1 or len(s) == 0:
+                raise ValueError(f"{name} scores must be a non-empty 1-D array")
+            if not (np.isfinite(s).all() and s[0] >= 0.0 and s[-1] <= 1.0):
+                raise ValueError(f"{name} scores must be finite and within [0, 1]")
+            if np.any(np.diff(s) < 0):
+                raise ValueError(f"{name} scores must be sorted ascending")
+        model = cls(mondrian=True)
+        model.scores_ = scores
+        return model
+
     def quantiles(self, confidence: float) -> NDArray[np.float64]:
         """[q_benign, q_malignant] at this confidence (+inf where rows are too few)."""
-        return np.array([conformal_quantile(s, confidence) for s in self.scores_])
+        return np.array([sorted_quantile(s, confidence) for s in self.scores_])
 
     def max_confidence(self) -> NDArray[np.float64]:
         """Per class, the highest confidence with a finite quantile: n_c / (n_c + 1)."""
@@ -91,3 +125,37 @@ class ConformalClassifier:
     def predict_set(self, proba: ArrayLike, confidence: float) -> NDArray[np.bool_]:
         """(n, 2) membership: column 0 benign, column 1 malignant."""
         return class_scores(proba) <= self.quantiles(confidence)
+
+
+@dataclass(frozen=True)
+class SetSummary:
+    """How prediction sets at one confidence did on labelled rows: per true class (benign,
+    malignant) the share whose set held it, and the shares of one-class, two-class and empty
+    sets over all rows."""
+
+    confidence: float
+    coverage: tuple[float, float]
+    n: tuple[int, int]
+    singleton: float
+    both: float
+    empty: float
+
+
+def summarize_sets(sets: ArrayLike, y: ArrayLike, confidence: float) -> SetSummary:
+    members = np.asarray(sets, dtype=np.bool_)
+    labels = np.asarray(y)
+    if members.shape != (len(labels), N_CLASSES) or len(labels) == 0:
+        raise ValueError("sets must be (n, 2) membership for n > 0 labelled rows")
+    rows = [labels == c for c in range(N_CLASSES)]
+    covered = tuple(
+        float(members[r, c].mean()) if r.any() else math.nan for c, r in enumerate(rows)
+    )
+    size = members.sum(axis=1)
+    return SetSummary(
+        confidence=confidence,
+        coverage=(covered[0], covered[1]),
+        n=(int(rows[0].sum()), int(rows[1].sum())),
+        singleton=float(np.mean(size == 1)),
+        both=float(np.mean(size == 2)),
+        empty=float(np.mean(size == 0)),
+    )

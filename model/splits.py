@@ -40,6 +40,20 @@ def stratified_split(
     return train_idx.astype(np.int64), valid_idx.astype(np.int64)
 
 
+def stratified_folds(y: ArrayLike, folds: int, seed: int) -> Indices:
+    """The fold (0 .. folds - 1) of each row: each class shuffled by a seeded RNG, then dealt out
+    in turn, so every fold holds a near-equal share of each class."""
+    labels = np.asarray(y)
+    if not 2 <= folds <= len(labels):
+        raise ValueError(f"folds must lie in 2..{len(labels)} (the number of rows), got {folds}")
+    rng = np.random.RandomState(seed)
+    fold = np.empty(len(labels), dtype=np.int64)
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        fold[members] = np.arange(len(members)) % folds
+    return fold
+
+
 def make_split(name: SplitName, y: ArrayLike, seed: int) -> tuple[Indices, Indices]:
     if name == "seed":
         return seed_split(len(np.asarray(y)))

@@ -38,6 +38,10 @@ def positive_int(text: str) -> int:
     return _at_least(text, 1)
 
 
+def at_least_two(text: str) -> int:
+    return _at_least(text, 2)
+
+
 def non_negative_int(text: str) -> int:
     return _at_least(text, 0)
 

@@ -1,7 +1,12 @@
 """Train the network, print the article's threshold table, write plots and the artifact.
 
 python scripts/train.py [--data PATH] [--out PATH] [--split seed|stratified] [--lr F]
-                        [--iterations N] [--hidden N] [--seed N] [--threshold T] [--plots DIR]
+                        [--iterations N] [--hidden N] [--seed N] [--threshold T]
+                        [--calibration-folds K] [--plots DIR]
+
+Besides the served network, it trains K more with the same settings for the conformal
+calibration scores (cross-conformal on the training rows; see model/training.py), and reports
+calibration (Brier, log loss, ECE) and the prediction sets' coverage on the validation rows.
 """
 
 import argparse
@@ -18,12 +23,14 @@ from model.artifact import (
     TrainingSettings,
     load_artifact,
 )
+from model.conformal import REPORT_CONFIDENCES
 from model.data import DEFAULT_DATA_PATH
 from model.defaults import SERVED
 from model.splits import SPLITS
-from model.training import TrainingResult, train
+from model.training import DEFAULT_CALIBRATION_FOLDS, TrainingResult, train
 from scripts.cli import (
     OneLineParser,
+    at_least_two,
     load_dataset_or_report,
     non_negative_int,
     positive_float,
@@ -31,6 +38,7 @@ from scripts.cli import (
     probability,
 )
 
+MAX_CALIBRATION_FOLDS = 100  # each fold trains one more network
 DEFAULT_PLOTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "plots"
 
 
@@ -46,12 +54,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--threshold", type=probability, default=SERVED.threshold, help="served default threshold"
     )
+    p.add_argument(
+        "--calibration-folds",
+        type=at_least_two,
+        default=DEFAULT_CALIBRATION_FOLDS,
+        help="folds of the training rows for the cross-conformal calibration scores",
+    )
     p.add_argument("--plots", type=Path, default=DEFAULT_PLOTS_DIR, help="folder for PNG plots")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if not args.data.is_file():
         p.error(f"data file {args.data} does not exist")
+    if args.calibration_folds > MAX_CALIBRATION_FOLDS:
+        p.error(f"--calibration-folds must be at most {MAX_CALIBRATION_FOLDS}")
     if args.out.exists() and args.out.is_dir():
         p.error(f"--out {args.out} is a folder, not a file path")
     return args
@@ -75,6 +91,35 @@ def print_report(result: TrainingResult) -> None:
         f"accuracy {m.accuracy:.4f}  sensitivity {m.sensitivity}  specificity {m.specificity}"
         f"  ROC AUC {m.roc_auc}"
     )
+    c = art.calibration_metrics()
+    print(
+        f"calibration (validation, no threshold): Brier {c.brier_score:.4f}"
+        f"  log loss {c.log_loss:.4f}  ECE (10 bins) {c.ece:.4f}"
+    )
+    print_conformal_report(result)
+
+
+def print_conformal_report(result: TrainingResult) -> None:
+    art = result.artifact
+    cal = art.conformal
+    clf = cal.classifier()
+    n = [len(cal.benign), len(cal.malignant)]
+    top = clf.max_confidence()
+    print(
+        f"\nprediction sets: {cal.method} over {cal.folds} folds of the training rows;"
+        f" {n[0]} benign and {n[1]} malignant calibration scores"
+        f" (highest supported confidence {top[0]:.4f} benign, {top[1]:.4f} malignant)"
+    )
+    print(
+        f"{'confidence':>10}  {'benign cov.':>11}  {'malig. cov.':>11}"
+        f"  {'one class':>9}  {'both':>6}  {'empty':>6}   (validation rows)"
+    )
+    for confidence in REPORT_CONFIDENCES:
+        s = art.validation_sets(confidence)
+        print(
+            f"{confidence:>10g}  {s.coverage[0]:>11.4f}  {s.coverage[1]:>11.4f}"
+            f"  {s.singleton:>9.3f}  {s.both:>6.3f}  {s.empty:>6.3f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,10 +155,21 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
             bar.update(i + 1 - bar.n)
 
-    result = train(data, settings, default_threshold=args.threshold, progress=progress)
-    if bar is not None:
-        bar.n = settings.iterations
-        bar.close()
+    def on_fold(done: int, folds: int) -> None:
+        if bar is not None and done == 1:
+            bar.n = settings.iterations
+            bar.close()
+        if not args.quiet:
+            print(f"calibration network {done}/{folds} trained", end="\r" if done < folds else "\n")
+
+    result = train(
+        data,
+        settings,
+        default_threshold=args.threshold,
+        progress=progress,
+        calibration_folds=args.calibration_folds,
+        on_fold=on_fold,
+    )
     print_report(result)
     if write_plots is not None:
         for path in write_plots(result, args.plots):

@@ -92,9 +92,12 @@ def _invalid_batch(context: ExampleContext) -> Mapping[str, Example]:
 async def predict(
     body: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)], request: Request
 ) -> Response:
-    """The probability that the tumour is malignant, and the class: `malignant` when the
-    probability is strictly greater than the threshold, else `benign`."""
-    return json_response(served_model(request).predict(as_row(body), body.threshold))
+    """The probability that the tumour is malignant; the class: `malignant` when the
+    probability is strictly greater than the threshold, else `benign`; and the prediction set
+    at the confidence: the classes the model cannot rule out. `["benign"]` or `["malignant"]`
+    is a confident answer; both classes, or none, means refer the biopsy to a person."""
+    model = served_model(request)
+    return json_response(model.predict(as_row(body), body.threshold, body.confidence))
 
 
 def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Response]]:
@@ -108,11 +111,12 @@ def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Res
         body: Annotated[body_model, Body(openapi_examples=BATCH_EXAMPLES)],  # type: ignore[valid-type]
         request: Request,
     ) -> Response:
-        """Like /predict for each instance, with one threshold for all. At most MAX_BATCH_SIZE
-        instances (1000 by default); more is a 422 that states the limit."""
+        """Like /predict for each instance, with one threshold and one confidence for all. At
+        most MAX_BATCH_SIZE instances (1000 by default); more is a 422 that states the limit."""
         batch: BatchRequest = body
         rows = [as_row(instance) for instance in batch.instances]
-        return json_response(served_model(request).predict_batch(rows, batch.threshold))
+        model = served_model(request)
+        return json_response(model.predict_batch(rows, batch.threshold, batch.confidence))
 
     return predict_batch
 
@@ -134,7 +138,10 @@ def add_routes(
         methods=["POST"],
         route_class_override=route_class,
         summary="Classify one biopsy",
-        response_description="P(malignant), the class at the threshold, and the model version.",
+        response_description=(
+            "P(malignant), the class at the threshold, the prediction set at the confidence, "
+            "and the model version."
+        ),
         responses=responses,
         tags=tags,
         dependencies=guard,

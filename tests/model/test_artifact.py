@@ -52,6 +52,10 @@ def test_round_trip_is_exact(saved: Path, quick_artifact: Artifact, dataset: Dat
     assert loaded.model_version == quick_artifact.model_version
     assert len(loaded.model_version) == 12
     assert loaded.validation_metrics() == quick_artifact.validation_metrics()
+    for name in ("benign", "malignant"):
+        stored = getattr(loaded.conformal, name)
+        assert stored.tobytes() == getattr(quick_artifact.conformal, name).tobytes()
+    assert loaded.calibration_metrics() == quick_artifact.calibration_metrics()
 
 
 def test_file_holds_everything_the_service_and_a_reader_need(saved: Path) -> None:
@@ -73,6 +77,14 @@ def test_file_holds_everything_the_service_and_a_reader_need(saved: Path) -> Non
     }
     assert set(payload["metrics"]["validation"]) >= {"0.5", "0.7", "0.8", "0.9"}
     assert len(payload["validation"]["proba"]) == len(payload["validation"]["y_true"]) == 137
+    conformal = payload["conformal"]
+    assert (conformal["method"], conformal["folds"], conformal["mondrian"]) == (
+        "cross-conformal",
+        10,
+        True,
+    )
+    # one out-of-fold score per training row: 444 - 89 benign, 239 - 48 malignant
+    assert [len(conformal["scores"][c]) for c in ("benign", "malignant")] == [355, 191]
     assert payload["content_sha256"] == content_hash(payload)
     assert "time" not in saved.read_text().lower()
 
@@ -166,6 +178,75 @@ def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
 
 def _del(key: str) -> Callable[[dict[str, Any]], None]:
     return lambda payload: payload.pop(key)
+
+
+def _scores(name: str, edit: Callable[[list[float]], object]) -> Callable[[dict[str, Any]], None]:
+    return lambda payload: edit(payload["conformal"]["scores"][name])
+
+
+CONFORMAL_CORRUPTIONS: list[tuple[str, Callable[[str], str], str]] = [
+    (
+        "tampered calibration score",
+        tampered(_scores("malignant", lambda s: s.__setitem__(-1, 0.0))),
+        "content hash mismatch",
+    ),
+    ("no conformal", rehashed(_del("conformal")), "missing field 'conformal'"),
+    (
+        "unknown conformal method",
+        rehashed(_set("conformal.method", "jackknife")),
+        "conformal method must be one of cross-conformal",
+    ),
+    ("marginal", rehashed(_set("conformal.mondrian", False)), "must be class-conditional"),
+    ("other score", rehashed(_set("conformal.score", "APS")), "must be class-conditional"),
+    ("one fold", rehashed(_set("conformal.folds", 1)), "folds or fold_seed are out of range"),
+    ("negative fold seed", rehashed(_set("conformal.fold_seed", -1)), "out of range"),
+    ("bool folds", rehashed(_set("conformal.folds", True)), "field 'folds' has the wrong type"),
+    (
+        "unsorted scores",
+        rehashed(_scores("benign", lambda s: s.reverse())),
+        "benign scores must be sorted ascending",
+    ),
+    (
+        "score above 1",
+        rehashed(_scores("malignant", lambda s: s.__setitem__(-1, 1.5))),
+        "malignant scores must be finite and within [0, 1]",
+    ),
+    (
+        "negative score",
+        rehashed(_scores("benign", lambda s: s.__setitem__(0, -0.5))),
+        "benign scores must be finite and within [0, 1]",
+    ),
+    (
+        "string score",
+        rehashed(_scores("benign", lambda s: s.__setitem__(0, "0.1"))),
+        "conformal benign scores is not a numeric array",
+    ),
+    (
+        "nested scores",
+        rehashed(_scores("benign", lambda s: s.__setitem__(0, [0.1]))),
+        "conformal benign scores is not a numeric array",
+    ),
+    (
+        "dropped score",
+        rehashed(_scores("malignant", lambda s: s.pop())),
+        "one per training row",
+    ),
+    (
+        "scores as object",
+        rehashed(_set("conformal.scores.benign", {"0": 0.1})),
+        "field 'benign' has the wrong type",
+    ),
+    (
+        "third class",
+        rehashed(_set("conformal.scores.unsure", [])),
+        "conformal scores must name exactly benign, malignant",
+    ),
+    (
+        "no benign scores",
+        rehashed(lambda p: p["conformal"]["scores"].pop("benign")),
+        "conformal scores must name exactly benign, malignant",
+    ),
+]
 
 
 CORRUPTIONS: list[tuple[str, Callable[[str], str], str]] = [
@@ -286,6 +367,7 @@ CORRUPTIONS: list[tuple[str, Callable[[str], str], str]] = [
         rehashed(_set("training.iterations", True)),
         "field 'iterations' has the wrong type",
     ),
+    *CONFORMAL_CORRUPTIONS,
 ]
 
 
