@@ -123,6 +123,11 @@ def test_default_training_reproduces_the_committed_artifact(
         np.testing.assert_allclose(
             getattr(fresh.network, name), getattr(artifact.network, name), rtol=1e-9, atol=1e-12
         )
+    for name in ("benign", "malignant"):
+        np.testing.assert_allclose(
+            getattr(fresh.conformal, name), getattr(artifact.conformal, name), atol=1e-12
+        )
+    assert (fresh.conformal.folds, fresh.conformal.fold_seed) == (10, SERVED.seed)
 
 
 def test_save_is_atomic_when_interrupted(

@@ -10,6 +10,9 @@ from model.conformal import (
     class_scores,
     conformal_quantile,
     conformal_rank,
+    set_membership,
+    sorted_quantile,
+    summarize_sets,
 )
 
 
@@ -92,3 +95,59 @@ def test_confidence_outside_the_open_interval_is_rejected(confidence: float) -> 
 def test_bad_labels_are_rejected() -> None:
     with pytest.raises(ValueError, match="0 and 1"):
         ConformalClassifier().fit([0.1, 0.2], [0, 2])
+
+
+def test_one_row_membership_is_predict_set_for_every_probability() -> None:
+    rng = np.random.default_rng(3)
+    proba = np.r_[rng.uniform(size=2000), 0.0, 1.0, 0.5, 1e-17, 1 - 1e-16]
+    model = ConformalClassifier().fit(rng.uniform(size=300), rng.integers(0, 2, 300))
+    for confidence in (0.5, 0.9, 0.95, 0.99):
+        q = model.quantiles(confidence)
+        expected = model.predict_set(proba, confidence)
+        one_by_one = [set_membership(p, q[0], q[1]) for p in proba.tolist()]
+        assert one_by_one == [tuple(row) for row in expected.tolist()]
+    # the calibration scores themselves, where the comparison is at its tightest
+    for s in model.scores_[1].tolist():
+        assert set_membership(1.0 - s, math.inf, s)[1]
+
+
+def test_sorted_quantile_is_conformal_quantile_without_the_sort() -> None:
+    scores = sorted([0.7, 0.1, 0.4, 0.2, 0.9, 0.3, 0.5, 0.8, 0.6])
+    for confidence in (0.1, 0.5, 0.8, 0.81, 0.9, 0.91):
+        assert sorted_quantile(scores, confidence) == conformal_quantile(scores, confidence)
+
+
+def test_stored_scores_rebuild_the_fitted_classifier() -> None:
+    fitted = ConformalClassifier().fit([0.1, 0.2, 0.3, 0.9, 0.6, 0.4], [0, 0, 0, 1, 1, 1])
+    rebuilt = ConformalClassifier.from_sorted_scores(*fitted.scores_)
+    assert rebuilt.mondrian
+    for confidence in (0.5, 0.7, 0.8):
+        np.testing.assert_array_equal(rebuilt.quantiles(confidence), fitted.quantiles(confidence))
+
+
+@pytest.mark.parametrize(
+    ("benign", "malignant", "problem"),
+    [
+        ([], [0.1], "benign scores must be a non-empty 1-D array"),
+        ([[0.1]], [0.1], "benign scores must be a non-empty 1-D array"),
+        ([0.1], [0.3, 0.2], "malignant scores must be sorted ascending"),
+        ([0.1, math.nan], [0.1], "benign scores must be finite and within"),
+        ([0.1], [0.2, 1.5], "malignant scores must be finite and within"),
+        ([-0.1], [0.2], "benign scores must be finite and within"),
+    ],
+)
+def test_malformed_stored_scores_are_rejected(
+    benign: list[float], malignant: list[float], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        ConformalClassifier.from_sorted_scores(benign, malignant)
+
+
+def test_set_summary_counts_coverage_per_class_and_set_sizes() -> None:
+    sets = [[True, False], [True, True], [False, False], [False, True], [True, False]]
+    y = [0, 0, 0, 1, 1]
+    s = summarize_sets(sets, y, 0.9)
+    assert s.coverage == (2 / 3, 1 / 2)
+    assert s.n == (3, 2)
+    assert (s.singleton, s.both, s.empty) == (3 / 5, 1 / 5, 1 / 5)
+    assert math.isnan(summarize_sets(sets[:3], y[:3], 0.9).coverage[1])

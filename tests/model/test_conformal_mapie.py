@@ -71,10 +71,7 @@ def test_mondrian_sets_equal_mapie_run_per_class(
     cal_p, cal_y, test_p = one_split
     ours = ConformalClassifier(mondrian=True).fit(cal_p, cal_y).predict_set(test_p, confidence)
     theirs = np.column_stack(
-        [
-            mapie_sets(cal_p[cal_y == c], cal_y[cal_y == c], test_p, confidence)[:, c]
-            for c in (0, 1)
-        ]
+        [mapie_sets(cal_p[cal_y == c], cal_y[cal_y == c], test_p, confidence)[:, c] for c in (0, 1)]
     )
     np.testing.assert_array_equal(ours, theirs)
     assert ours[:, 1].sum() > 0, "a comparison where malignant is never in a set proves little"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from model.data import Dataset
-from model.splits import make_split, seed_split, stratified_split
+from model.splits import make_split, seed_split, stratified_folds, stratified_split
 
 
 def test_seed_split_is_the_articles(dataset: Dataset) -> None:
@@ -41,3 +41,21 @@ def test_stratified_split_is_deterministic_per_seed(dataset: Dataset) -> None:
 def test_make_split_rejects_unknown_name(dataset: Dataset) -> None:
     with pytest.raises(ValueError, match="unknown split 'random'"):
         make_split("random", dataset.y, 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("folds", "seed"), [(2, 0), (5, 1), (10, 1)])
+def test_stratified_folds_deal_each_class_evenly(dataset: Dataset, folds: int, seed: int) -> None:
+    fold = stratified_folds(dataset.y, folds, seed)
+    assert fold.shape == dataset.y.shape
+    assert set(fold.tolist()) == set(range(folds))
+    for cls in (0, 1):
+        per_fold = np.bincount(fold[dataset.y == cls], minlength=folds)
+        assert per_fold.max() - per_fold.min() <= 1
+    np.testing.assert_array_equal(fold, stratified_folds(dataset.y, folds, seed))
+    assert not np.array_equal(fold, stratified_folds(dataset.y, folds, seed + 1))
+
+
+@pytest.mark.parametrize("folds", [0, 1, 4])
+def test_stratified_folds_need_two_to_n_folds(folds: int) -> None:
+    with pytest.raises(ValueError, match=r"folds must lie in 2\.\.3"):
+        stratified_folds([0, 1, 0], folds, 0)
