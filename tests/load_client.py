@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact
+from model.conformal import DEFAULT_CONFIDENCE, set_membership
 from model.data import load_dataset
-from model.features import FEATURE_NAMES
+from model.features import CLASS_NAMES, FEATURE_NAMES
 
 REQUEST_TIMEOUT: Final = 15.0
 CONNECT: Final = "(connect)"  # the path of an outcome that records a failed connection attempt
@@ -211,7 +212,9 @@ class Expected:
         artifact = load_artifact(DEFAULT_ARTIFACT_PATH)
         data = load_dataset()
         self.threshold = artifact.default_threshold
+        self.confidence = DEFAULT_CONFIDENCE
         self.version = artifact.model_version
+        self.bounds = artifact.conformal.classifier().quantiles(self.confidence).tolist()
         rows = [[int(v) for v in row] for row in data.X]
         proba = artifact.predict_proba(data.X).tolist()
         dump = {"separators": (",", ":")}
@@ -231,8 +234,8 @@ class Expected:
             self.batch_proba[body] = [proba[i] for i in idx]
 
     def _tumour(self, item: object, expected: float) -> str | None:
-        if not isinstance(item, dict) or set(item) != {"probability", "class"}:
-            return f"not a {{probability, class}} object: {item!r}"
+        if not isinstance(item, dict) or set(item) != {"probability", "class", "prediction_set"}:
+            return f"not a {{probability, class, prediction_set}} object: {item!r}"
         p = item["probability"]
         if not isinstance(p, float) or not 0.0 <= p <= 1.0:
             return f"probability {p!r} is not a number in [0, 1]"
@@ -241,6 +244,10 @@ class Expected:
         name = "malignant" if p > self.threshold else "benign"
         if item["class"] != name:
             return f"class {item['class']!r} for probability {p} at {self.threshold}"
+        members = set_membership(p, *self.bounds)
+        classes = [name for name, member in zip(CLASS_NAMES, members, strict=True) if member]
+        if item["prediction_set"] != classes:
+            return f"prediction_set {item['prediction_set']!r} for probability {p}"
         return None
 
     def check(self, path: str, request: bytes, response: bytes) -> str | None:
@@ -254,14 +261,18 @@ class Expected:
             return f"threshold {answer.get('threshold')!r}, expected {self.threshold}"
         if answer.get("model_version") != self.version:
             return f"model_version {answer.get('model_version')!r}, expected {self.version}"
+        if answer.get("confidence") != self.confidence:
+            return f"confidence {answer.get('confidence')!r}, expected {self.confidence}"
+        top = {"threshold", "confidence", "model_version"}
         if path == "/predict":
-            if set(answer) != {"probability", "class", "threshold", "model_version"}:
+            tumour = {"probability", "class", "prediction_set"}
+            if set(answer) != tumour | top:
                 return f"unexpected fields {sorted(answer)}"
-            fields = {"probability": answer["probability"], "class": answer["class"]}
+            fields = {name: answer[name] for name in tumour}
             return self._tumour(fields, self.single_proba[request])
         expected = self.batch_proba[request]
         predictions = answer.get("predictions")
-        if set(answer) != {"predictions", "threshold", "model_version"}:
+        if set(answer) != {"predictions"} | top:
             return f"unexpected fields {sorted(answer)}"
         if not isinstance(predictions, list) or len(predictions) != len(expected):
             return f"{len(predictions or [])} predictions for {len(expected)} instances"

@@ -54,6 +54,7 @@ def test_defaults() -> None:
     assert settings.api_key is None
     assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
     assert settings.shutdown_drain_seconds == 1.0
+    assert settings.default_confidence == 0.95
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -67,6 +68,7 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         "PORT": "9000",
         "WORKERS": "4",
         "SHUTDOWN_DRAIN_SECONDS": "2.5",
+        "DEFAULT_CONFIDENCE": "0.99",
     }.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
@@ -78,6 +80,7 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert settings.api_key.get_secret_value() == "k-1"
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9000, 4)
     assert settings.shutdown_drain_seconds == 2.5
+    assert settings.default_confidence == 0.99
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("0.25", 0.25), ("300", 300.0)])
@@ -119,6 +122,14 @@ def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SHUTDOWN_DRAIN_SECONDS", "nan"),
         ("SHUTDOWN_DRAIN_SECONDS", "inf"),
         ("SHUTDOWN_DRAIN_SECONDS", ""),
+        ("DEFAULT_CONFIDENCE", "0"),
+        ("DEFAULT_CONFIDENCE", "1"),
+        ("DEFAULT_CONFIDENCE", "95"),
+        ("DEFAULT_CONFIDENCE", "-0.5"),
+        ("DEFAULT_CONFIDENCE", "nan"),
+        ("DEFAULT_CONFIDENCE", "high"),
+        ("DEFAULT_CONFIDENCE", "95%"),
+        ("DEFAULT_CONFIDENCE", ""),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import (
     accuracy_score,
+    brier_score_loss,
     confusion_matrix,
     f1_score,
+    log_loss,
     precision_score,
     recall_score,
     roc_auc_score,
@@ -29,6 +31,7 @@ from app.examples import BENIGN, BENIGN_SAMPLE_ID, MALIGNANT, MALIGNANT_SAMPLE_I
 from app.main import create_app
 from app.settings import Settings
 from model.artifact import Artifact
+from model.conformal import DEFAULT_CONFIDENCE
 from model.data import Dataset
 from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 from tests.live_server import LiveServer, start_server
@@ -81,15 +84,19 @@ def test_every_row_is_predicted_as_the_model_package_predicts_it(
 ) -> None:
     assert len(dataset.X) == 683
     t = artifact.default_threshold
+    conformal = artifact.conformal.classifier()
     for row, x in zip(rows(dataset), dataset.X, strict=True):
         response = client.post("/predict", json=row)
         assert response.status_code == 200, response.text
         answer = strict_json(response)
         expected = float(artifact.predict_proba(x[np.newaxis, :])[0])
+        members = conformal.predict_set([expected], DEFAULT_CONFIDENCE)[0]
         assert answer == {
             "probability": expected,  # exactly: same code, same (1, 9) shape
             "class": "malignant" if expected > t else "benign",
+            "prediction_set": [name for name, m in zip(CLASS_NAMES, members, strict=True) if m],
             "threshold": t,
+            "confidence": DEFAULT_CONFIDENCE,
             "model_version": artifact.model_version,
         }
 
@@ -111,6 +118,7 @@ def test_batch_equals_the_model_and_the_single_endpoint_row_by_row(
         # BLAS may round a (1, 9) product and a (683, 9) one differently in the last bit
         assert prediction["probability"] == pytest.approx(single["probability"], abs=1e-12)
         assert prediction["class"] == single["class"]
+        assert prediction["prediction_set"] == single["prediction_set"]
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.7, 1.0])
@@ -174,6 +182,17 @@ def test_examples_are_real_rows_with_the_stated_class(dataset: Dataset) -> None:
 
 
 # -- metrics ----------------------------------------------------------------------------------
+def ten_bin_ece(y: np.ndarray, proba: np.ndarray) -> float:
+    """ECE over [0, 0.1), ..., [0.9, 1.0], written out as a loop over the bins."""
+    total = 0.0
+    for b in range(10):
+        lo, hi = b / 10, (b + 1) / 10
+        inside = (proba >= lo) & ((proba < hi) if b < 9 else (proba <= hi))
+        if inside.any():
+            total += inside.sum() * abs(proba[inside].mean() - y[inside].mean())
+    return total / len(y)
+
+
 def independent_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
     """scikit-learn's numbers; undefined ratios (NaN) become None, as the API promises."""
     pred = (proba > threshold).astype(int)
@@ -191,6 +210,9 @@ def independent_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> d
         "precision": defined(precision_score(y, pred, zero_division=np.nan)),
         "f1": defined(f1_score(y, pred, zero_division=np.nan)),
         "roc_auc": float(roc_auc_score(y, proba)),
+        "brier_score": float(brier_score_loss(y, proba)),
+        "log_loss": float(log_loss(y, proba)),
+        "ece": ten_bin_ece(y, proba),
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
         "confusion_matrix": confusion_matrix(y, pred, labels=[0, 1]).tolist(),
     }

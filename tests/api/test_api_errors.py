@@ -136,6 +136,29 @@ CASES = [
          json_body=body(threshold="0.5")),
     Case("threshold boolean", 422, ["body.threshold", "valid number"],
          json_body=body(threshold=True)),
+    # -- confidence: strictly between 0 and 1, a finite number ------------------------------
+    *[
+        Case(f"{where}confidence {label}", 422, ["body.confidence", rule], path=path,
+             content=(prefix + token + "}").encode())
+        for where, path, prefix in [
+            ("", "/predict", json.dumps(BENIGN)[:-1] + ', "confidence": '),
+            ("batch ", "/predict/batch",
+             '{"instances": [' + json.dumps(BENIGN) + '], "confidence": '),
+        ]
+        for label, token, rule in [
+            ("0", "0", "greater than 0"),
+            ("0.0", "0.0", "greater than 0"),
+            ("1", "1", "less than 1"),
+            ("1.0", "1.0", "less than 1"),
+            ("-0.5", "-0.5", "greater than 0"),
+            ("95", "95", "less than 1"),
+            ("NaN", "NaN", FINITE),
+            ("Infinity", "Infinity", FINITE),
+            ("string", '"0.95"', "valid number"),
+            ("boolean", "true", "valid number"),
+            ("list", "[0.95]", "valid number"),
+        ]
+    ],
     # -- the body as a whole ---------------------------------------------------------------
     Case("empty body", 422, ["body", "JSON request body is required"], content=b""),
     Case("malformed JSON", 422, ["body", "Invalid JSON"], content=raw('{"mitoses": 1,')),
@@ -389,6 +412,8 @@ def test_bad_input_gets_a_clear_4xx(request: pytest.FixtureRequest, case: Case) 
     assert "\n" not in answer["message"]
     for name in case.names:
         assert name in answer["message"], f"{name!r} not in {answer['message']!r}"
+    if case.id.endswith("confidence 95"):  # error answers never echo the value sent
+        assert "95" not in answer["message"]
     for item in answer["detail"]:
         assert set(item) == {"loc", "msg", "type"}
     if case.errors is not None:

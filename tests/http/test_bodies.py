@@ -178,7 +178,15 @@ CASES: Final[list[tuple[str, bytes, str | None]]] = [
     ("/predict", "\ufeff".encode() + _json(BENIGN), JSON),
     ("/predict", _json(BENIGN) + b" \n", JSON),
     ("/predict", _json(BENIGN) + b"{}", JSON),
+    ("/predict", _json({**BENIGN, "confidence": 0.99}), JSON),
+    ("/predict", _json({**BENIGN, "confidence": None, "threshold": 0.5}), JSON),
+    ("/predict", _json({**BENIGN, "confidence": 0}), JSON),
+    ("/predict", _json({**BENIGN, "confidence": 1.0}), JSON),
+    ("/predict", _json({**BENIGN, "confidence": "0.9"}), JSON),
+    ("/predict", json.dumps({**BENIGN, "confidence": float("nan")}).encode(), JSON),
     ("/predict/batch", _json({"instances": [BENIGN, MALIGNANT]}), JSON),
+    ("/predict/batch", _json({"instances": [BENIGN, MALIGNANT], "confidence": 0.999}), JSON),
+    ("/predict/batch", _json({"instances": [BENIGN], "confidence": -1}), JSON),
     ("/predict/batch", _json({"instances": [BENIGN], "threshold": 0.0}), JSON),
     ("/predict/batch", _json({"instances": [BENIGN] * 4}), JSON),
     ("/predict/batch", _json({"instances": []}), JSON),
@@ -233,6 +241,7 @@ scores = st.fixed_dictionaries(
     optional={
         **dict.fromkeys(FEATURE_NAMES, st.integers(1, 10) | SCALARS),
         "threshold": st.floats(-0.5, 1.5) | SCALARS,
+        "confidence": st.floats(-0.5, 1.5) | SCALARS,
         "extra": SCALARS,
     },
 )
