@@ -27,7 +27,14 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from app.examples import BENIGN, BENIGN_SAMPLE_ID, MALIGNANT, MALIGNANT_SAMPLE_ID
+from app.examples import (
+    BENIGN,
+    BENIGN_SAMPLE_ID,
+    BORDERLINE,
+    BORDERLINE_SAMPLE_ID,
+    MALIGNANT,
+    MALIGNANT_SAMPLE_ID,
+)
 from app.main import create_app
 from app.settings import Settings
 from model.artifact import Artifact
@@ -172,6 +179,7 @@ def test_examples_are_real_rows_with_the_stated_class(dataset: Dataset) -> None:
     for sample_id, example, label in [
         (BENIGN_SAMPLE_ID, BENIGN, 0),
         (MALIGNANT_SAMPLE_ID, MALIGNANT, 1),
+        (BORDERLINE_SAMPLE_ID, BORDERLINE, 1),
     ]:
         matches = np.flatnonzero(dataset.sample_ids == sample_id)
         assert any(

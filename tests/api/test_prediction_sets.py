@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.examples import BENIGN, MALIGNANT
+from app.examples import BENIGN, BORDERLINE, MALIGNANT, PREDICT_EXAMPLES
 from model.artifact import Artifact
 from model.conformal import DEFAULT_CONFIDENCE, REPORT_CONFIDENCES
 from model.data import Dataset
@@ -150,3 +150,13 @@ def test_model_card_says_how_the_sets_are_calibrated_and_how_they_did(
         assert [row["one_class"], row["both"], row["empty"]] == [
             np.mean(size == k) for k in (1, 2, 0)
         ]
+
+
+def test_the_docs_borderline_example_is_referred_as_its_description_says(
+    client: httpx.Client,
+) -> None:
+    assert "[] (no class fits)" in PREDICT_EXAMPLES["borderline"]["description"]
+    default = client.post("/predict", json=BORDERLINE).json()
+    strict = client.post("/predict", json=PREDICT_EXAMPLES["borderline_at_0.99"]["value"]).json()
+    assert default["prediction_set"] == []
+    assert strict["prediction_set"] == ["benign", "malignant"]

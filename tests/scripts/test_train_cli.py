@@ -1,5 +1,6 @@
 """scripts/train.py as a user runs it: arguments, output, plots and the artifact it writes."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--seed", "-1"], "--seed: -1 must be at least 0"),
         (["--threshold", "1.5"], "--threshold: 1.5 must lie in [0, 1]"),
         (["--split", "random"], "--split: invalid choice: 'random'"),
+        (["--calibration-folds", "1"], "--calibration-folds: 1 must be at least 2"),
+        (["--calibration-folds", "101"], "--calibration-folds must be at most 100"),
         (["--data", "/no/such/file.csv"], "data file /no/such/file.csv does not exist"),
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
@@ -70,19 +73,28 @@ def test_training_run_prints_the_table_and_writes_artifact_and_plots(tmp_path: P
         str(out),
         "--plots",
         str(plots),
+        "--calibration-folds",
+        "3",
     )
     assert result.returncode == 0, result.stderr
     assert "699 rows, 16 with '?' dropped" in result.stdout
     for threshold in ("0.50", "0.70", "0.80", "0.90"):
         assert f"\n     {threshold}  " in result.stdout
     assert "validation confusion matrix" in result.stdout
+    assert "calibration (validation, no threshold): Brier " in result.stdout
+    assert "prediction sets: cross-conformal over 3 folds of the training rows" in result.stdout
+    for confidence in ("0.9", "0.95", "0.99"):
+        assert re.search(
+            rf"\n +{re.escape(confidence)}  +[01]\.\d{{4}}  +[01]\.\d{{4}}", result.stdout
+        )
     assert "it/s" in result.stderr  # the progress bar, with the loss beside it
     assert "loss=" in result.stderr
     artifact = load_artifact(out)
     assert f"model version {artifact.model_version}" in result.stdout
     assert artifact.training.split == "seed"
     assert artifact.training.iterations == 300
-    for name in ("loss.png", "confusion.png", "roc.png"):
+    assert artifact.conformal.folds == 3
+    for name in ("loss.png", "confusion.png", "roc.png", "reliability.png"):
         assert (plots / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert sorted(p.name for p in out.parent.iterdir()) == ["w.json"]  # no temp file left behind
 
