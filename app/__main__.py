@@ -42,9 +42,8 @@ def main() -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     try:
-        ServedModel.load(
-            settings.model_path, settings.default_confidence
-        )  # fail fast; each worker loads it in its lifespan
+        # fail fast; each worker loads it in its lifespan
+        ServedModel.load(settings.model_path, settings.default_confidence)
     except ArtifactError as exc:
         print(f"{PROG}: cannot load the model: {exc}", file=sys.stderr)
         return 1

@@ -94,7 +94,8 @@ def build_schema(app: FastAPI, shared: SourcesByStatus) -> dict[str, Any]:
 def _model(app: FastAPI) -> ServedModel:
     model: ServedModel | None = getattr(app.state, "model", None)
     if model is None:  # the server has not started: document the artifact it would serve
-        model = ServedModel.load(app.state.settings.model_path)
+        settings = app.state.settings
+        model = ServedModel.load(settings.model_path, settings.default_confidence)
     return model
 
 

@@ -47,7 +47,7 @@ def _answers(context: ExampleContext) -> Mapping[str, Example]:
     answers = {}
     for name, example in PREDICT_EXAMPLES.items():
         body = PredictRequest.model_validate(example["value"])
-        answer = context.model.predict(as_row(body), body.threshold)
+        answer = context.model.predict(as_row(body), body.threshold, body.confidence)
         answers[name] = Example(example["summary"], answer)
     return answers
 
@@ -58,7 +58,7 @@ def _batch_answers(context: ExampleContext) -> Mapping[str, Example]:
         body = BatchRequest.model_validate(example["value"])
         rows = [as_row(instance) for instance in body.instances]
         answers[name] = Example(
-            example["summary"], context.model.predict_batch(rows, body.threshold)
+            example["summary"], context.model.predict_batch(rows, body.threshold, body.confidence)
         )
     return answers
 
