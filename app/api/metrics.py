@@ -53,8 +53,9 @@ async def get_metrics(
     ] = None,
 ) -> Metrics:
     """Accuracy, sensitivity, specificity, precision, F1, ROC AUC and the confusion matrix on the
-    validation rows stored in the artifact, recomputed at the threshold. A ratio whose
-    denominator is zero (precision at threshold 1, say) is null."""
+    validation rows stored in the artifact, recomputed at the threshold; and the calibration of
+    the probabilities (Brier score, log loss, ECE over 10 bins), which no threshold changes. A
+    ratio whose denominator is zero (precision at threshold 1, say) is null."""
     return model.metrics(threshold)
 
 

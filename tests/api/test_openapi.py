@@ -83,7 +83,13 @@ NOT_JSON: Final = {
 REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     **{
         ("predict", 200, name): _post_example("/predict", name)
-        for name in ("benign", "malignant", "malignant_with_threshold")
+        for name in (
+            "benign",
+            "malignant",
+            "malignant_with_threshold",
+            "borderline",
+            "borderline_at_0.99",
+        )
     },
     ("predict", 422, "score_out_of_range"): _post("/predict", json={**MALIGNANT, "mitoses": 11}),
     ("predict", 422, "not_json"): _post("/predict", **NOT_JSON),
@@ -91,7 +97,7 @@ REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     ("predict", 415, "text_plain"): _post("/predict", **TEXT_PLAIN),
     **{
         ("predict_batch", 200, name): _post_example("/predict/batch", name)
-        for name in ("benign_and_malignant", "with_threshold")
+        for name in ("benign_and_malignant", "with_threshold", "with_confidence")
     },
     ("predict_batch", 422, "score_out_of_range"): _post(
         "/predict/batch", json={"instances": [BENIGN, {**MALIGNANT, "mitoses": 0}]}
