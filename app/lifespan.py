@@ -10,7 +10,7 @@ from typing import Final
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.predictor import ServedModel
+from app.predictor import PinnedArtifact, ServedModel
 from app.settings import Settings
 from model.artifact import ArtifactError
 
@@ -29,16 +29,22 @@ class StartupError(RuntimeError):
     """The service cannot start; the message is one line naming the cause."""
 
 
-def make_lifespan(settings: Settings) -> Lifespan:
+def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> Lifespan:
+    """Load the model from `pinned` (what `python -m app` verified), else from MODEL_PATH."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            model = ServedModel.load(settings.model_path)
+            if pinned is not None:
+                model = ServedModel.from_pinned(pinned)
+            else:
+                model = ServedModel.load(settings.model_path)
         except ArtifactError as exc:
             raise StartupError(f"cannot load the model: {exc}") from None
         app.state.model = model
         tune_garbage_collection()
-        logger.info("serving model %s from %s", model.version, settings.model_path)
+        source = settings.model_path if pinned is None else f"{pinned.source} (pinned at startup)"
+        logger.info("serving model %s from %s", model.version, source)
         yield
 
     return lifespan

@@ -23,7 +23,7 @@ from app.schemas import (
     ThresholdRow,
     Training,
 )
-from model.artifact import Artifact, ArtifactError, load_artifact
+from model.artifact import Artifact, ArtifactError, parse_artifact, read_artifact_bytes
 from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 
 Row = Sequence[int]
@@ -60,14 +60,27 @@ class ServedModel:
     @classmethod
     def load(cls, path: Path) -> "ServedModel":
         """Load and validate the artifact; any problem raises a one-line ArtifactError."""
-        artifact = load_artifact(path)
+        return cls.from_bytes(read_artifact_bytes(path), str(path))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, source: str) -> "ServedModel":
+        """Validate an artifact's bytes (read from `source`); a one-line ArtifactError if bad."""
+        artifact = parse_artifact(raw, source)
         try:
             card = _model_card(artifact)
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             problem = str(exc).splitlines()[0]
-            raise ArtifactError(f"{path}: stored metrics are malformed: {problem}") from None
+            raise ArtifactError(f"{source}: stored metrics are malformed: {problem}") from None
         _ = artifact.explainer  # the background prepared now, not on the first /explain
         return cls(artifact, artifact.model_version, artifact.default_threshold, card)
+
+    @classmethod
+    def from_pinned(cls, pinned: "PinnedArtifact") -> "ServedModel":
+        """The pinned artifact's model, checked again against its pinned content hash."""
+        model = cls.from_bytes(pinned.raw, pinned.source)
+        if model.artifact.content_sha256 != pinned.content_sha256:
+            raise ArtifactError(f"{pinned.source}: not the pinned model {pinned.content_sha256}")
+        return model
 
     def predict(self, row: Row, threshold: float | None) -> Prediction:
         t = self.default_threshold if threshold is None else threshold
@@ -164,3 +177,28 @@ def _model_card(artifact: Artifact) -> ModelCard:
         headline_metrics=_metrics(artifact, None),
         accuracy_by_threshold=table,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedArtifact:
+    """The artifact `python -m app` read and verified once: its bytes and content hash.
+
+    Every worker, a respawned one too, builds its model from these bytes and never reads
+    MODEL_PATH, so all serve the version verified at startup whatever happens to the file.
+    """
+
+    raw: bytes
+    source: str  # where it was read from, for messages
+    content_sha256: str
+
+    @classmethod
+    def read(cls, path: Path, expected_sha256: str | None = None) -> "PinnedArtifact":
+        """Read and verify the artifact; ArtifactError if it is bad or not `expected_sha256`."""
+        raw = read_artifact_bytes(path)
+        model = ServedModel.from_bytes(raw, str(path))
+        found = model.artifact.content_sha256
+        if expected_sha256 is not None and found != expected_sha256:
+            raise ArtifactError(
+                f"{path}: content hash {found} is not the one MODEL_SHA256 pins ({expected_sha256})"
+            )
+        return cls(raw, str(path), found)
