@@ -23,7 +23,7 @@ MODEL_SHA256            unset        the content hash MODEL_PATH must have, else
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.artifact import DEFAULT_ARTIFACT_PATH
@@ -92,14 +92,14 @@ class Settings(BaseSettings):
         description="When set, the content hash (content_sha256) MODEL_PATH must have to start.",
     )
 
-    @model_validator(mode="after")
-    def _body_outlasts_headers(self) -> "Settings":
-        if self.body_timeout_seconds < self.header_timeout_seconds:
-            raise ValueError(
-                "BODY_TIMEOUT_SECONDS must be at least HEADER_TIMEOUT_SECONDS: it counts the"
-                " whole request"
-            )
-        return self
+    @field_validator("body_timeout_seconds")
+    @classmethod
+    def _body_outlasts_headers(cls, value: float, info: ValidationInfo) -> float:
+        # The body's deadline counts from the same start as the headers' (the request's).
+        headers = info.data.get("header_timeout_seconds")
+        if headers is not None and value < headers:
+            raise ValueError("must be at least HEADER_TIMEOUT_SECONDS: it counts the whole request")
+        return value
 
     @field_validator("model_sha256", mode="before")
     @classmethod

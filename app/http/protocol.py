@@ -118,8 +118,16 @@ def too_many_connections(limit: int) -> RefusedError:
     return RefusedError(503, ErrorItem(loc=["server"], msg=msg, type="too_many_connections"))
 
 
+# Where a parser error lies, from llhttp's reason (a fixed phrase, never the input).
+_REASON_PLACES: Final = (
+    (("chunk",), ["body"], "invalid_body"),
+    (("header", "content-length", "transfer-encoding"), ["header"], "invalid_header"),
+    (("version", "expected http/", "crlf", "method"), ["request_line"], "invalid_request_line"),
+)
+
+
 def malformed(exc: httptools.HttpParserError) -> RefusedError:
-    """400 for what the parser refused; llhttp's reason is a fixed phrase, never the input."""
+    """400 for what the parser refused, with llhttp's reason and where it lies."""
     cause = exc.__context__
     if isinstance(exc, httptools.HttpParserInvalidMethodError):
         loc, kind, reason = ["method"], "invalid_method", "not a valid HTTP method"
@@ -130,8 +138,11 @@ def malformed(exc: httptools.HttpParserError) -> RefusedError:
     else:
         reason = str(exc).strip() or "malformed request"
         lower = reason.lower()
-        loc = ["header"] if "header" in lower else ["body"] if "chunk" in lower else ["request"]
-        kind = "malformed_request"
+        loc, kind = ["request"], "malformed_request"
+        for words, where, what in _REASON_PLACES:
+            if any(word in lower for word in words):
+                loc, kind = list(where), what
+                break
     item = ErrorItem(loc=list(loc), msg=f"Malformed HTTP request: {reason}", type=kind)
     return RefusedError(400, item)
 
@@ -265,24 +276,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             logger.info("closed a connection whose request body did not arrive in time")
             self.transport.close()  # answered already, or answering: nothing more can be said
         else:
-            self.cycle.disconnected = True  # the app, waiting for the body, sees a disconnect
-            self.cycle.message_event.set()
             self.refuse(body_timeout(self.limits.body_timeout))
 
     # -- answers -------------------------------------------------------------------------------
     def refuse(self, refusal: RefusedError) -> None:
         """Answer `refusal` and close, unless a response is in progress: it closes instead."""
+        stage = self.stage
         self.lingering = True
         self.stage = _NONE
         self.flow.resume_reading()  # keep reading, to discard
         logger.info("%d %s", refusal.status, refusal.item.type)
-        if (
-            self.cycle is not None
-            and not self.cycle.response_complete
-            and not (self.cycle.disconnected)
-        ):
-            self.cycle.keep_alive = False
-            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.disconnected:
+            if stage == _BODY and not cycle.response_started:
+                # This request's body will never be complete: the app, waiting for it, sees a
+                # disconnect and its answer is dropped; the refusal is the answer.
+                cycle.disconnected = True
+                cycle.message_event.set()
+            else:
+                cycle.keep_alive = False  # an answer is under way: it closes the connection
+                return
         extra = (
             [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if refusal.status == 503 else []
         )
