@@ -47,7 +47,7 @@ def servers(against: Path) -> dict[str, Server]:
     found = {}
     for side, (interpreter, where) in python.items():
         for workers in (1, 2):
-            command = [str((where / interpreter).resolve()), "-m", "app"]
+            command = [str(where.resolve() / interpreter), "-m", "app"]  # the venv, unresolved
             run_env = server_env({**env, "WORKERS": str(workers)})
             name = f"{side} {workers}w"
             found[name] = Server(name, command, run_env, cwd=where.resolve())
