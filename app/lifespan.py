@@ -41,6 +41,12 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
                 model = ServedModel.load(settings.model_path)
         except ArtifactError as exc:
             raise StartupError(f"cannot load the model: {exc}") from None
+        found, pin = model.artifact.content_sha256, settings.model_sha256
+        if pin is not None and found != pin:  # checked by python -m app already; not by uvicorn
+            raise StartupError(
+                f"cannot load the model: {settings.model_path}: content hash {found} is not the"
+                f" one MODEL_SHA256 pins ({pin})"
+            )
         app.state.model = model
         tune_garbage_collection()
         source = settings.model_path if pinned is None else f"{pinned.source} (pinned at startup)"
