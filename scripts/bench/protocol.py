@@ -5,10 +5,10 @@ app/http/protocol.py's GuardedHttpToolsProtocol, on one keep-alive connection.
 
 Each round feeds N copies of the benchmark's /predict request (its headers and JSON body, as
 wrk sends them) to each protocol in turn, through a transport that keeps nothing, to an ASGI app
-that answers at once, and lets each request's task run. Prints the median CPU µs (process time: the machine is shared) per request of
-each, the difference (the wrapper's deadlines, header counting and limit checks), and that
-difference as a share of one /predict through the real service (`scripts.bench.asgi`'s
-in-process figure is a lower bound for it). Interleaved rounds, the order alternating.
+that answers at once, and lets each request's task run. Prints the median CPU time (process
+time, as the machine is shared) per request of each and the median of per-round differences:
+what the wrapper's deadlines, header counting and limit checks add. Interleaved rounds, the
+order alternating, after one warm-up round.
 """
 
 import argparse
