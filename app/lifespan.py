@@ -10,7 +10,7 @@ from typing import Final
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.predictor import ServedModel
+from app.predictor import PinnedArtifact, ServedModel
 from app.settings import Settings
 from model.artifact import ArtifactError
 
@@ -29,16 +29,28 @@ class StartupError(RuntimeError):
     """The service cannot start; the message is one line naming the cause."""
 
 
-def make_lifespan(settings: Settings) -> Lifespan:
+def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> Lifespan:
+    """Load the model from `pinned` (what `python -m app` verified), else from MODEL_PATH."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            model = ServedModel.load(settings.model_path, settings.default_confidence)
+            if pinned is not None:
+                model = ServedModel.from_pinned(pinned, settings.default_confidence)
+            else:
+                model = ServedModel.load(settings.model_path, settings.default_confidence)
         except ArtifactError as exc:
             raise StartupError(f"cannot load the model: {exc}") from None
+        found, pin = model.artifact.content_sha256, settings.model_sha256
+        if pin is not None and found != pin:  # checked by python -m app already; not by uvicorn
+            raise StartupError(
+                f"cannot load the model: {settings.model_path}: content hash {found} is not the"
+                f" one MODEL_SHA256 pins ({pin})"
+            )
         app.state.model = model
         tune_garbage_collection()
-        logger.info("serving model %s from %s", model.version, settings.model_path)
+        source = settings.model_path if pinned is None else f"{pinned.source} (pinned at startup)"
+        logger.info("serving model %s from %s", model.version, source)
         yield
 
     return lifespan

@@ -20,6 +20,7 @@ from app.http.strict_query import StrictQuery
 from app.lifespan import OneLineStartupErrors, make_lifespan
 from app.logging_config import configure_logging
 from app.openapi import install_openapi, operation_id
+from app.predictor import PinnedArtifact
 from app.settings import Settings, load_settings
 
 TITLE: Final = "Malignancy predictor"
@@ -51,15 +52,16 @@ def _package_version() -> str:
         return "0.0.0+unknown"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service; the model is loaded when the server starts (the lifespan)."""
+def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None = None) -> FastAPI:
+    """Build the service; the model is loaded when the server starts (the lifespan), from
+    `pinned` if given (`python -m app` does), else from MODEL_PATH."""
     settings = load_settings() if settings is None else settings
     configure_logging(settings.log_level)
     app = create_documented_app(
         title=TITLE,
         version=_package_version(),
         description=DESCRIPTION,
-        lifespan=make_lifespan(settings),
+        lifespan=make_lifespan(settings, pinned),
         generate_unique_id_function=operation_id,
         # Starlette would redirect /predict/ to /predict with an absolute URL built from the
         # request's Host header; a trailing slash gets the service's 404 instead.

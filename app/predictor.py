@@ -28,7 +28,13 @@ from app.schemas import (
     ThresholdRow,
     Training,
 )
-from model.artifact import CONFORMAL_SCORE, Artifact, ArtifactError, load_artifact
+from model.artifact import (
+    CONFORMAL_SCORE,
+    Artifact,
+    ArtifactError,
+    parse_artifact,
+    read_artifact_bytes,
+)
 from model.conformal import (
     DEFAULT_CONFIDENCE,
     REPORT_CONFIDENCES,
@@ -115,15 +121,32 @@ class ServedModel:
     @classmethod
     def load(cls, path: Path, default_confidence: float = DEFAULT_CONFIDENCE) -> "ServedModel":
         """Load and validate the artifact; any problem raises a one-line ArtifactError."""
-        artifact = load_artifact(path)
+        return cls.from_bytes(read_artifact_bytes(path), str(path), default_confidence)
+
+    @classmethod
+    def from_bytes(
+        cls, raw: bytes, source: str, default_confidence: float = DEFAULT_CONFIDENCE
+    ) -> "ServedModel":
+        """Validate an artifact's bytes (read from `source`); a one-line ArtifactError if bad."""
+        artifact = parse_artifact(raw, source)
         try:
             card = _model_card(artifact, default_confidence)
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             problem = str(exc).splitlines()[0]
-            raise ArtifactError(f"{path}: stored metrics are malformed: {problem}") from None
+            raise ArtifactError(f"{source}: stored metrics are malformed: {problem}") from None
         _ = artifact.explainer  # the background prepared now, not on the first /explain
         sets = PredictionSets.from_artifact(artifact, default_confidence)
         return cls(artifact, artifact.model_version, artifact.default_threshold, sets, card)
+
+    @classmethod
+    def from_pinned(
+        cls, pinned: "PinnedArtifact", default_confidence: float = DEFAULT_CONFIDENCE
+    ) -> "ServedModel":
+        """The pinned artifact's model, checked again against its pinned content hash."""
+        model = cls.from_bytes(pinned.raw, pinned.source, default_confidence)
+        if model.artifact.content_sha256 != pinned.content_sha256:
+            raise ArtifactError(f"{pinned.source}: not the pinned model {pinned.content_sha256}")
+        return model
 
     def predict(self, row: Row, threshold: float | None, confidence: float | None) -> Prediction:
         t = self.default_threshold if threshold is None else threshold
@@ -282,3 +305,28 @@ def _model_card(artifact: Artifact, default_confidence: float) -> ModelCard:
         accuracy_by_threshold=table,
         conformal=_conformal(artifact, default_confidence),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedArtifact:
+    """The artifact `python -m app` read and verified once: its bytes and content hash.
+
+    Every worker, a respawned one too, builds its model from these bytes and never reads
+    MODEL_PATH, so all serve the version verified at startup whatever happens to the file.
+    """
+
+    raw: bytes
+    source: str  # where it was read from, for messages
+    content_sha256: str
+
+    @classmethod
+    def read(cls, path: Path, expected_sha256: str | None = None) -> "PinnedArtifact":
+        """Read and verify the artifact; ArtifactError if it is bad or not `expected_sha256`."""
+        raw = read_artifact_bytes(path)
+        model = ServedModel.from_bytes(raw, str(path))
+        found = model.artifact.content_sha256
+        if expected_sha256 is not None and found != expected_sha256:
+            raise ArtifactError(
+                f"{path}: content hash {found} is not the one MODEL_SHA256 pins ({expected_sha256})"
+            )
+        return cls(raw, str(path), found)

@@ -13,12 +13,18 @@ DEFAULT_CONFIDENCE  0.95             confidence of the prediction sets when a re
 SHUTDOWN_DRAIN_SECONDS  1.0          on SIGTERM, how long `python -m app` keeps serving its open
                                      connections (each answer then closes its connection)
                                      before it closes the rest; 0: close them at once
+HEADER_TIMEOUT_SECONDS  10           a request's headers must arrive within it (408, or closed)
+BODY_TIMEOUT_SECONDS    30           the whole request must arrive within it (408, or closed)
+MAX_HEADER_BYTES        16384        request line plus headers, at most (431; 414 for a URL)
+MAX_HEADER_COUNT        100          header fields per request, at most (431)
+MAX_CONNECTIONS         1000         open connections per worker; one more gets 503
+MODEL_SHA256            unset        the content hash MODEL_PATH must have, else no start
 """
 
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.artifact import DEFAULT_ARTIFACT_PATH
@@ -66,6 +72,45 @@ class Settings(BaseSettings):
         default=1.0,
         description="Seconds `python -m app` keeps serving open connections after SIGTERM.",
     )
+
+    # The request limits of `python -m app` (app/http/protocol.py), bounded so that a typo
+    # cannot switch one off.
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = Field(
+        default=10.0,
+        description="Seconds a request's headers may take to arrive (408 or closed after).",
+    )
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = Field(
+        default=30.0,
+        description="Seconds a whole request, body included, may take to arrive (408 after).",
+    )
+    max_header_bytes: Annotated[int, Field(ge=1024, le=MIB)] = Field(
+        default=16 * 1024,
+        description="Most bytes of request line and headers; more gets 431 (414 for a URL).",
+    )
+    max_header_count: Annotated[int, Field(ge=8, le=10_000)] = Field(
+        default=100, description="Most header fields in one request; more gets 431."
+    )
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1000, description="Most open connections per worker; one more gets 503."
+    )
+    model_sha256: Annotated[str | None, Field(pattern=r"^[0-9a-f]{64}$")] = Field(
+        default=None,
+        description="When set, the content hash (content_sha256) MODEL_PATH must have to start.",
+    )
+
+    @field_validator("body_timeout_seconds")
+    @classmethod
+    def _body_outlasts_headers(cls, value: float, info: ValidationInfo) -> float:
+        # The body's deadline counts from the same start as the headers' (the request's).
+        headers = info.data.get("header_timeout_seconds")
+        if headers is not None and value < headers:
+            raise ValueError("must be at least HEADER_TIMEOUT_SECONDS: it counts the whole request")
+        return value
+
+    @field_validator("model_sha256", mode="before")
+    @classmethod
+    def _lower_case_hash(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

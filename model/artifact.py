@@ -225,22 +225,32 @@ def metrics_table(y: ArrayLike, proba: ArrayLike, thresholds: list[float]) -> di
 # -- loading ----------------------------------------------------------------------------------
 def load_artifact(path: Path = DEFAULT_ARTIFACT_PATH) -> Artifact:
     """Read and validate an artifact; any problem raises ArtifactError naming the file."""
-    try:
-        return _from_payload(_read_json(path))
-    except ArtifactError as exc:
-        raise ArtifactError(f"{path}: {exc}") from None
-    except (ValueError, TypeError, KeyError) as exc:  # a shape or type the checks let through
-        raise ArtifactError(f"{path}: invalid artifact: {exc}") from None
+    return parse_artifact(read_artifact_bytes(path), str(path))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_artifact_bytes(path: Path) -> bytes:
+    """The file's bytes, unparsed; ArtifactError naming the file if it cannot be read."""
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_ARTIFACT_BYTES + 1)
     except OSError as exc:
-        raise ArtifactError(f"cannot read artifact: {exc.strerror or exc}") from None
+        raise ArtifactError(f"{path}: cannot read artifact: {exc.strerror or exc}") from None
     if len(raw) > MAX_ARTIFACT_BYTES:
-        raise ArtifactError(f"file is larger than {MAX_ARTIFACT_BYTES} bytes")
+        raise ArtifactError(f"{path}: file is larger than {MAX_ARTIFACT_BYTES} bytes")
+    return raw
+
+
+def parse_artifact(raw: bytes, source: str) -> Artifact:
+    """Validate an artifact from its bytes; any problem raises ArtifactError naming `source`."""
+    try:
+        return _from_payload(_parse_json(raw))
+    except ArtifactError as exc:
+        raise ArtifactError(f"{source}: {exc}") from None
+    except (ValueError, TypeError, KeyError) as exc:  # a shape or type the checks let through
+        raise ArtifactError(f"{source}: invalid artifact: {exc}") from None
+
+
+def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

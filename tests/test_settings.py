@@ -55,6 +55,10 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
     assert settings.shutdown_drain_seconds == 1.0
     assert settings.default_confidence == 0.95
+    assert (settings.header_timeout_seconds, settings.body_timeout_seconds) == (10.0, 30.0)
+    assert (settings.max_header_bytes, settings.max_header_count) == (16384, 100)
+    assert settings.max_connections == 1000
+    assert settings.model_sha256 is None
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -69,6 +73,12 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         "WORKERS": "4",
         "SHUTDOWN_DRAIN_SECONDS": "2.5",
         "DEFAULT_CONFIDENCE": "0.99",
+        "HEADER_TIMEOUT_SECONDS": "2",
+        "BODY_TIMEOUT_SECONDS": "2",
+        "MAX_HEADER_BYTES": "8192",
+        "MAX_HEADER_COUNT": "50",
+        "MAX_CONNECTIONS": "10",
+        "MODEL_SHA256": " " + "AB" * 32,
     }.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
@@ -81,6 +91,10 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9000, 4)
     assert settings.shutdown_drain_seconds == 2.5
     assert settings.default_confidence == 0.99
+    assert (settings.header_timeout_seconds, settings.body_timeout_seconds) == (2.0, 2.0)
+    assert (settings.max_header_bytes, settings.max_header_count) == (8192, 50)
+    assert settings.max_connections == 10
+    assert settings.model_sha256 == "ab" * 32  # the hash in lower case, spaces stripped
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("0.25", 0.25), ("300", 300.0)])
@@ -130,6 +144,22 @@ def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DEFAULT_CONFIDENCE", "high"),
         ("DEFAULT_CONFIDENCE", "95%"),
         ("DEFAULT_CONFIDENCE", ""),
+        ("HEADER_TIMEOUT_SECONDS", "0"),
+        ("HEADER_TIMEOUT_SECONDS", "301"),
+        ("HEADER_TIMEOUT_SECONDS", "inf"),
+        ("BODY_TIMEOUT_SECONDS", "-1"),
+        ("BODY_TIMEOUT_SECONDS", "5"),  # under the header deadline (10 s)
+        ("BODY_TIMEOUT_SECONDS", "nan"),
+        ("MAX_HEADER_BYTES", "512"),
+        ("MAX_HEADER_BYTES", "16k"),
+        ("MAX_HEADER_BYTES", "2000000"),
+        ("MAX_HEADER_COUNT", "0"),
+        ("MAX_HEADER_COUNT", "20000"),
+        ("MAX_CONNECTIONS", "0"),
+        ("MAX_CONNECTIONS", "lots"),
+        ("MODEL_SHA256", "8cc658d9533e"),  # a model version is a prefix, not the pin
+        ("MODEL_SHA256", "z" * 64),
+        ("MODEL_SHA256", ""),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(

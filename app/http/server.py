@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import signal
 import socket
 from collections.abc import Awaitable
+from types import FrameType
 from typing import Final
 from unittest import mock
 
@@ -164,6 +166,18 @@ def serve(config: Config, drain_seconds: float) -> int:
             DrainingMultiprocess(config, [sock], drain_seconds).run()
         return 0
     server = DrainingServer(config, drain_seconds)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    # After its graceful shutdown uvicorn raises the signal that stopped it again, restoring the
+    # handler it found first: with Python's default for SIGTERM the process would then die of
+    # it (status 143), and `make serve` would report a normal stop as an error. This handler
+    # lets the re-raised SIGTERM end the process normally (status 0).
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0 if server.started else STARTUP_FAILURE
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM after the server has stopped: nothing is left to do."""

@@ -89,6 +89,7 @@ class Server:
     port: int = 0
     process: "subprocess.Popen[bytes] | None" = None
     log: Path | None = None
+    cwd: Path = REPO_ROOT  # the checkout it runs from (scripts/bench/ab.py runs two)
 
     @property
     def url(self) -> str:
@@ -119,7 +120,7 @@ def running(server: Server, logdir: Path) -> Iterator[Server]:
     with server.log.open("wb") as log:
         server.process = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=server.cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,

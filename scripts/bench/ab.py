@@ -1,0 +1,119 @@
+"""This checkout's `python -m app` against another checkout's, side by side, driven by wrk.
+
+    python -m scripts.bench.ab --against DIR [--duration S] [--rounds R] [--json PATH]
+
+DIR is another checkout of the service (say the main branch's worktree) with its own `.venv`.
+Both serve the same artifact (this checkout's model/weights.json) on loopback, each with 1 worker
+and with 2; wrk (scripts/bench/http_load.py's Lua script) POSTs /predict at 1, 8 and 64
+connections to the 1-worker servers and at 64 to the 2-worker ones, in interleaved rounds whose
+order reverses every other round. Prints the median req/s and p99 of each, and this checkout's
+req/s over DIR's (median of per-round ratios): a change on the request path is judged by these
+ratios, never by absolute figures from different runs. Exit status 1 on any error answer.
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Final
+
+from model.artifact import DEFAULT_ARTIFACT_PATH
+from scripts.bench.common import REPO_ROOT, machine_info, median, print_machine, write_json
+from scripts.bench.http_load import LUA_TEMPLATE, Server, bodies, check_alive, run_wrk, running
+from scripts.cli import OneLineParser, positive_float, positive_int
+from tests.live_server import LOOPBACK, server_env
+
+SCENARIOS: Final = ((1, 1), (1, 8), (1, 64), (2, 64))  # (workers, connections)
+
+
+def parse_args() -> argparse.Namespace:
+    p = OneLineParser(prog="scripts.bench.ab", description=__doc__.splitlines()[0])
+    p.add_argument("--against", type=Path, required=True, help="the other checkout")
+    p.add_argument("--duration", type=positive_float, default=5.0, help="seconds per wrk run")
+    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+    python = args.against / ".venv" / "bin" / "python"
+    if not (args.against / "app" / "__main__.py").is_file() or not python.is_file():
+        p.error("--against must be a checkout of the service with its .venv")
+    return args
+
+
+def servers(against: Path) -> dict[str, Server]:
+    env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(DEFAULT_ARTIFACT_PATH)}
+    python = {"this": (sys.executable, REPO_ROOT), "against": (".venv/bin/python", against)}
+    found = {}
+    for side, (interpreter, where) in python.items():
+        for workers in (1, 2):
+            command = [str(where.resolve() / interpreter), "-m", "app"]  # the venv, unresolved
+            run_env = server_env({**env, "WORKERS": str(workers)})
+            name = f"{side} {workers}w"
+            found[name] = Server(name, command, run_env, cwd=where.resolve())
+    return found
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        print(
+            "scripts.bench.ab: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr
+        )
+        return 2
+    info = machine_info()
+    print_machine(info)
+    results: dict[str, list[dict[str, float]]] = {}
+    errors = 0
+    with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, ExitStack() as stack:
+        lua = Path(tmp) / "predict.lua"
+        lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
+        # Each side runs from its own directory, so each serves its own code.
+        started = {}
+        for name, server in servers(args.against).items():
+            started[name] = stack.enter_context(running(server, Path(tmp)))
+        for server in started.values():
+            run_wrk(server.url + "/predict", lua, 8, 1)  # warm-up
+        for round_ in range(args.rounds):
+            sides = ("this", "against") if round_ % 2 == 0 else ("against", "this")
+            for workers, connections in SCENARIOS:
+                for side in sides:
+                    server = started[f"{side} {workers}w"]
+                    check_alive(server)
+                    stats = run_wrk(server.url + "/predict", lua, connections, args.duration)
+                    errors += int(stats["status"] + stats["socket_errors"])
+                    key = f"{side} {workers}w c{connections}"
+                    results.setdefault(key, []).append(stats)
+    print(f"\n/predict, {args.rounds} round(s) of {args.duration:g} s; against: {args.against}")
+    print(
+        "| scenario | this req/s | against req/s | this / against | this p99 ms | against p99 ms |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    summary = {}
+    for workers, connections in SCENARIOS:
+        this = results[f"this {workers}w c{connections}"]
+        other = results[f"against {workers}w c{connections}"]
+        ratios = [a["rps"] / b["rps"] for a, b in zip(this, other, strict=True)]
+        row = {
+            "this_rps": median([r["rps"] for r in this]),
+            "against_rps": median([r["rps"] for r in other]),
+            "ratio": median(ratios),
+            "ratios": ratios,
+            "this_p99_ms": median([r["p99_us"] for r in this]) / 1000,
+            "against_p99_ms": median([r["p99_us"] for r in other]) / 1000,
+        }
+        summary[f"{workers} worker(s) c{connections}"] = row
+        print(
+            f"| {workers} worker(s), {connections} conn | {row['this_rps']:,.0f} | "
+            f"{row['against_rps']:,.0f} | {row['ratio']:.3f} "
+            f"({', '.join(f'{r:.2f}' for r in ratios)}) | {row['this_p99_ms']:.2f} | "
+            f"{row['against_p99_ms']:.2f} |"
+        )
+    print(f"non-2xx answers and socket errors: {errors}")
+    if args.json is not None:
+        write_json(args.json, {"machine": info, "against": str(args.against), "results": summary})
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

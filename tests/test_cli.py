@@ -1,0 +1,61 @@
+"""`python -m app`'s command line: --help lists the settings, anything else is refused, and a
+stop by SIGTERM is a normal exit."""
+
+import subprocess
+import sys
+
+import pytest
+
+from app.settings import Settings
+from tests.live_server import REPO_ROOT, server_env, start_server
+
+TIMEOUT = 30.0
+
+
+def run_app(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=REPO_ROOT,
+        env=server_env({"PORT": "1"}),  # were a server started, it could not bind: it fails
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_every_setting_with_its_default(flag: str) -> None:
+    done = run_app(flag)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert lines[0] == "usage: python -m app [--help]"
+    for name, field in Settings.model_fields.items():
+        default = "unset" if field.default is None else str(field.default)
+        row = [line for line in lines if line.split()[:1] == [name.upper()]]
+        assert len(row) == 1, (name, done.stdout)
+        assert row[0].split(None, 1)[1] == default
+        assert field.description is not None
+        assert f"      {field.description}" in lines
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--port", "9000"], ["serve"], ["--help", "extra"], ["-x"], ["--HELP"], [""]],
+    ids=["an option", "a word", "help and more", "a short option", "upper case", "empty"],
+)
+def test_any_other_argument_exits_2_with_one_line(args: list[str]) -> None:
+    done = run_app(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("malignancy-predictor: takes no arguments but --help")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_stop_exits_0(workers: int) -> None:
+    with start_server(workers=workers) as server:
+        pass  # start_server stops it with SIGTERM
+    assert server.process.returncode == 0, server.stderr()
+    assert "Application shutdown complete" in server.stderr()
