@@ -1,13 +1,18 @@
 """The served model: the artifact, and the answers the routes give, prepared once at startup.
 
 All the math is the `model` package's; this module only turns its outputs into response bodies.
+`ServedModel.score` is the protocol-neutral batch entry point: a validated matrix of scores in,
+probabilities and calls out. `/predict/batch` and the Open Inference Protocol's infer (app/v2/)
+are both thin adapters over it.
 """
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from app.schemas import (
@@ -51,6 +56,15 @@ def class_name(probability: float, threshold: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Scored:
+    """The answers for a batch of rows, in row order."""
+
+    probabilities: NDArray[np.float64]  # (n,), P(malignant)
+    malignant: NDArray[np.bool_]  # (n,), probability strictly greater than the threshold
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
 class ServedModel:
     artifact: Artifact
     version: str
@@ -77,14 +91,26 @@ class ServedModel:
             {"probability": p, "class": class_name(p, t), "threshold": t, "model_version": version}
         )
 
-    def predict_batch(self, rows: Sequence[Row], threshold: float | None) -> BatchPrediction:
+    def score(self, rows: NDArray[Any] | Sequence[Row], threshold: float | None) -> Scored:
+        """Score an (n, 9) batch whose values the caller has validated (whole numbers 1..10 in
+        the feature order), at `threshold` or the model's default."""
         t = self.default_threshold if threshold is None else threshold
+        probabilities = self.artifact.predict_proba(rows)
+        return Scored(probabilities, probabilities > t, t)
+
+    def predict_batch(self, rows: Sequence[Row], threshold: float | None) -> BatchPrediction:
+        scored = self.score(rows, threshold)
+        names = CLASS_NAMES
         predictions = [
-            {"probability": p, "class": class_name(p, t)}
-            for p in self.artifact.predict_proba(rows).tolist()
+            {"probability": p, "class": names[m]}
+            for p, m in zip(scored.probabilities.tolist(), scored.malignant.tolist(), strict=True)
         ]
         return BatchPrediction.model_validate(
-            {"predictions": predictions, "threshold": t, "model_version": self.version}
+            {
+                "predictions": predictions,
+                "threshold": scored.threshold,
+                "model_version": self.version,
+            }
         )
 
     def explain(self, row: Row, threshold: float | None) -> Explanation:

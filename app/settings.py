@@ -12,6 +12,10 @@ WORKERS         1                    uvicorn worker processes of `python -m app`
 SHUTDOWN_DRAIN_SECONDS  1.0          on SIGTERM, how long `python -m app` keeps serving its open
                                      connections (each answer then closes its connection)
                                      before it closes the rest; 0: close them at once
+V2_MODEL_NAME   malignancy-predictor the model's name in the Open Inference Protocol's /v2 URLs
+V2_MAX_ROWS     100000               most rows in one /v2 infer request
+V2_MAX_BODY_BYTES  8388608 (8 MiB)   largest /v2 infer body: 100,000 rows of nine 8-byte binary
+                                     values are 7,200,000 bytes, and as JSON ("10.0, " each) 5.4 MB
 """
 
 from pathlib import Path
@@ -59,6 +63,23 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: Annotated[float, Field(ge=0, le=300, allow_inf_nan=False)] = Field(
         default=1.0,
         description="Seconds `python -m app` keeps serving open connections after SIGTERM.",
+    )
+
+    # A name that needs no escaping in a URL path segment, as Triton's and KServe's clients
+    # insert it unescaped (tritonclient quotes it; KServe's client does not).
+    v2_model_name: str = Field(
+        default="malignancy-predictor",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        description="The model's name in the Open Inference Protocol's /v2/models/{name} URLs.",
+    )
+    v2_max_rows: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=100_000, description="Most rows (biopsies) in one /v2 infer request."
+    )
+    # 100,000 rows of nine INT64 or FP64 binary values are 7,200,000 bytes (6.9 MiB) plus the
+    # JSON header; the same rows as JSON tensors ("10.0, " per value) are about 5.4 MB.
+    v2_max_body_bytes: Annotated[int, Field(ge=1024, le=256 * MIB)] = Field(
+        default=8 * MIB,
+        description="Largest /v2 infer request body in bytes; larger bodies get 413.",
     )
 
     @field_validator("log_level", mode="before")
