@@ -190,7 +190,9 @@ def test_versioned_infer(
     )
     _check_answers(result, native)
     with pytest.raises(InferenceServerException) as raised:
-        triton_client.infer(MODEL, [_scores(dataset.X.astype(np.int32), "INT32", True)], model_version="7")
+        triton_client.infer(
+            MODEL, [_scores(dataset.X.astype(np.int32), "INT32", True)], model_version="7"
+        )
     assert raised.value.status() == "404"
 
 

@@ -16,7 +16,9 @@ _PARAMETERS: Final = {
 }
 _TENSOR_DATA: Final = {
     "type": "array",
-    "items": {"anyOf": [{"$ref": "#/$defs/tensor_data"}, {"type": ["number", "string", "boolean"]}]},
+    "items": {
+        "anyOf": [{"$ref": "#/$defs/tensor_data"}, {"type": ["number", "string", "boolean"]}]
+    },
 }
 _METADATA_TENSOR: Final = {
     "type": "object",
