@@ -54,6 +54,10 @@ def test_defaults() -> None:
     assert settings.api_key is None
     assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
     assert settings.shutdown_drain_seconds == 1.0
+    assert settings.v2_model_name == "malignancy-predictor"
+    assert settings.v2_max_rows == 100_000
+    # 100,000 rows of nine 8-byte binary values (7,200,000 bytes) and their JSON header fit.
+    assert settings.v2_max_body_bytes == 8 * 1024 * 1024 > 100_000 * 9 * 8 + 64 * 1024
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -67,6 +71,9 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         "PORT": "9000",
         "WORKERS": "4",
         "SHUTDOWN_DRAIN_SECONDS": "2.5",
+        "V2_MODEL_NAME": "wbc_v1.2",
+        "V2_MAX_ROWS": "50",
+        "V2_MAX_BODY_BYTES": "2048",
     }.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
@@ -78,6 +85,8 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert settings.api_key.get_secret_value() == "k-1"
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9000, 4)
     assert settings.shutdown_drain_seconds == 2.5
+    assert (settings.v2_model_name, settings.v2_max_rows) == ("wbc_v1.2", 50)
+    assert settings.v2_max_body_bytes == 2048
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("0.25", 0.25), ("300", 300.0)])
@@ -119,6 +128,15 @@ def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SHUTDOWN_DRAIN_SECONDS", "nan"),
         ("SHUTDOWN_DRAIN_SECONDS", "inf"),
         ("SHUTDOWN_DRAIN_SECONDS", ""),
+        ("V2_MODEL_NAME", ""),
+        ("V2_MODEL_NAME", "a/b"),
+        ("V2_MODEL_NAME", "-leading-dash"),
+        ("V2_MODEL_NAME", "x" * 129),
+        ("V2_MAX_ROWS", "0"),
+        ("V2_MAX_ROWS", "1000001"),
+        ("V2_MAX_ROWS", "lots"),
+        ("V2_MAX_BODY_BYTES", "1000"),
+        ("V2_MAX_BODY_BYTES", str(256 * 1024 * 1024 + 1)),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(

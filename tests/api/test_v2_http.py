@@ -528,3 +528,14 @@ def test_body_limits_in_the_v2_shape() -> None:
         assert "/v2" in http.get("/openapi.json").text
         too_many = http.post(INFER, json={"inputs": [scores(data=[], shape=[5001, 9])]})
         assert "at most 5000" in too_many.json()["error"]
+
+
+def test_model_name_setting() -> None:
+    with (
+        start_server({"V2_MODEL_NAME": "wbc"}) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        assert http.get("/v2/models/wbc/ready").json() == {"name": "wbc", "ready": True}
+        answer = http.post("/v2/models/wbc/infer", json={"inputs": [scores()]})
+        assert answer.json()["model_name"] == "wbc"
+        assert http.get(f"/v2/models/{MODEL}").status_code == 404
