@@ -204,7 +204,7 @@ BAD_REQUESTS: Final[list[tuple[str, Any, int, str]]] = [
         "huge integer",
         {"inputs": [scores(data=[ROWS[0], [10**30, *ROWS[1][1:]]])]},
         400,
-        "only numbers",
+        "element 9 (row 1, clump_thickness)",
     ),
     (
         "string value",
@@ -219,7 +219,42 @@ BAD_REQUESTS: Final[list[tuple[str, Any, int, str]]] = [
         "not booleans",
     ),
     ("null value", {"inputs": [scores(data=[ROWS[0], [None, *ROWS[1][1:]]])]}, 400, "only numbers"),
-    ("ragged rows", {"inputs": [scores(data=[ROWS[0], ROWS[1][:8]])]}, 400, "only numbers"),
+    ("ragged rows", {"inputs": [scores(data=[ROWS[0], ROWS[1][:8]])]}, 400, "nested as its shape"),
+    (
+        "deeper nesting",
+        {"inputs": [scores(data=[[[v] for v in r] for r in ROWS])]},
+        400,
+        "only numbers",
+    ),
+    (
+        "flat data holding a list",
+        {"inputs": [scores(data=[*FLAT[:17], [1]])]},
+        400,
+        "only numbers",
+    ),
+    (
+        "integer beyond a float",
+        (
+            json.dumps({"inputs": [scores(data=[2.0] * 18, datatype="FP64")]})
+            .replace("2.0", "1" * 400, 1)
+            .encode(),
+            {},
+        ),
+        400,
+        "not a whole number from 1 to 10",
+    ),
+    (
+        "boolean among floats",
+        {"inputs": [scores(data=[[*ROWS[0][:8], 1.0], [True, *ROWS[1][1:]]], datatype="FP32")]},
+        400,
+        "not booleans",
+    ),
+    (
+        "fraction in an INT64 tensor",
+        {"inputs": [scores(data=[*FLAT[:17], 1.5])]},
+        400,
+        "element 17 (row 1, mitoses)",
+    ),
     (
         "data longer than shape",
         {"inputs": [scores(data=[*FLAT, 1])]},
@@ -236,7 +271,7 @@ BAD_REQUESTS: Final[list[tuple[str, Any, int, str]]] = [
         "nested unlike shape",
         {"inputs": [scores(data=[ROWS], shape=[2, 9])]},
         400,
-        "nested as a shape other",
+        "nested as its shape",
     ),
     (
         "wrong width",
