@@ -67,7 +67,7 @@ _OUTPUT_KEYS: Final = frozenset({"name", "parameters"})
 # silently ignore it.
 _UNSUPPORTED_PARAMETERS: Final = ("shared_memory_region", "classification")
 _PRINTABLE_KEY: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_ARRAY_BOOLEAN: Final = re.compile(rb"[\[,]\s*(?:true|false)")
+_JSON_SPACE: Final = b" \t\r\n"
 _VALUE_RULE: Final = f"a whole number from {SCORE_MIN} to {SCORE_MAX}"
 # Each BYTES element in binary form: its length as a little-endian uint32, then its bytes.
 _CLASS_ELEMENTS: Final = np.array(
@@ -341,7 +341,7 @@ def _json_array(tensor: _Tensor, header: bytes) -> NDArray[Any]:
         raise V2Error(f"{tensor.where}.data has {len(flat)} values; its shape needs {size}")
     # A JSON boolean in an array follows "[" or ","; JSON true is Python's True, which the
     # conversions below read as the integer 1. Only such a body pays for the exact check.
-    if _ARRAY_BOOLEAN.search(header) and bool in set(map(type, flat)):
+    if _array_boolean(header) and bool in set(map(type, flat)):
         raise V2Error(f"{tensor.where}.data must hold only numbers, not booleans")
     try:
         # array("q") takes Python ints only (no float, string or null) at C speed: the common
@@ -357,6 +357,20 @@ def _json_array(tensor: _Tensor, header: bytes) -> NDArray[Any]:
         return np.array(flat, dtype=np.float64)
     except OverflowError:  # an integer too large for a float: far outside 1..10
         raise V2Error(f"{tensor.where}.data holds a number that is not {_VALUE_RULE}") from None
+
+
+def _array_boolean(header: bytes) -> bool:
+    """Whether the JSON text may hold a boolean inside an array (it may also be in a string)."""
+    for word in (b"true", b"false"):
+        found = header.find(word)  # a fast scan, unlike a regular expression over the text
+        while found != -1:
+            i = found - 1
+            while i >= 0 and header[i] in _JSON_SPACE:
+                i -= 1
+            if i >= 0 and header[i] in b"[,":
+                return True
+            found = header.find(word, found + 1)
+    return False
 
 
 def _flattened(tensor: _Tensor, data: list[Any]) -> list[Any]:
