@@ -59,7 +59,10 @@ PREFIX: Final = "/v2"
 EXTENSIONS: Final = ["binary_tensor_data"]
 PLATFORM: Final = "numpy_json"  # a NumPy network read from a JSON artifact
 BINARY_MEDIA_TYPE: Final = "application/octet-stream"
-ACCEPTED_MEDIA_TYPES: Final = frozenset({JSON_MEDIA_TYPE, BINARY_MEDIA_TYPE})
+# curl -d labels its body application/x-www-form-urlencoded, and Triton's documented curl
+# examples send V2 JSON that way (Triton reads any body as the protocol's): accepted too.
+CURL_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
+ACCEPTED_MEDIA_TYPES: Final = frozenset({JSON_MEDIA_TYPE, BINARY_MEDIA_TYPE, CURL_MEDIA_TYPE})
 TAGS: Final[list[str | Enum]] = ["Open Inference Protocol (V2)"]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -194,7 +197,8 @@ def _check_headers(request: Request) -> None:
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type not in ACCEPTED_MEDIA_TYPES:
             raise V2Error(
-                f"Content-Type must be {JSON_MEDIA_TYPE} or {BINARY_MEDIA_TYPE}, or left out",
+                f"Content-Type must be {JSON_MEDIA_TYPE} or {BINARY_MEDIA_TYPE} (or curl's "
+                f"{CURL_MEDIA_TYPE}), or left out",
                 status=415,
             )
     encoding = request.headers.get("content-encoding")
@@ -303,7 +307,10 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
         400: {**_ERRORS, "description": "The request breaks a rule; the message names it."},
         **not_found,
         413: {**_ERRORS, "description": "The body is larger than V2_MAX_BODY_BYTES."},
-        415: {**_ERRORS, "description": "Another Content-Type, or a Content-Encoding."},
+        415: {
+            **_ERRORS,
+            "description": "Another Content-Type (e.g. multipart), or a Content-Encoding.",
+        },
     }
     if api_key_required:
         responses[401] = {**_ERRORS, "description": "The X-API-Key header is missing or wrong."}

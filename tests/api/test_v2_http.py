@@ -469,10 +469,10 @@ BAD_REQUESTS: Final[list[tuple[str, Any, int, str]]] = [
         "not valid JSON",
     ),
     (
-        "form content type",
+        "multipart content type",
         (
             json.dumps({"inputs": [scores()]}).encode(),
-            {"Content-Type": "application/x-www-form-urlencoded"},
+            {"Content-Type": "multipart/form-data; boundary=x"},
         ),
         415,
         "Content-Type must be",
