@@ -11,7 +11,8 @@ def add_routes(app: FastAPI, api_key_required: bool, max_batch_size: int) -> Non
     /predict, /predict/batch, /explain, /metrics and /v2 infer need the X-API-Key header."""
     guard = [Security(require_api_key)] if api_key_required else []
     predictions.add_routes(app, guard, api_key_required, max_batch_size)
+    v2.add_infer_routes(app, guard, api_key_required)
     explain.add_routes(app, guard, api_key_required)
     metrics.add_routes(app, guard, api_key_required)
     service.add_routes(app)
-    v2.add_routes(app, guard, api_key_required)
+    v2.add_routes(app)

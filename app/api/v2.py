@@ -271,9 +271,14 @@ def _for_v2_paths(native: ExceptionHandler) -> ExceptionHandler:
 _ERRORS: Final[dict[str, Any]] = {"model": V2ErrorResponse}
 
 
-def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> None:
+_MODEL: Final = PREFIX + "/models/{model_name}"
+_VERSION: Final = _MODEL + "/versions/{model_version}"
+_NOT_FOUND: Final[Responses] = {404: {**_ERRORS, "description": "Unknown model or version."}}
+
+
+def add_routes(app: FastAPI) -> None:
+    """Health and metadata, open even with API_KEY set; every /v2 error in the protocol's shape."""
     install_error_shape(app)
-    not_found: Responses = {404: {**_ERRORS, "description": "Unknown model or version."}}
     app.add_api_route(
         PREFIX, server_metadata, methods=["GET"], summary="Server metadata", tags=TAGS
     )
@@ -286,18 +291,21 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
     app.add_api_route(
         PREFIX + "/health/ready", server_ready, methods=["GET"], summary="Server ready", tags=TAGS
     )
-    model = PREFIX + "/models/{model_name}"
-    version = model + "/versions/{model_version}"
     model_routes: list[tuple[str, Callable[..., Awaitable[BaseModel]], str]] = [
-        (model, model_metadata, "Model metadata"),
-        (version, model_version_metadata, "Model metadata of a version"),
-        (model + "/ready", model_ready, "Model ready"),
-        (version + "/ready", model_version_ready, "Model ready, of a version"),
+        (_MODEL, model_metadata, "Model metadata"),
+        (_VERSION, model_version_metadata, "Model metadata of a version"),
+        (_MODEL + "/ready", model_ready, "Model ready"),
+        (_VERSION + "/ready", model_version_ready, "Model ready, of a version"),
     ]
     for path, endpoint, summary in model_routes:
         app.add_api_route(
-            path, endpoint, methods=["GET"], summary=summary, responses=not_found, tags=TAGS
+            path, endpoint, methods=["GET"], summary=summary, responses=_NOT_FOUND, tags=TAGS
         )
+
+
+def add_infer_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> None:
+    """The two infer routes; added right after /predict/batch, so that a request to them tries
+    the fewest routes before its own."""
     responses: Responses = {
         200: {
             "description": "The outputs; with binary outputs, application/octet-stream: the JSON "
@@ -305,7 +313,7 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
             "content": {BINARY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         },
         400: {**_ERRORS, "description": "The request breaks a rule; the message names it."},
-        **not_found,
+        **_NOT_FOUND,
         413: {**_ERRORS, "description": "The body is larger than V2_MAX_BODY_BYTES."},
         415: {
             **_ERRORS,
@@ -320,8 +328,8 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
         }
     }
     infer_routes: list[tuple[str, Callable[..., Awaitable[Response]], str]] = [
-        (model + "/infer", infer, "Infer"),
-        (version + "/infer", infer_version, "Infer with a model version"),
+        (_MODEL + "/infer", infer, "Infer"),
+        (_VERSION + "/infer", infer_version, "Infer with a model version"),
     ]
     for path, infer_endpoint, summary in infer_routes:
         app.router.add_api_route(

@@ -68,6 +68,7 @@ _OUTPUT_KEYS: Final = frozenset({"name", "parameters"})
 _UNSUPPORTED_PARAMETERS: Final = ("shared_memory_region", "classification")
 _PRINTABLE_KEY: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _JSON_SPACE: Final = b" \t\r\n"
+_SMALL_TENSOR: Final = 256  # values
 _VALUE_RULE: Final = f"a whole number from {SCORE_MIN} to {SCORE_MAX}"
 # Each BYTES element in binary form: its length as a little-endian uint32, then its bytes.
 _CLASS_ELEMENTS: Final = np.array(
@@ -305,7 +306,8 @@ def _tensor_arrays(tensors: Sequence[_Tensor], body: bytes, json_end: int) -> li
     offset = json_end
     for tensor in tensors:
         if tensor.binary_size is None:
-            arrays.append(_checked(tensor, _json_array(tensor, body[:json_end])))
+            array, checked = _json_array(tensor, body[:json_end])
+            arrays.append(array if checked else _checked(tensor, array))
             continue
         expected = prod(tensor.shape) * tensor.dtype.itemsize
         if tensor.binary_size != expected:
@@ -329,9 +331,9 @@ def _tensor_arrays(tensors: Sequence[_Tensor], body: bytes, json_end: int) -> li
     return arrays
 
 
-def _json_array(tensor: _Tensor, header: bytes) -> NDArray[Any]:
+def _json_array(tensor: _Tensor, header: bytes) -> tuple[NDArray[Any], bool]:
     """The tensor's JSON data as a flat array, once its length or nesting fits the shape and it
-    holds only numbers."""
+    holds only numbers; and whether its values are already known to be 1..10."""
     data = tensor.data
     if not isinstance(data, list):
         raise V2Error(f"{tensor.where}.data must be a list")
@@ -346,15 +348,20 @@ def _json_array(tensor: _Tensor, header: bytes) -> NDArray[Any]:
     try:
         # array("q") takes Python ints only (no float, string or null) at C speed: the common
         # case, about four times faster than letting NumPy infer the type of each value.
-        return np.frombuffer(array.array("q", flat), dtype=np.int64)
+        ints = np.frombuffer(array.array("q", flat), dtype=np.int64)
     except (TypeError, OverflowError):
         pass
+    else:
+        # A few values are checked faster by Python's min and max than by two NumPy reductions
+        # (about 2 us against 10 for one row); many, by NumPy.
+        small = len(flat) <= _SMALL_TENSOR
+        return ints, small and min(flat) >= SCORE_MIN and max(flat) <= SCORE_MAX
     if not set(map(type, flat)) <= {int, float}:
         raise V2Error(
             f"{tensor.where}.data must hold only numbers (no strings, booleans, nulls or lists)"
         )
     try:
-        return np.array(flat, dtype=np.float64)
+        return np.array(flat, dtype=np.float64), False
     except OverflowError:  # an integer too large for a float: far outside 1..10
         raise V2Error(f"{tensor.where}.data holds a number that is not {_VALUE_RULE}") from None
 
