@@ -50,7 +50,7 @@ hospital. It is not a medical device and must not be used to diagnose anyone.
 """
 
 
-def _package_version() -> str:
+def package_version() -> str:
     try:
         return version("malignancy-predictor")
     except PackageNotFoundError:  # running from a source tree that was never installed
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     app = create_documented_app(
         title=TITLE,
-        version=_package_version(),
+        version=package_version(),
         description=DESCRIPTION,
         lifespan=make_lifespan(settings),
         generate_unique_id_function=operation_id,

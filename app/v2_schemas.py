@@ -146,3 +146,14 @@ INFER_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
         },
     },
 }
+
+BAD_INFER_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
+    "score_out_of_range": {
+        "summary": "mitoses 11, above the scale",
+        "value": {"inputs": [_scores_input([BENIGN, {**MALIGNANT, "mitoses": 11}])]},
+    },
+    "data_length": {
+        "summary": "18 values for a [3, 9] tensor",
+        "value": {"inputs": [{**_scores_input([BENIGN, MALIGNANT]), "shape": [3, 9]}]},
+    },
+}
