@@ -15,10 +15,11 @@ interleaved rounds (the order reverses every other round): /predict at 1, 8 and 
 on the service and both baselines, /predict at 64 connections on the 2-worker service, and
 /predict/batch with 1,000 instances at 8 connections on the service and the FastAPI baseline,
 /explain (the /predict body) at 1 and 8 connections on the service, and the Open Inference
-Protocol (V2) on the service: one row as a JSON tensor at 8 connections (beside /predict), 10,000 rows as JSON and as binary INT64 tensors at 8 connections, and
-100,000-row binary requests at 2 connections, whose peak resident memory is sampled while they
-run. Between wrk runs, `Artifact.predict_proba` and `ServedModel.score` time the same 10,000
-rows in this process, for the HTTP layer's share of binary V2.
+Protocol (V2) on the service: one row as a JSON tensor at 8 connections (beside /predict),
+10,000 rows as JSON and as binary INT64 tensors at 8 connections, and 100,000-row binary
+requests at 2 connections, whose peak resident memory is sampled while they run. Between wrk
+runs, `Artifact.predict_proba` and `ServedModel.score` time the same 10,000 rows in this
+process, for the HTTP layer's share of binary V2.
 Prints, per scenario, the median over rounds of req/s and of wrk's p50 and p99 latency, the
 total of non-2xx/3xx answers and socket errors, and the goals' ratios (median of per-round
 ratios). Exit status 1 if any response was an error or a socket failed; the ratios are reported,
