@@ -11,11 +11,14 @@ from fastapi import FastAPI
 
 from app.api import add_routes
 from app.api.responses import SHARED_ERROR_EXAMPLES
+from app.api.v2 import PREFIX as V2_PREFIX
+from app.api.v2 import body_limits
 from app.docs import create_documented_app
 from app.errors import install_error_handlers
 from app.http.access_log import AccessLog
 from app.http.content_encoding import IdentityContentEncoding
 from app.http.limits import BodySizeLimit
+from app.http.protocol_errors import ProtocolErrorShape
 from app.http.strict_query import StrictQuery
 from app.lifespan import OneLineStartupErrors, make_lifespan
 from app.logging_config import configure_logging
@@ -37,15 +40,18 @@ hospital. It is not a medical device and must not be used to diagnose anyone.
 * A JSON body must not repeat a key (422 `duplicate_key`), a query string must not hold a
   parameter the route does not take or one given twice, and a body must not be compressed
   (415 for any `Content-Encoding` but `identity`).
-* Every error answer is `{"message": ..., "detail": [{"loc", "msg", "type"}]}`; `message` names
-  the first five problems (field and rule), then "and N more"; `detail` lists up to 100.
+* Every error answer outside `/v2` is `{"message": ..., "detail": [{"loc", "msg", "type"}]}`;
+  `message` names the first five problems (field and rule), then "and N more"; `detail` lists
+  up to 100.
 * When the service has an API key (setting `API_KEY`), `/predict`, `/predict/batch`,
-  `/explain` and `/metrics` need it in the `X-API-Key` header; `/health`, `/model` and the docs
-  stay open.
+  `/explain`, `/metrics` and the V2 infer routes need it in the `X-API-Key` header; `/health`,
+  `/model`, V2 health and metadata, and the docs stay open.
+* `/v2` speaks the Open Inference Protocol (KServe's and Triton's V2 REST API, with Triton's
+  binary tensor extension); its errors are `{"error": ...}`, as that protocol defines them.
 """
 
 
-def _package_version() -> str:
+def package_version() -> str:
     try:
         return version("malignancy-predictor")
     except PackageNotFoundError:  # running from a source tree that was never installed
@@ -59,7 +65,7 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
     configure_logging(settings.log_level)
     app = create_documented_app(
         title=TITLE,
-        version=_package_version(),
+        version=package_version(),
         description=DESCRIPTION,
         lifespan=make_lifespan(settings, pinned),
         generate_unique_id_function=operation_id,
@@ -82,7 +88,10 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
     # The last added is the outermost.
     app.add_middleware(StrictQuery, routes=app.router.routes)
     app.add_middleware(IdentityContentEncoding)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, path_limits=body_limits(settings)
+    )
+    app.add_middleware(ProtocolErrorShape, prefix=V2_PREFIX)
     app.add_middleware(AccessLog)
     app.add_middleware(OneLineStartupErrors)
     return app

@@ -19,6 +19,10 @@ MAX_HEADER_BYTES        16384        request line plus headers, at most (431; 41
 MAX_HEADER_COUNT        100          header fields per request, at most (431)
 MAX_CONNECTIONS         1000         open connections per worker; one more gets 503
 MODEL_SHA256            unset        the content hash MODEL_PATH must have, else no start
+V2_MODEL_NAME   malignancy-predictor the model's name in the Open Inference Protocol's /v2 URLs
+V2_MAX_ROWS     100000               most rows in one /v2 infer request
+V2_MAX_BODY_BYTES  8388608 (8 MiB)   largest /v2 infer body: 100,000 rows of nine 8-byte binary
+                                     values are 7,200,000 bytes, and as JSON ("10.0, " each) 5.4 MB
 """
 
 from pathlib import Path
@@ -111,6 +115,23 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case_hash(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    # A name that needs no escaping in a URL path segment, as Triton's and KServe's clients
+    # insert it unescaped (tritonclient quotes it; KServe's client does not).
+    v2_model_name: str = Field(
+        default="malignancy-predictor",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        description="The model's name in the Open Inference Protocol's /v2/models/{name} URLs.",
+    )
+    v2_max_rows: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=100_000, description="Most rows (biopsies) in one /v2 infer request."
+    )
+    # 100,000 rows of nine INT64 or FP64 binary values are 7,200,000 bytes (6.9 MiB) plus the
+    # JSON header; the same rows as JSON tensors ("10.0, " per value) are about 5.4 MB.
+    v2_max_body_bytes: Annotated[int, Field(ge=1024, le=256 * MIB)] = Field(
+        default=8 * MIB,
+        description="Largest /v2 infer request body in bytes; larger bodies get 413.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

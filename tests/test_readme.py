@@ -59,9 +59,18 @@ def test_readme_has_the_examples_this_test_runs() -> None:
     text = README.read_text(encoding="utf-8")
     assert "make serve" in text
     assert "make test" in text
-    paths = {re.search(r"127\.0\.0\.1:8000(/[a-z/]*)", c).group(1) for c, _ in CURL_EXAMPLES}  # type: ignore[union-attr]
-    assert paths >= {"/predict", "/predict/batch", "/explain", "/metrics", "/health", "/model"}
-    assert len(PYTHON_EXAMPLES) == 2
+    paths = {re.search(r"127\.0\.0\.1:8000(/[a-z0-9/-]*)", c).group(1) for c, _ in CURL_EXAMPLES}  # type: ignore[union-attr]
+    assert paths >= {
+        "/predict",
+        "/predict/batch",
+        "/explain",
+        "/metrics",
+        "/health",
+        "/model",
+        "/v2/models/malignancy-predictor",
+        "/v2/models/malignancy-predictor/infer",
+    }
+    assert len(PYTHON_EXAMPLES) == 3  # the httpx tour, /explain's and the tritonclient example
 
 
 @pytest.mark.parametrize(("command", "shown"), CURL_EXAMPLES, ids=range(len(CURL_EXAMPLES)))

@@ -59,6 +59,10 @@ def test_defaults() -> None:
     assert (settings.max_header_bytes, settings.max_header_count) == (16384, 100)
     assert settings.max_connections == 1000
     assert settings.model_sha256 is None
+    assert settings.v2_model_name == "malignancy-predictor"
+    assert settings.v2_max_rows == 100_000
+    # 100,000 rows of nine 8-byte binary values (7,200,000 bytes) and their JSON header fit.
+    assert settings.v2_max_body_bytes == 8 * 1024 * 1024 > 100_000 * 9 * 8 + 64 * 1024
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -79,6 +83,9 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         "MAX_HEADER_COUNT": "50",
         "MAX_CONNECTIONS": "10",
         "MODEL_SHA256": " " + "AB" * 32,
+        "V2_MODEL_NAME": "wbc_v1.2",
+        "V2_MAX_ROWS": "50",
+        "V2_MAX_BODY_BYTES": "2048",
     }.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
@@ -95,6 +102,8 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert (settings.max_header_bytes, settings.max_header_count) == (8192, 50)
     assert settings.max_connections == 10
     assert settings.model_sha256 == "ab" * 32  # the hash in lower case, spaces stripped
+    assert (settings.v2_model_name, settings.v2_max_rows) == ("wbc_v1.2", 50)
+    assert settings.v2_max_body_bytes == 2048
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("0.25", 0.25), ("300", 300.0)])
@@ -160,6 +169,15 @@ def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
         ("MODEL_SHA256", "8cc658d9533e"),  # a model version is a prefix, not the pin
         ("MODEL_SHA256", "z" * 64),
         ("MODEL_SHA256", ""),
+        ("V2_MODEL_NAME", ""),
+        ("V2_MODEL_NAME", "a/b"),
+        ("V2_MODEL_NAME", "-leading-dash"),
+        ("V2_MODEL_NAME", "x" * 129),
+        ("V2_MAX_ROWS", "0"),
+        ("V2_MAX_ROWS", "1000001"),
+        ("V2_MAX_ROWS", "lots"),
+        ("V2_MAX_BODY_BYTES", "1000"),
+        ("V2_MAX_BODY_BYTES", str(256 * 1024 * 1024 + 1)),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(

@@ -1,26 +1,56 @@
-"""Refuse request bodies over MAX_BODY_BYTES with 413, without reading them into memory."""
+"""Refuse request bodies over MAX_BODY_BYTES with 413, without reading them into memory.
 
+Paths may have limits of their own (`PathLimit`): the Open Inference Protocol's infer takes
+larger bodies (V2_MAX_BODY_BYTES), and every /v2 path answers in that protocol's error shape.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import ApiError, error_response
 
 _CONTENT_LENGTH: Final = b"content-length"
+Refusal = Callable[[int, str], Response]  # (max_bytes, setting name) -> the 413 answer
 
 
 class BodyTooLargeError(ApiError):
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, setting: str = "MAX_BODY_BYTES") -> None:
         super().__init__(
             413,
             ["body"],
-            f"Request body must be at most {max_bytes} bytes (MAX_BODY_BYTES)",
+            f"Request body must be at most {max_bytes} bytes ({setting})",
             "body_too_large",
         )
+        self.max_bytes = max_bytes
+        self.setting = setting
+
+
+def _native_refusal(max_bytes: int, setting: str) -> Response:
+    return error_response(413, [BodyTooLargeError(max_bytes, setting).item()])
+
+
+@dataclass(frozen=True, slots=True)
+class PathLimit:
+    """The limit, and the answer over it, for paths (below the root path) that start with
+    `prefix` and end with `suffix`."""
+
+    prefix: str
+    suffix: str
+    max_bytes: int
+    setting: str
+    refuse: Refusal
+
+    def matches(self, path: str) -> bool:
+        return path.startswith(self.prefix) and path.endswith(self.suffix)
 
 
 class BodySizeLimit:
-    """Pure ASGI middleware limiting the request body to `max_bytes`.
+    """Pure ASGI middleware limiting the request body to `max_bytes`, or to the first matching
+    `path_limits` entry's.
 
     A declared Content-Length over the limit is answered 413 before a byte of the body is read.
     A body without one (chunked transfer) is counted as it streams in and refused as soon as it
@@ -28,28 +58,38 @@ class BodySizeLimit:
     Content-Length within the limit needs no counting: the server never delivers more.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Sequence[PathLimit] = ()) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default = PathLimit("", "", max_bytes, "MAX_BODY_BYTES", _native_refusal)
+        self.path_limits = tuple(path_limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = _content_length(scope)
         if declared is not None:
-            if declared > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if declared > limit.max_bytes:
+                await limit.refuse(limit.max_bytes, limit.setting)(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
-        await self._counted(scope, receive, send)
+        await self._counted(limit, scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, [BodyTooLargeError(self.max_bytes).item()])
-        await response(scope, receive, send)
+    def _limit(self, scope: Scope) -> PathLimit:
+        if not self.path_limits:
+            return self.default
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        for limit in self.path_limits:
+            if limit.matches(path):
+                return limit
+        return self.default
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _counted(self, limit: PathLimit, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
         started = False
 
@@ -58,8 +98,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLargeError(self.max_bytes)
+                if received > limit.max_bytes:
+                    raise BodyTooLargeError(limit.max_bytes, limit.setting)
             return message
 
         async def watching_send(message: Message) -> None:
@@ -73,7 +113,7 @@ class BodySizeLimit:
             # Normally the app's HTTP error handler answers; this covers code that has none.
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await limit.refuse(limit.max_bytes, limit.setting)(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -14,7 +14,12 @@ Then runs wrk (2 threads, or 1 for one connection) with a Lua script that POSTs 
 interleaved rounds (the order reverses every other round): /predict at 1, 8 and 64 connections
 on the service and both baselines, /predict at 64 connections on the 2-worker service, and
 /predict/batch with 1,000 instances at 8 connections on the service and the FastAPI baseline,
-and /explain (the /predict body) at 1 and 8 connections on the service.
+/explain (the /predict body) at 1 and 8 connections on the service, and the Open Inference
+Protocol (V2) on the service: one row as a JSON tensor at 8 connections (beside /predict),
+10,000 rows as JSON and as binary INT64 tensors at 8 connections, and 100,000-row binary
+requests at 2 connections, whose peak resident memory is sampled while they run. Between wrk
+runs, `Artifact.predict_proba` and `ServedModel.score` time the same 10,000 rows in this
+process, for the HTTP layer's share of binary V2.
 Prints, per scenario, the median over rounds of req/s and of wrk's p50 and p99 latency, the
 total of non-2xx/3xx answers and socket errors, and the goals' ratios (median of per-round
 ratios). Exit status 1 if any response was an error or a socket failed; the ratios are reported,
@@ -39,14 +44,20 @@ from pathlib import Path
 from typing import Any, Final
 
 from app.__main__ import event_loop
+from app.predictor import ServedModel
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.data import load_dataset
 from model.features import FEATURE_NAMES
 from scripts.bench.common import REPO_ROOT, machine_info, median, print_machine, write_json
+from scripts.bench.v2_bodies import V2Body, binary_body, json_body
+from scripts.bench.v2_bodies import rows as v2_rows
 from scripts.cli import OneLineParser, positive_float, positive_int
 from tests.live_server import LOOPBACK, free_port, server_env
 
 BATCH_ROWS: Final = 1000
+V2_ROWS: Final = 10_000
+V2_BIG_ROWS: Final = 100_000
+V2_INFER: Final = "/v2/models/malignancy-predictor/infer"
 UVICORN: Final = (
     sys.executable,
     "-m",
@@ -79,6 +90,14 @@ function done(summary, latency, requests)
     latency.mean, latency.max))
 end
 """
+# The V2 bodies: binary, so read from a file rather than written into the script.
+LUA_FILE_TEMPLATE: Final = """\
+wrk.method = "POST"
+{headers}
+local f = assert(io.open("{path}", "rb"))
+wrk.body = f:read("*a")
+f:close()
+""" + LUA_TEMPLATE.split("\n", 3)[3]
 
 
 @dataclass
@@ -103,11 +122,12 @@ class Scenario:
     connections: int
     lua: Path
     rows: int = 1  # rows per request, for rows/s
+    label: str = ""  # what the key names instead of the path
     results: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> str:
-        return f"{self.server} {self.path} c{self.connections}"
+        return f"{self.server} {self.label or self.path} c{self.connections}"
 
 
 @contextmanager
@@ -204,6 +224,66 @@ def check_answers(servers: dict[str, Server], bodies: dict[str, bytes]) -> None:
                 )
                 if not ok:
                     raise SystemExit(f"{server.name} {path} gave an invalid answer: {answer}")
+
+
+def check_v2_answers(server: Server, v2: dict[str, V2Body]) -> None:
+    for label, body in v2.items():
+        request = urllib.request.Request(
+            server.url + V2_INFER, data=body.body, headers=body.headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                header_length = response.headers.get("Inference-Header-Content-Length")
+                content = response.read()
+        except urllib.error.HTTPError as exc:
+            message = f"{server.name} V2 {label} answered {exc.code}: {exc.read()!r}"
+            raise SystemExit(message) from None
+        header = json.loads(content[: int(header_length)] if header_length else content)
+        shapes = [o["shape"] for o in header["outputs"]]
+        if shapes != [[body.rows], [body.rows]]:
+            raise SystemExit(f"{server.name} V2 {label} gave outputs of shapes {shapes}")
+
+
+class PeakMemory:
+    """Samples the resident memory of a server's serving processes every 20 ms in a thread."""
+
+    def __init__(self, server: Server) -> None:
+        import threading
+
+        self.server = server
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, *rss_mb(self.server))
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def in_process_rows_per_second(model: ServedModel, X: Any) -> dict[str, float]:
+    """Rows/s of the model alone on X: the fastest of 20 calls, so that a busy moment of this
+    machine counts as little as it can."""
+    calls = {
+        "Artifact.predict_proba": lambda: model.artifact.predict_proba(X),
+        "ServedModel.score": lambda: model.score(X, None),
+    }
+    result = {}
+    for name, call in calls.items():
+        best = float("inf")
+        for _ in range(20):
+            start = time.perf_counter()
+            call()
+            best = min(best, time.perf_counter() - start)
+        result[name] = len(X) / best
+    return result
 
 
 def run_wrk(url: str, lua: Path, connections: int, duration: float) -> dict[str, Any]:
@@ -314,9 +394,27 @@ def main() -> int:
         for path, body in payloads.items():
             lua[path] = tmpdir / f"post{path.replace('/', '-')}.lua"
             lua[path].write_text(LUA_TEMPLATE.format(body=body.decode()), encoding="utf-8")
+        v2 = {
+            "V2 JSON 1 row": json_body(v2_rows(1)),
+            f"V2 JSON {V2_ROWS:,} rows": json_body(v2_rows(V2_ROWS)),
+            f"V2 binary {V2_ROWS:,} rows": binary_body(v2_rows(V2_ROWS)),
+            f"V2 binary {V2_BIG_ROWS:,} rows": binary_body(v2_rows(V2_BIG_ROWS)),
+        }
+        for i, (label, body) in enumerate(v2.items()):
+            data = tmpdir / f"v2-{i}.body"
+            data.write_bytes(body.body)
+            headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in body.headers.items())
+            lua[label] = tmpdir / f"v2-{i}.lua"
+            lua[label].write_text(
+                LUA_FILE_TEMPLATE.format(headers=headers, path=data), encoding="utf-8"
+            )
         for server in servers.values():
             stack.enter_context(running(server, tmpdir))
         check_answers(servers, payloads)
+        check_v2_answers(servers["service"], v2)
+        model = ServedModel.load(args.model)
+        X_v2 = v2_rows(V2_ROWS)
+        in_process: list[dict[str, float]] = []
 
         scenarios: list[Scenario] = []
         for conns in (1, 8, 64):
@@ -329,6 +427,13 @@ def main() -> int:
             )
         for conns in (1, 8):
             scenarios.append(Scenario("service", "/explain", conns, lua["/explain"]))
+        for label, body in v2.items():
+            conns = 2 if body.rows == V2_BIG_ROWS else 8
+            scenarios.append(
+                Scenario("service", V2_INFER, conns, lua[label], rows=body.rows, label=label)
+            )
+        big = scenarios[-1]
+        peak_memory = 0.0
         print(
             f"{len(scenarios)} scenarios x {args.rounds} rounds x {args.duration:g} s "
             f"(about {len(scenarios) * args.rounds * (args.duration + 0.5) / 60:.1f} min)"
@@ -341,11 +446,15 @@ def main() -> int:
                 server = servers[s.server]
                 check_alive(server)
                 try:
-                    stats = run_wrk(server.url + s.path, s.lua, s.connections, args.duration)
+                    with PeakMemory(server) as sampled:
+                        stats = run_wrk(server.url + s.path, s.lua, s.connections, args.duration)
                 except SystemExit as exc:
                     check_alive(server)
                     raise SystemExit(f"{s.key}: {exc}") from None
+                if s is big:
+                    peak_memory = max(peak_memory, sampled.peak)
                 s.results.append(stats)
+            in_process.append(in_process_rows_per_second(model, X_v2))
             print(f"round {r + 1}/{args.rounds} done", flush=True)
         memory_after = {name: rss_mb(server) for name, server in servers.items()}
 
@@ -401,6 +510,34 @@ def main() -> int:
     q, rounds = ratio(by_key["service /explain c1"], by_key["service /predict c1"])
     goal("/explain vs /predict req/s, 1 conn", q, "(reference)", True, _fmt(rounds))
 
+    v2_json = by_key[f"service V2 JSON {V2_ROWS:,} rows c8"]
+    v2_binary = by_key[f"service V2 binary {V2_ROWS:,} rows c8"]
+    rows = table[v2_json.key]["rows_per_s"]
+    goal(f"V2 JSON {V2_ROWS:,} rows, rows/s", rows, ">= 1,000,000", rows >= 1_000_000)
+    rows = table[v2_binary.key]["rows_per_s"]
+    goal(f"V2 binary {V2_ROWS:,} rows, rows/s", rows, ">= 4,000,000", rows >= 4_000_000)
+    for name in ("Artifact.predict_proba", "ServedModel.score"):
+        per_round = [
+            x["rps"] * V2_ROWS / p[name] for x, p in zip(v2_binary.results, in_process, strict=True)
+        ]
+        q = median(per_round)
+        target = ">= 0.5" if name == "Artifact.predict_proba" else "(reference)"
+        goal(
+            f"V2 binary over HTTP vs in-process {name}, {V2_ROWS:,} rows",
+            q,
+            target,
+            q >= 0.5,
+            _fmt(per_round),
+        )
+    q, rounds = ratio(by_key["service V2 JSON 1 row c8"], svc8)
+    goal("V2 one row vs /predict, 8 conns", q, ">= 0.8", q >= 0.8, _fmt(rounds))
+    goal(
+        f"service peak RSS serving {V2_BIG_ROWS:,}-row V2 requests, MB",
+        peak_memory,
+        "< 100",
+        0 < peak_memory < 100,
+    )
+
     served = sum(sum(x["requests"] for x in s.results) for s in scenarios if s.server == "service")
     before, after = memory_before["service"][0], memory_after["service"][0]
     growth = after / before - 1
@@ -437,6 +574,8 @@ def main() -> int:
             "scenarios": table,
             "goals": goals,
             "rss_mb": memory_after,
+            "in_process_rows_per_s": in_process,
+            "v2_peak_rss_mb": peak_memory,
             "rss_mb_before": memory_before,
             "errors": errors,
         },

@@ -8,9 +8,13 @@ artifact (`model.artifact.load_artifact`, which scales the raw scores, then runs
 as a one-row list of tuples and as a (1, 9) NumPy array; and for a
 scikit-learn MLPClassifier of the same shape fitted on the same rows, given the already scaled
 (1, 9) array. Batch throughput: rows per second for 1,000 and 10,000 rows, from a NumPy array and
-(ours) from a list of tuples. Explanation latency: `Artifact.explain` (exact Shapley values,
-512 coalitions x the background's distinct rows) on rows of the data set, timed call by call
-(median and p99), beside `predict_one` on the same rows. Candidates alternate in interleaved
+(ours) from a list of tuples, and `ServedModel.score` (1,024-row chunks) on 10,000 rows.
+Explanation latency: `Artifact.explain` (exact Shapley values, 512 coalitions x the
+background's distinct rows) on rows of the data set, timed call by call (median and p99),
+beside `predict_one` on the same rows. The Open Inference Protocol (V2) in process, 10,000
+rows as a JSON and as a binary INT64 tensor: rows per second through `decode_request`,
+`ServedModel.score` and `encode_response`, and the fastest time of each step, which says
+where an infer request's time goes outside HTTP. Candidates alternate in interleaved
 rounds; ratios are within a run.
 """
 
@@ -24,9 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from app.predictor import ServedModel
+from app.v2.codec import decode_request, encode_response
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact, load_artifact
 from model.data import load_dataset
 from scripts.bench.common import machine_info, median, percentile, print_machine, write_json
+from scripts.bench.v2_bodies import HEADER_LENGTH, V2Body, binary_body, json_body
+from scripts.bench.v2_bodies import rows as v2_rows
 from scripts.cli import OneLineParser, positive_int
 
 Call = Callable[[], object]
@@ -64,6 +72,31 @@ def rows_per_second(call: Call, rows: int, min_seconds: float) -> float:
         best = min(best, time.perf_counter() - start)
         repeats += 1
     return rows / best
+
+
+def v2_steps(model: ServedModel, body: V2Body) -> dict[str, Call]:
+    """The three steps of a V2 infer request in process, each callable on its own."""
+    header = body.headers.get(HEADER_LENGTH)
+    version = model.version
+
+    def decode() -> Any:
+        return decode_request(
+            body.body, header, model_name="m", model_version=version, max_rows=100_000
+        )
+
+    request = decode()
+    scored = model.score(request.rows, request.threshold)
+    return {
+        "decode_request": decode,
+        "ServedModel.score": lambda: model.score(request.rows, request.threshold),
+        "encode_response": lambda: encode_response(
+            scored, request, model_name="m", model_version=version
+        ),
+    }
+
+
+def best_us(call: Call, min_seconds: float) -> float:
+    return 1e6 / rows_per_second(call, 1, min_seconds)
 
 
 def parse_args() -> argparse.Namespace:
@@ -116,6 +149,21 @@ def main() -> int:
             n,
             partial(clf.predict_proba, X_scaled),
         )
+    served = ServedModel.load(args.model)
+    X_v2 = v2_rows(10_000)
+    batches["ServedModel.score, 10,000 rows array"] = (10_000, partial(served.score, X_v2, None))
+    v2 = {
+        "V2 JSON tensor": v2_steps(served, json_body(X_v2)),
+        "V2 binary tensor": v2_steps(served, binary_body(X_v2)),
+    }
+    for name, steps in v2.items():
+        batches[f"{name}, 10,000 rows, decode + score + encode"] = (
+            10_000,
+            lambda steps=steps: [step() for step in steps.values()],
+        )
+    step_us: dict[str, dict[str, list[float]]] = {
+        name: {step: [] for step in steps} for name, steps in v2.items()
+    }
     for call in single.values():
         latencies_us(call, 200)  # warm-up
 
@@ -133,6 +181,9 @@ def main() -> int:
         for i in range(args.explanations):
             x = explain_rows[(r * args.explanations + i) % len(explain_rows)]
             explain_lat.extend(latencies_us(partial(artifact.explain, x), 1))
+        for name, steps in v2.items():
+            for step, call in steps.items():
+                step_us[name][step].append(best_us(call, 0.1 if args.quick else 0.3))
 
     ours = "Artifact.predict_one, tuple row"
     sk = "sklearn predict_proba, scaled (1, 9) array"
@@ -149,9 +200,12 @@ def main() -> int:
     )
     print(f"{'Artifact.explain, tuple row':44}{e_median:>11.1f}{e_p99:>9.1f}")
     print(f"{'explain / predict_one (medians)':44}{e_median / median(lat[ours]):>11.0f}")
-    print(f"\n{'batch':44}{'rows/s':>14}")
+    print(f"\n{'batch':60}{'rows/s':>14}")
     for name, values in rps.items():
-        print(f"{name:44}{median(values):>14,.0f}")
+        print(f"{name:60}{median(values):>14,.0f}")
+    print(f"\n{'V2 step, 10,000 rows (fastest, us)':44}" + "".join(f"{n:>20}" for n in v2))
+    for step in next(iter(v2.values())):
+        print(f"{step:44}" + "".join(f"{median(step_us[n][step]):>20,.0f}" for n in v2))
 
     write_json(
         args.json,
@@ -166,6 +220,10 @@ def main() -> int:
             "explain_us": {"median": e_median, "p99": e_p99, "calls": len(explain_lat)},
             "explain_over_predict_one": e_median / median(lat[ours]),
             "batch_rows_per_second": {name: median(v) for name, v in rps.items()},
+            "v2_step_us": {
+                name: {step: median(v) for step, v in steps.items()}
+                for name, steps in step_us.items()
+            },
         },
     )
     return 0

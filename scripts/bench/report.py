@@ -117,6 +117,18 @@ def render_infer(data: dict[str, Any]) -> list[str]:
     lines += ["", "| batch | rows/s |", "| --- | ---: |"]
     for name, v in data["batch_rows_per_second"].items():
         lines.append(f"| {name} | {v:,.0f} |")
+    steps = data.get("v2_step_us")
+    if steps:
+        names = list(steps)
+        lines += [
+            "",
+            "| V2 infer step, 10,000 rows, fastest µs | " + " | ".join(names) + " |",
+            "| --- |" + " ---: |" * len(names),
+        ]
+        for step in steps[names[0]]:
+            lines.append(
+                f"| {step} | " + " | ".join(f"{steps[n][step]:,.0f}" for n in names) + " |"
+            )
     lines.append("")
     return lines
 
@@ -142,7 +154,12 @@ def render_http(data: dict[str, Any]) -> list[str]:
     for name, g in data["goals"].items():
         met = "" if g["target"].startswith("(") else ("yes" if g["met"] else "**no**")
         lines.append(f"| {name} | {_num(g['value'], 2)} | {g['target']} | {met} |")
-    lines += ["", f"Resident memory after the run (MB, per serving process): {data['rss_mb']}", ""]
+    lines += ["", f"Resident memory after the run (MB, per serving process): {data['rss_mb']}"]
+    if "v2_peak_rss_mb" in data:
+        lines.append(
+            f"; peak while serving 100,000-row V2 requests: {data['v2_peak_rss_mb']:.1f} MB."
+        )
+    lines.append("")
     return lines
 
 

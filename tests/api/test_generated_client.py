@@ -28,6 +28,17 @@ PACKAGE: Final = "malignancy_predictor_client"
 OPERATIONS: Final = {
     "predictions": {"predict", "predict_batch", "explain", "get_metrics"},
     "service": {"get_health", "get_model_card"},
+    "open_inference_protocol_v2": {
+        "server_metadata",
+        "server_live",
+        "server_ready",
+        "model_metadata",
+        "model_version_metadata",
+        "model_ready",
+        "model_version_ready",
+        "infer",
+        "infer_version",
+    },
 }
 
 

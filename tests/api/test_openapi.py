@@ -17,13 +17,14 @@ import pytest
 from app.examples import BENIGN, MALIGNANT
 from app.main import create_app
 from app.settings import Settings
+from app.v2_schemas import BAD_INFER_EXAMPLES
 from model.artifact import DEFAULT_ARTIFACT_PATH, TrainingSettings, load_artifact
 from model.data import Dataset
 from model.training import train
 from tests.live_server import LiveServer, start_server
 
 API_KEY: Final = "openapi-test-key"
-KEYED_LIMITS: Final = {"MAX_BODY_BYTES": "2048", "MAX_BATCH_SIZE": "3"}
+KEYED_LIMITS: Final = {"MAX_BODY_BYTES": "2048", "MAX_BATCH_SIZE": "3", "V2_MAX_BODY_BYTES": "4096"}
 QUICK: Final = TrainingSettings(split="stratified", lr=0.05, iterations=300, hidden=15, seed=1)
 OPERATION_IDS: Final = {
     ("post", "/predict"): "predict",
@@ -80,7 +81,80 @@ NOT_JSON: Final = {
     "content": b'{"clump_thickness": 5,',
     "headers": {"Content-Type": "application/json"},
 }
+V2_MODEL: Final = "/v2/models/malignancy-predictor"
+V2_INFER: Final = V2_MODEL + "/infer"
+V2_VERSION: Final = V2_MODEL + "/versions/{model_version}"
+
+
+def _version(spec: Spec) -> str:
+    """The served model's version, as the model metadata example shows it."""
+    examples = spec["paths"][V2_MODEL.replace("malignancy-predictor", "{model_name}")]["get"]
+    value = examples["responses"]["200"]["content"]["application/json"]["examples"]
+    return str(value["served_model"]["value"]["versions"][0])
+
+
+def _v2(path: str, method: str = "GET", **kwargs: Any) -> RequestFor:
+    """A request to `path`, whose {model_version} is the served version."""
+    return lambda spec, limits: (method, path.format(model_version=_version(spec)), kwargs)
+
+
+def _v2_infer_example(path: str, name: str) -> RequestFor:
+    templated = "/v2/models/{model_name}" + path.removeprefix(V2_MODEL)
+
+    def request(spec: Spec, limits: dict[str, int]) -> Request:
+        body = _request_example(spec, templated, name)
+        return "POST", path.format(model_version=_version(spec)), {"json": body}
+
+    return request
+
+
+def _v2_oversize(path: str) -> RequestFor:
+    def request(spec: Spec, limits: dict[str, int]) -> Request:
+        body = b" " * (limits["v2_max_body_bytes"] + 1)
+        return "POST", path.format(model_version=_version(spec)), {"content": body}
+
+    return request
+
+
+def _v2_infer_requests(operation: str, path: str) -> dict[tuple[str, int, str], RequestFor]:
+    valid = {"inputs": [{"name": "scores", "shape": [1, 9], "datatype": "INT64", "data": [1] * 9}]}
+    wrong = path.replace("malignancy-predictor", "another-model") if operation == "infer" else None
+    return {
+        **{
+            (operation, 200, name): _v2_infer_example(path, name)
+            for name in ("scores_tensor", "feature_tensors")
+        },
+        **{
+            (operation, 400, name): _v2(path, "POST", json=example["value"])
+            for name, example in BAD_INFER_EXAMPLES.items()
+        },
+        (operation, 404, "unknown_model" if wrong else "unknown_version"): _v2(
+            wrong or V2_MODEL + "/versions/0/infer", "POST", json=valid
+        ),
+        (operation, 413, "too_large"): _v2_oversize(path),
+        (operation, 415, "multipart"): _v2(
+            path, "POST", content=b"{}", headers={"Content-Type": "multipart/form-data; b=x"}
+        ),
+    }
+
+
+V2_REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
+    ("server_metadata", 200, "server"): _get("/v2"),
+    ("server_live", 200, "live"): _get("/v2/health/live"),
+    ("server_ready", 200, "ready"): _get("/v2/health/ready"),
+    ("model_metadata", 200, "served_model"): _get(V2_MODEL),
+    ("model_metadata", 404, "unknown_model"): _get("/v2/models/another-model"),
+    ("model_version_metadata", 200, "served_model"): _v2(V2_VERSION),
+    ("model_version_metadata", 404, "unknown_version"): _get(V2_MODEL + "/versions/0"),
+    ("model_ready", 200, "ready"): _get(V2_MODEL + "/ready"),
+    ("model_ready", 404, "unknown_model"): _get("/v2/models/another-model/ready"),
+    ("model_version_ready", 200, "ready"): _v2(V2_VERSION + "/ready"),
+    ("model_version_ready", 404, "unknown_version"): _get(V2_MODEL + "/versions/0/ready"),
+    **_v2_infer_requests("infer", V2_INFER),
+    **_v2_infer_requests("infer_version", V2_VERSION + "/infer"),
+}
 REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
+    **V2_REQUESTS,
     **{
         ("predict", 200, name): _post_example("/predict", name)
         for name in (
@@ -124,6 +198,8 @@ SUCCESS_EXAMPLE: Final = {
     "predict_batch": "benign_and_malignant",
     "explain": "benign",
     "get_metrics": "default_threshold",
+    "infer": "scores_tensor",
+    "infer_version": "scores_tensor",
 }
 KEY_REQUESTS: Final = {
     (operation_id, 401, name): REQUESTS[(operation_id, 200, success)]
@@ -171,7 +247,7 @@ def limits_of(server: str) -> dict[str, int]:
     env = KEYED_LIMITS if server == "keyed" else {}
     return {
         name: int(env.get(name.upper(), defaults[name].default))
-        for name in ("max_body_bytes", "max_batch_size")
+        for name in ("max_body_bytes", "max_batch_size", "v2_max_body_bytes")
     }
 
 
@@ -212,9 +288,10 @@ def test_every_example_is_what_the_server_answers(
 def test_examples_follow_the_served_artifact(specs: dict[str, Spec], other_artifact: Path) -> None:
     served = {
         server: {
-            value["model_version"]
+            # V2 metadata lists the versions; V2 health answers name none
+            value["model_version"] if "model_version" in value else value["versions"][0]
             for _, status, _, value in documented_examples(spec)
-            if status == 200
+            if status == 200 and ("model_version" in value or "versions" in value)
         }
         for server, spec in specs.items()
     }

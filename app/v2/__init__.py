@@ -1,0 +1,6 @@
+"""The Open Inference Protocol (V2): tensor decoding and encoding, protocol-neutral of HTTP.
+
+`codec.decode_request` turns an infer request's bytes (JSON, or JSON followed by binary tensors)
+into a validated score matrix; `codec.encode_response` turns `ServedModel.score`'s answer into
+the response's bytes. The routes are in app/api/v2.py.
+"""

@@ -1,0 +1,477 @@
+"""Open Inference Protocol (V2) infer requests and responses, with the binary tensor extension.
+
+A request is a JSON object, optionally followed by binary tensors: then the header
+`Inference-Header-Content-Length` gives the JSON's length, and each binary input's
+`parameters.binary_data_size` its bytes, in input order (Triton's binary tensor data extension).
+
+Inputs come in one of two layouts:
+
+- one tensor `scores` of shape [n, 9], the nine scores in the feature order, row-major;
+- nine tensors of shape [n], one per feature, named by feature (MLServer's pandas codec).
+
+Datatypes INT8..INT64, UINT8..UINT64, FP32 and FP64; every value must be a whole number from 1
+to 10. JSON data may be flat or nested as the shape. Checks run on NumPy arrays, a few passes
+per tensor rather than one Python object per value: that is what makes a tensor cheap to read.
+
+Every problem raises `V2Error` with a one-line message naming the input (by position, and by
+name when it is one of the model's), the element index or the rule. Input values are never
+echoed: only names this server defines, and keys that look like identifiers.
+"""
+
+import array
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from math import prod
+from typing import Any, Final
+
+import jiter
+import numpy as np
+import pydantic_core
+from numpy.typing import NDArray
+
+from app.predictor import Scored
+from model.features import FEATURE_NAMES, N_FEATURES, SCORE_MAX, SCORE_MIN
+
+SCORES_INPUT: Final = "scores"
+PROBABILITY_OUTPUT: Final = "probability"
+CLASS_OUTPUT: Final = "class"
+OUTPUT_NAMES: Final = (PROBABILITY_OUTPUT, CLASS_OUTPUT)
+HEADER_LENGTH: Final = "inference-header-content-length"
+THRESHOLD: Final = "threshold"
+
+# Little-endian NumPy types of the datatypes an input may have (the binary extension's byte order).
+DATATYPES: Final[Mapping[str, np.dtype[Any]]] = {
+    name: np.dtype(code)
+    for name, code in (
+        ("INT8", "i1"),
+        ("INT16", "<i2"),
+        ("INT32", "<i4"),
+        ("INT64", "<i8"),
+        ("UINT8", "u1"),
+        ("UINT16", "<u2"),
+        ("UINT32", "<u4"),
+        ("UINT64", "<u8"),
+        ("FP32", "<f4"),
+        ("FP64", "<f8"),
+    )
+}
+_DATATYPE_LIST: Final = ", ".join(DATATYPES)
+_REQUEST_KEYS: Final = frozenset(
+    {"id", "model_name", "model_version", "parameters", "inputs", "outputs"}
+)
+_INPUT_KEYS: Final = frozenset({"name", "shape", "datatype", "parameters", "data"})
+_OUTPUT_KEYS: Final = frozenset({"name", "parameters"})
+# Extensions this server does not implement: a request relying on one must not get answers that
+# silently ignore it.
+_UNSUPPORTED_PARAMETERS: Final = ("shared_memory_region", "classification")
+_PRINTABLE_KEY: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_JSON_SPACE: Final = b" \t\r\n"
+_SMALL_TENSOR: Final = 256  # values
+_VALUE_RULE: Final = f"a whole number from {SCORE_MIN} to {SCORE_MAX}"
+# Each BYTES element in binary form: its length as a little-endian uint32, then its bytes.
+_CLASS_ELEMENTS: Final = np.array(
+    [len(n).to_bytes(4, "little") + n.encode() for n in ("benign", "malignant")], dtype=object
+)
+_CLASS_STRINGS: Final = np.array(["benign", "malignant"], dtype=object)
+
+
+class V2Error(ValueError):
+    """A request the protocol's rules or the model's refuse; `status` is the HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedOutput:
+    name: str
+    binary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InferRequest:
+    rows: NDArray[Any]  # (n, 9), validated: whole numbers 1..10 in the feature order
+    threshold: float | None
+    outputs: tuple[RequestedOutput, ...]
+    id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A response body, and its JSON header's length when binary tensors follow the JSON."""
+
+    body: bytes
+    header_length: int | None
+
+
+# -- requests ----------------------------------------------------------------------------------
+def decode_request(
+    body: bytes,
+    header_length: str | None,
+    *,
+    model_name: str,
+    model_version: str,
+    max_rows: int,
+) -> InferRequest:
+    """The validated request in `body`; `header_length` is the Inference-Header-Content-Length
+    header's value, if it was sent."""
+    json_end = _json_length(body, header_length)
+    request = _parse_json(body[:json_end] if json_end < len(body) else body)
+    if not isinstance(request, dict):
+        raise V2Error("the inference request must be a JSON object")
+    _only_keys(request, _REQUEST_KEYS, "the inference request")
+    request_id = request.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise V2Error("id must be a string")
+    _same_as_url(request, "model_name", model_name)
+    _same_as_url(request, "model_version", model_version)
+    parameters = _parameters(request.get("parameters"), "parameters")
+    threshold = _threshold(parameters)
+    binary_default = _flag(parameters, "binary_data_output", "parameters")
+    rows = _rows(request.get("inputs"), body, json_end, max_rows)
+    outputs = _requested_outputs(request.get("outputs"), binary_default)
+    return InferRequest(rows, threshold, outputs, request_id)
+
+
+def _json_length(body: bytes, header_length: str | None) -> int:
+    if header_length is None:
+        return len(body)
+    value = header_length.strip()
+    if not value.isdigit() or not value.isascii():
+        raise V2Error("Inference-Header-Content-Length must be a whole number of bytes")
+    length = int(value)
+    if length == 0 or length > len(body):
+        raise V2Error(
+            f"Inference-Header-Content-Length must be from 1 to the body's length ({len(body)} "
+            "bytes): the JSON header cannot end past the body"
+        )
+    return length
+
+
+def _parse_json(text: bytes) -> Any:
+    if not text.strip():
+        raise V2Error("the request body is empty: expected a JSON inference request")
+    try:
+        return jiter.from_json(text, allow_inf_nan=False, catch_duplicate_keys=True)
+    except ValueError as exc:
+        message = str(exc)
+        where = re.search(r"at line \d+ column \d+", message)
+        at = f" {where.group(0)}" if where else ""
+        if message.startswith("Detected duplicate key"):
+            raise V2Error(f"the JSON header repeats a key in one object{at}") from None
+        # jiter's messages name the JSON rule and the position, never the text itself.
+        raise V2Error(f"the JSON header is not valid JSON: {message}") from None
+
+
+def _only_keys(obj: Mapping[str, Any], allowed: frozenset[str], what: str) -> None:
+    unknown = obj.keys() - allowed
+    if unknown:
+        key = min(unknown)
+        named = repr(key) if _PRINTABLE_KEY.fullmatch(key) else "a key"
+        expected = ", ".join(sorted(allowed))
+        raise V2Error(f"{what} has unknown field {named}; its fields are {expected}")
+
+
+def _same_as_url(request: Mapping[str, Any], key: str, served: str) -> None:
+    if key in request and request[key] != served:
+        raise V2Error(f"{key} in the body must be the one in the URL ({served!r}) or be left out")
+
+
+def _parameters(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise V2Error(f"{where} must be a JSON object")
+    for key, item in value.items():
+        if not isinstance(item, str | int | float | bool):
+            named = repr(key) if _PRINTABLE_KEY.fullmatch(key) else "a parameter"
+            raise V2Error(f"{where}: {named} must be a string, a number or a boolean")
+        if key in _UNSUPPORTED_PARAMETERS:
+            raise V2Error(f"{where}: {key!r} (an extension this server lacks) is not supported")
+    return value
+
+
+def _threshold(parameters: Mapping[str, Any]) -> float | None:
+    value = parameters.get(THRESHOLD)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise V2Error("parameters.threshold must be a number from 0 to 1")
+    return float(value)
+
+
+def _flag(parameters: Mapping[str, Any], key: str, where: str) -> bool:
+    value = parameters.get(key, False)
+    if not isinstance(value, bool):
+        raise V2Error(f"{where}.{key} must be true or false")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Tensor:
+    where: str  # "inputs[0] ('scores')", for messages
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    data: object  # the JSON data, or None for a binary tensor
+    binary_size: int | None
+
+
+def _rows(inputs: object, body: bytes, json_end: int, max_rows: int) -> NDArray[Any]:
+    if not isinstance(inputs, list) or not inputs:
+        raise V2Error("inputs must be a non-empty list of input tensors")
+    tensors = [_tensor(i, item) for i, item in enumerate(inputs)]
+    names = [t.name for t in tensors]
+    n = _layout(tensors, names, max_rows)
+    arrays = _tensor_arrays(tensors, body, json_end)
+    if names == [SCORES_INPUT]:
+        rows = arrays[0].reshape(n, N_FEATURES)
+    else:
+        rows = np.empty((n, N_FEATURES), dtype=np.float64)
+        for tensor, array in zip(tensors, arrays, strict=True):
+            rows[:, FEATURE_NAMES.index(tensor.name)] = array
+    return rows
+
+
+def _tensor(index: int, item: object) -> _Tensor:
+    where = f"inputs[{index}]"
+    if not isinstance(item, dict):
+        raise V2Error(f"{where} must be a JSON object")
+    _only_keys(item, _INPUT_KEYS, where)
+    name = item.get("name")
+    if not isinstance(name, str):
+        raise V2Error(f"{where}.name must be a string")
+    if name != SCORES_INPUT and name not in FEATURE_NAMES:
+        raise V2Error(
+            f"{where} is not an input of this model: send one tensor {SCORES_INPUT!r} of shape "
+            "[n, 9], or nine tensors of shape [n] named by feature (see GET /v2/models/{name})"
+        )
+    where = f"{where} ({name!r})"
+    shape = item.get("shape")
+    if not (
+        isinstance(shape, list)
+        and all(type(d) is int and 0 <= d < 2**63 for d in shape)  # bool is no dimension
+    ):
+        raise V2Error(f"{where}.shape must be a list of non-negative integers")
+    datatype = item.get("datatype")
+    dtype = DATATYPES.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        raise V2Error(f"{where}.datatype must be one of {_DATATYPE_LIST}")
+    parameters = _parameters(item.get("parameters"), f"{where}.parameters")
+    binary_size = parameters.get("binary_data_size")
+    if binary_size is not None and (type(binary_size) is not int or binary_size < 0):
+        raise V2Error(f"{where}.parameters.binary_data_size must be a non-negative integer")
+    data = item.get("data")
+    if (data is None) == (binary_size is None):
+        raise V2Error(f"{where} must have either data or parameters.binary_data_size, not both")
+    return _Tensor(where, name, tuple(shape), dtype, data, binary_size)
+
+
+def _layout(tensors: Sequence[_Tensor], names: list[str], max_rows: int) -> int:
+    """The number of rows, once the inputs are one of the two layouts with consistent shapes."""
+    if len(set(names)) != len(names):
+        raise V2Error("inputs name the same tensor twice")
+    if SCORES_INPUT in names:
+        if len(names) > 1:
+            raise V2Error(
+                f"inputs mix layouts: send either one tensor {SCORES_INPUT!r} or nine tensors "
+                "named by feature"
+            )
+        (scores,) = tensors
+        if len(scores.shape) != 2 or scores.shape[1] != N_FEATURES:
+            raise V2Error(f"{scores.where}.shape must be [n, {N_FEATURES}]")
+        n = scores.shape[0]
+    else:
+        missing = [name for name in FEATURE_NAMES if name not in names]
+        if missing:
+            raise V2Error(f"inputs lack the feature tensor(s) {', '.join(map(repr, missing))}")
+        for tensor in tensors:
+            if len(tensor.shape) != 1:
+                raise V2Error(f"{tensor.where}.shape must be [n]")
+        n = tensors[0].shape[0]
+        if any(t.shape[0] != n for t in tensors):
+            raise V2Error("the nine feature tensors must have the same shape [n]")
+    if n == 0:
+        raise V2Error("inputs hold no rows: n must be at least 1")
+    if n > max_rows:
+        raise V2Error(f"inputs hold {n} rows; at most {max_rows} are allowed (V2_MAX_ROWS)")
+    return n
+
+
+def _tensor_arrays(tensors: Sequence[_Tensor], body: bytes, json_end: int) -> list[NDArray[Any]]:
+    arrays = []
+    offset = json_end
+    for tensor in tensors:
+        if tensor.binary_size is None:
+            array, checked = _json_array(tensor, body[:json_end])
+            arrays.append(array if checked else _checked(tensor, array))
+            continue
+        expected = prod(tensor.shape) * tensor.dtype.itemsize
+        if tensor.binary_size != expected:
+            raise V2Error(
+                f"{tensor.where}.parameters.binary_data_size is {tensor.binary_size} bytes; its "
+                f"shape and datatype need {expected}"
+            )
+        if offset + expected > len(body):
+            raise V2Error(
+                f"{tensor.where}: the body ends before its binary data does (the sizes of the "
+                "binary inputs add up to more than the bytes after the JSON header)"
+            )
+        array = np.frombuffer(body, tensor.dtype, prod(tensor.shape), offset)
+        arrays.append(_checked(tensor, array))
+        offset += expected
+    if offset != len(body):
+        raise V2Error(
+            f"the body has {len(body) - offset} bytes after the JSON header and the binary inputs "
+            "that no input's binary_data_size accounts for"
+        )
+    return arrays
+
+
+def _json_array(tensor: _Tensor, header: bytes) -> tuple[NDArray[Any], bool]:
+    """The tensor's JSON data as a flat array, once its length or nesting fits the shape and it
+    holds only numbers; and whether its values are already known to be 1..10."""
+    data = tensor.data
+    if not isinstance(data, list):
+        raise V2Error(f"{tensor.where}.data must be a list")
+    flat = _flattened(tensor, data)
+    size = prod(tensor.shape)
+    if len(flat) != size:
+        raise V2Error(f"{tensor.where}.data has {len(flat)} values; its shape needs {size}")
+    # A JSON boolean in an array follows "[" or ","; JSON true is Python's True, which the
+    # conversions below read as the integer 1. Only such a body pays for the exact check.
+    if _array_boolean(header) and bool in set(map(type, flat)):
+        raise V2Error(f"{tensor.where}.data must hold only numbers, not booleans")
+    try:
+        # array("q") takes Python ints only (no float, string or null) at C speed: the common
+        # case, about four times faster than letting NumPy infer the type of each value.
+        ints = np.frombuffer(array.array("q", flat), dtype=np.int64)
+    except (TypeError, OverflowError):
+        pass
+    else:
+        # A few values are checked faster by Python's min and max than by two NumPy reductions
+        # (about 2 us against 10 for one row); many, by NumPy.
+        small = len(flat) <= _SMALL_TENSOR
+        return ints, small and min(flat) >= SCORE_MIN and max(flat) <= SCORE_MAX
+    if not set(map(type, flat)) <= {int, float}:
+        raise V2Error(
+            f"{tensor.where}.data must hold only numbers (no strings, booleans, nulls or lists)"
+        )
+    try:
+        return np.array(flat, dtype=np.float64), False
+    except OverflowError:  # an integer too large for a float: far outside 1..10
+        raise V2Error(f"{tensor.where}.data holds a number that is not {_VALUE_RULE}") from None
+
+
+def _array_boolean(header: bytes) -> bool:
+    """Whether the JSON text may hold a boolean inside an array (it may also be in a string)."""
+    for word in (b"true", b"false"):
+        found = header.find(word)  # a fast scan, unlike a regular expression over the text
+        while found != -1:
+            i = found - 1
+            while i >= 0 and header[i] in _JSON_SPACE:
+                i -= 1
+            if i >= 0 and header[i] in b"[,":
+                return True
+            found = header.find(word, found + 1)
+    return False
+
+
+def _flattened(tensor: _Tensor, data: list[Any]) -> list[Any]:
+    """`data` itself when flat; the rows of a nested [n, 9] list concatenated, once each row is
+    a list of the shape's width."""
+    if not data or type(data[0]) is not list:
+        return data  # flat; a list among the values is refused as not a number
+    shape = tensor.shape
+    if not (
+        len(shape) == 2
+        and len(data) == shape[0]
+        and all(type(row) is list and len(row) == shape[1] for row in data)
+    ):
+        raise V2Error(
+            f"{tensor.where}.data must be flat, or nested as its shape (rows of equal length)"
+        )
+    return list(itertools.chain.from_iterable(data))
+
+
+def _checked(tensor: _Tensor, array: NDArray[Any]) -> NDArray[Any]:
+    """`array` when every value is a whole number 1..10; else a V2Error naming the first that
+    is not."""
+    in_range = array.size and array.min() >= SCORE_MIN and array.max() <= SCORE_MAX  # NaN: False
+    if in_range and (array.dtype.kind != "f" or np.array_equal(array, np.floor(array))):
+        return array
+    with np.errstate(invalid="ignore"):
+        bad = (array < SCORE_MIN) | (array > SCORE_MAX) | ~np.isfinite(array)
+        if array.dtype.kind == "f":
+            bad |= np.floor(array) != array
+    index = int(np.flatnonzero(bad)[0])
+    if tensor.name == SCORES_INPUT:
+        row, column = divmod(index, N_FEATURES)
+        place = f"element {index} (row {row}, {FEATURE_NAMES[column]})"
+    else:
+        place = f"element {index}"
+    raise V2Error(f"{tensor.where}: {place} must be {_VALUE_RULE}")
+
+
+def _requested_outputs(value: object, binary_default: bool) -> tuple[RequestedOutput, ...]:
+    if value is None:
+        return tuple(RequestedOutput(name, binary_default) for name in OUTPUT_NAMES)
+    if not isinstance(value, list):
+        raise V2Error("outputs must be a list of requested outputs")
+    outputs = []
+    for i, item in enumerate(value):
+        where = f"outputs[{i}]"
+        if not isinstance(item, dict):
+            raise V2Error(f"{where} must be a JSON object")
+        _only_keys(item, _OUTPUT_KEYS, where)
+        name = item.get("name")
+        if name not in OUTPUT_NAMES:
+            raise V2Error(f"{where}.name must be one of {', '.join(map(repr, OUTPUT_NAMES))}")
+        parameters = _parameters(item.get("parameters"), f"{where}.parameters")
+        binary = parameters.get("binary_data", binary_default)
+        if not isinstance(binary, bool):
+            raise V2Error(f"{where}.parameters.binary_data must be true or false")
+        outputs.append(RequestedOutput(name, binary))
+    if len({o.name for o in outputs}) != len(outputs):
+        raise V2Error("outputs name the same output twice")
+    return tuple(outputs)
+
+
+# -- responses ---------------------------------------------------------------------------------
+def encode_response(
+    scored: Scored, request: InferRequest, *, model_name: str, model_version: str
+) -> Encoded:
+    """The inference response: JSON, followed by the binary outputs (in output order) if any
+    output was asked for as binary."""
+    n = len(scored.probabilities)
+    outputs: list[dict[str, Any]] = []
+    binary_parts: list[bytes] = []
+    for output in request.outputs:
+        if output.name == PROBABILITY_OUTPUT:
+            tensor: dict[str, Any] = {"name": output.name, "datatype": "FP64", "shape": [n]}
+            if output.binary:
+                binary_parts.append(scored.probabilities.astype("<f8", copy=False).tobytes())
+            else:
+                tensor["data"] = scored.probabilities.tolist()
+        else:
+            tensor = {"name": output.name, "datatype": "BYTES", "shape": [n]}
+            index = scored.malignant.view(np.uint8)
+            if output.binary:
+                binary_parts.append(b"".join(_CLASS_ELEMENTS[index].tolist()))
+            else:
+                tensor["data"] = _CLASS_STRINGS[index].tolist()
+        if output.binary:
+            tensor["parameters"] = {"binary_data_size": len(binary_parts[-1])}
+        outputs.append(tensor)
+    response: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+    if request.id is not None:
+        response["id"] = request.id
+    response["parameters"] = {THRESHOLD: scored.threshold}
+    response["outputs"] = outputs
+    header = pydantic_core.to_json(response)
+    if not binary_parts:
+        return Encoded(header, None)
+    return Encoded(b"".join([header, *binary_parts]), len(header))
