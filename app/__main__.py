@@ -3,6 +3,10 @@
 Bad settings or a bad model artifact end the process with one line on stderr, before uvicorn
 starts: exit code 2 for settings, 1 for the artifact.
 
+Before any worker starts it prepares PROMETHEUS_MULTIPROC_DIR (app/metrics_dir.py) and, unless
+METRICS_PORT is 0, serves the workers' Prometheus metrics on HOST:METRICS_PORT from this process
+(app/metrics_server.py); a port it cannot bind ends it with one line and exit code 1.
+
 On SIGTERM the server drains its connections for up to SHUTDOWN_DRAIN_SECONDS before closing
 them (app/http/server.py), so a request a client has already sent is answered, not reset.
 
@@ -22,8 +26,10 @@ from typing import Final
 import uvicorn
 
 from app.http.server import serve
+from app.logging_config import uvicorn_log_config
+from app.metrics_dir import metrics_dir
 from app.predictor import ServedModel
-from app.settings import SettingsError, load_settings
+from app.settings import Settings, SettingsError, load_settings
 from model.artifact import ArtifactError
 
 PROG = "malignancy-predictor"
@@ -46,8 +52,32 @@ def main() -> int:
     except ArtifactError as exc:
         print(f"{PROG}: cannot load the model: {exc}", file=sys.stderr)
         return 1
+    try:
+        with metrics_dir(settings.prometheus_multiproc_dir):
+            return run(settings)
+    except OSError as exc:  # MetricsDirError, MetricsServerError: one line each
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(settings: Settings) -> int:
+    # Imported only now: prometheus_client picks its storage from PROMETHEUS_MULTIPROC_DIR,
+    # which metrics_dir has just set, when it is first imported.
+    from app.metrics_server import start_metrics_server
+
+    metrics = None
+    if settings.metrics_port:
+        metrics, _ = start_metrics_server(settings.host, settings.metrics_port)
+    try:
+        return serve(uvicorn_config(settings), drain_seconds=settings.shutdown_drain_seconds)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
     # Workers re-create the app from the import string, reading the same environment.
-    config = uvicorn.Config(
+    return uvicorn.Config(
         "app.main:create_app",
         factory=True,
         host=settings.host,
@@ -58,8 +88,8 @@ def main() -> int:
         lifespan="on",
         loop=event_loop(settings.workers),
         http=HTTP_PARSER,
+        log_config=uvicorn_log_config(settings.log_format),
     )
-    return serve(config, drain_seconds=settings.shutdown_drain_seconds)
 
 
 if __name__ == "__main__":

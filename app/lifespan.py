@@ -10,6 +10,7 @@ from typing import Final
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import telemetry
 from app.predictor import ServedModel
 from app.settings import Settings
 from model.artifact import ArtifactError
@@ -37,9 +38,11 @@ def make_lifespan(settings: Settings) -> Lifespan:
         except ArtifactError as exc:
             raise StartupError(f"cannot load the model: {exc}") from None
         app.state.model = model
+        telemetry.record_model(model.version)
         tune_garbage_collection()
         logger.info("serving model %s from %s", model.version, settings.model_path)
-        yield
+        async with telemetry.process_sampler():
+            yield
 
     return lifespan
 

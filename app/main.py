@@ -8,14 +8,19 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Final
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from app.api import add_routes
 from app.api.responses import SHARED_ERROR_EXAMPLES
+from app.dependencies import API_KEY_HEADER
 from app.docs import create_documented_app
 from app.errors import install_error_handlers
 from app.http.access_log import AccessLog
 from app.http.content_encoding import IdentityContentEncoding
 from app.http.limits import BodySizeLimit
+from app.http.prometheus import RequestMetrics
+from app.http.request_id import HEADER as REQUEST_ID_HEADER
+from app.http.request_id import RequestId
 from app.http.strict_query import StrictQuery
 from app.lifespan import OneLineStartupErrors, make_lifespan
 from app.logging_config import configure_logging
@@ -23,6 +28,9 @@ from app.openapi import install_openapi, operation_id
 from app.settings import Settings, load_settings
 
 TITLE: Final = "Malignancy predictor"
+CORS_METHODS: Final = ("GET", "HEAD", "POST")
+CORS_HEADERS: Final = ("Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER)
+CORS_MAX_AGE_SECONDS: Final = 600
 DESCRIPTION: Final = """\
 Predicts whether a breast tumour is malignant from the nine cytology scores (integers 1 to 10)
 of a fine-needle aspirate, with a 9-15-1 neural network trained on the Wisconsin Breast Cancer
@@ -39,8 +47,10 @@ hospital. It is not a medical device and must not be used to diagnose anyone.
 * Every error answer is `{"message": ..., "detail": [{"loc", "msg", "type"}]}`; `message` names
   the first five problems (field and rule), then "and N more"; `detail` lists up to 100.
 * When the service has an API key (setting `API_KEY`), `/predict`, `/predict/batch`,
-  `/explain` and `/metrics` need it in the `X-API-Key` header; `/health`, `/model` and the docs
-  stay open.
+  `/explain` and `/metrics` need it in the `X-API-Key` header; `/health`, the probes, `/model`
+  and the docs stay open.
+* Every answer carries an `X-Request-ID` header: the client's, when it sent a sane one (1 to
+  128 characters of letters, digits and `._:/+=@-`), else a new one.
 """
 
 
@@ -54,7 +64,7 @@ def _package_version() -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service; the model is loaded when the server starts (the lifespan)."""
     settings = load_settings() if settings is None else settings
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_documented_app(
         title=TITLE,
         version=_package_version(),
@@ -64,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Starlette would redirect /predict/ to /predict with an absolute URL built from the
         # request's Host header; a trailing slash gets the service's 404 instead.
         redirect_slashes=False,
+        root_path=settings.root_path,
     )
     app.state.settings = settings
     install_openapi(app, SHARED_ERROR_EXAMPLES)
@@ -81,6 +92,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StrictQuery, routes=app.router.routes)
     app.add_middleware(IdentityContentEncoding)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLog)
+    if settings.cors_allow_origins:  # outside the limit, so that a browser can read a 413
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            expose_headers=(REQUEST_ID_HEADER,),
+            max_age=CORS_MAX_AGE_SECONDS,
+        )
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(AccessLog, json_lines=settings.log_format == "json")
+    app.add_middleware(RequestId)  # outside the access log, which names the request's id
     app.add_middleware(OneLineStartupErrors)
     return app

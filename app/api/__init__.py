@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI, Security
 
-from app.api import explain, metrics, predictions, service
+from app.api import explain, metrics, predictions, probes, service
 from app.dependencies import require_api_key
 
 
@@ -14,3 +14,4 @@ def add_routes(app: FastAPI, api_key_required: bool, max_batch_size: int) -> Non
     explain.add_routes(app, guard, api_key_required)
     metrics.add_routes(app, guard, api_key_required)
     service.add_routes(app)
+    probes.add_routes(app)

@@ -15,12 +15,13 @@ instead of validating the model a second time and serializing it itself.
 
 from collections.abc import Callable, Coroutine, Mapping
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import Body, FastAPI, Request
 from fastapi.params import Depends
 from fastapi.responses import Response
 
+from app import telemetry
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -40,6 +41,9 @@ from app.schemas import (
     as_row,
     limited_batch_request,
 )
+
+PREDICT_PATH: Final = "/predict"
+BATCH_PATH: Final = "/predict/batch"
 
 
 def _answers(context: ExampleContext) -> Mapping[str, Example]:
@@ -94,7 +98,9 @@ async def predict(
 ) -> Response:
     """The probability that the tumour is malignant, and the class: `malignant` when the
     probability is strictly greater than the threshold, else `benign`."""
-    return json_response(served_model(request).predict(as_row(body), body.threshold))
+    answer = served_model(request).predict(as_row(body), body.threshold)
+    telemetry.record_prediction(PREDICT_PATH, answer.predicted_class)
+    return json_response(answer)
 
 
 def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Response]]:
@@ -112,7 +118,11 @@ def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Res
         instances (1000 by default); more is a 422 that states the limit."""
         batch: BatchRequest = body
         rows = [as_row(instance) for instance in batch.instances]
-        return json_response(served_model(request).predict_batch(rows, batch.threshold))
+        answer = served_model(request).predict_batch(rows, batch.threshold)
+        telemetry.record_predictions(
+            BATCH_PATH, [prediction.predicted_class for prediction in answer.predictions]
+        )
+        return json_response(answer)
 
     return predict_batch
 
@@ -128,7 +138,7 @@ def add_routes(
     responses = {**BODY_ERRORS, **(AUTH_ERRORS if api_key_required else {})}
     tags: list[str | Enum] = ["predictions"]
     app.router.add_api_route(  # FastAPI.add_api_route takes no route class
-        "/predict",
+        PREDICT_PATH,
         predict,
         response_model=Prediction,
         methods=["POST"],
@@ -140,7 +150,7 @@ def add_routes(
         dependencies=guard,
     )
     app.router.add_api_route(
-        "/predict/batch",
+        BATCH_PATH,
         batch_endpoint(max_batch_size),
         response_model=BatchPrediction,
         methods=["POST"],
