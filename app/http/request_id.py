@@ -2,14 +2,16 @@
 
 A client's (or a proxy's) X-Request-ID is kept when it is a sane token: 1 to 128 characters of
 letters, digits and `._:/+=@-`, so it cannot break a log line or a header. Otherwise (absent,
-empty, too long, spaces, quotes, ...) the service makes one, a uuid4 in hex. The id is in a
+empty, too long, spaces, quotes, ...) the service makes one: 32 random hex digits (128 bits, as
+in a uuid4; `secrets.token_hex` costs a fifth of `uuid.uuid4().hex`, measured 3 against 16 us on
+a loaded machine where /predict took about 1,400). The id is in a
 context variable for the rest of the request (the log formatters read it) and on the response,
 error answers included: the 500 handler, which Starlette runs outside every middleware, reads it
 from the same variable (`current_request_id`).
 """
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 from typing import Final
 
@@ -31,10 +33,10 @@ def current_request_id() -> str | None:
 
 
 def accepted_or_new(value: bytes | None) -> str:
-    """`value` when it is a sane token, else a new uuid4 in hex."""
+    """`value` when it is a sane token, else 32 new random hex digits."""
     if value is not None and _SANE.fullmatch(value):
         return value.decode("ascii")
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 class RequestId:
