@@ -21,6 +21,7 @@ from app.http.limits import BodySizeLimit
 from app.http.prometheus import RequestMetrics
 from app.http.request_id import HEADER as REQUEST_ID_HEADER
 from app.http.request_id import RequestId
+from app.http.root_path import RootPath
 from app.http.strict_query import StrictQuery
 from app.lifespan import OneLineStartupErrors, make_lifespan
 from app.logging_config import configure_logging
@@ -74,7 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Starlette would redirect /predict/ to /predict with an absolute URL built from the
         # request's Host header; a trailing slash gets the service's 404 instead.
         redirect_slashes=False,
-        root_path=settings.root_path,
     )
     app.state.settings = settings
     install_openapi(app, SHARED_ERROR_EXAMPLES)
@@ -104,5 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
     app.add_middleware(AccessLog, json_lines=settings.log_format == "json")
     app.add_middleware(RequestId)  # outside the access log, which names the request's id
+    if settings.root_path:  # before anything reads the path
+        app.add_middleware(RootPath, root_path=settings.root_path)
     app.add_middleware(OneLineStartupErrors)
     return app
