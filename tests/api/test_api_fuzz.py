@@ -74,5 +74,7 @@ def test_every_operation_is_fuzzed() -> None:
         "POST /explain",
         "GET /metrics",
         "GET /health",
+        "GET /health/live",
+        "GET /health/ready",
         "GET /model",
     }
