@@ -81,6 +81,11 @@ def wait_for(server: LiveServer, text: str) -> None:
 def test_readiness_fails_during_the_drain_while_connections_are_served() -> None:
     env = {"SHUTDOWN_DRAIN_SECONDS": DRAIN_SECONDS, "API_KEY": KEY}
     with start_server(env) as server:
+        spec = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+        responses = spec["paths"]["/health/ready"]["get"]["responses"]
+        documented_draining_example = responses["503"]["content"]["application/json"]["examples"][
+            "draining"
+        ]["value"]
         connections = [
             http.client.HTTPConnection(LOOPBACK, server.port, timeout=10) for _ in range(4)
         ]
@@ -92,6 +97,7 @@ def test_readiness_fails_during_the_drain_while_connections_are_served() -> None
         status, headers, body = request(connections[0], "GET", "/health/ready")
         assert status == 503
         error = json.loads(body)
+        assert error == documented_draining_example, "not the answer the OpenAPI document shows"
         assert error["detail"] == [
             {"loc": ["server"], "msg": "The server is shutting down", "type": "draining"}
         ]
