@@ -17,6 +17,7 @@ from tests.live_server import start_server
 
 RFC3339_UTC: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 QUERY_MARKER: Final = "query-marker-5e1f"
+QUERY_NUMBER: Final = "0.123456789"  # a threshold the query string carries
 BODY_MARKER: Final = "body-marker-77c2"
 WAIT_SECONDS: Final = 10.0
 
@@ -37,12 +38,14 @@ def test_json_lines_with_every_field_and_no_body_or_query() -> None:
     before = datetime.now(UTC)
     with start_server({"LOG_FORMAT": "json"}) as server:
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            ok = client.post(f"/predict?token={QUERY_MARKER}", json=BENIGN)
+            ok = client.post("/predict", json=BENIGN)
+            metrics = client.get("/metrics", params={"threshold": QUERY_NUMBER})
             bad = client.post("/predict", json={**BENIGN, BODY_MARKER: 1})
             unknown = client.get(f"/no/such/{QUERY_MARKER}", headers={"X-Request-ID": "trace-7"})
         assert (ok.status_code, bad.status_code, unknown.status_code) == (200, 422, 404)
+        assert metrics.status_code == 200
         deadline = time.monotonic() + WAIT_SECONDS
-        while len(access_lines(server.stderr())) < 4:  # /health from start_server, and ours
+        while len(access_lines(server.stderr())) < 5:  # /health from start_server, and ours
             assert time.monotonic() < deadline, server.stderr()
             time.sleep(0.05)
         stderr = server.stderr()
@@ -59,9 +62,11 @@ def test_json_lines_with_every_field_and_no_body_or_query() -> None:
         assert line["pid"] == server.process.pid
     assert BODY_MARKER not in stderr
     assert QUERY_MARKER not in stderr.replace("/no/such/" + QUERY_MARKER, "")
+    assert QUERY_NUMBER not in stderr
 
     access = {line["request_id"]: line for line in access_lines(stderr)}
-    for response, route in [(ok, "/predict"), (bad, "/predict"), (unknown, "unmatched")]:
+    answers = [(ok, "/predict"), (bad, "/predict"), (unknown, "unmatched"), (metrics, "/metrics")]
+    for response, route in answers:
         line = access[response.headers["x-request-id"]]
         assert line["level"] == "INFO"
         assert line["method"] == response.request.method
@@ -73,4 +78,4 @@ def test_json_lines_with_every_field_and_no_body_or_query() -> None:
         assert host == "127.0.0.1"
         assert port.isdigit()
     assert access["trace-7"]["message"].startswith(f"GET /no/such/{QUERY_MARKER} 404 ")
-    assert "?" not in access[ok.headers["x-request-id"]]["message"]
+    assert access[metrics.headers["x-request-id"]]["message"].startswith("GET /metrics 200 ")
