@@ -11,6 +11,10 @@ service restarts, whatever happens to the file (app.predictor.PinnedArtifact).
 
 Every connection is held to the request deadlines and limits of app/http/protocol.py.
 
+Before any worker starts it prepares PROMETHEUS_MULTIPROC_DIR (app/metrics_dir.py) and, unless
+METRICS_PORT is 0, serves the workers' Prometheus metrics on HOST:METRICS_PORT from this process
+(app/metrics_server.py); a port it cannot bind ends it with one line and exit code 1.
+
 On SIGTERM the server drains its connections for up to SHUTDOWN_DRAIN_SECONDS before closing
 them (app/http/server.py), so a request a client has already sent is answered, not reset.
 
@@ -27,14 +31,16 @@ both choices measured with wrk at 64 connections on /predict:
 import functools
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from app.http.protocol import EdgeConfig, EdgeLimits
-from app.http.server import serve
-from app.main import create_app
-from app.predictor import PinnedArtifact
+from app.logging_config import uvicorn_log_config
+from app.metrics_dir import metrics_dir
 from app.settings import Settings, SettingsError, load_settings
 from model.artifact import ArtifactError
+
+if TYPE_CHECKING:
+    from app.http.protocol import EdgeConfig, EdgeLimits
+    from app.predictor import PinnedArtifact
 
 PROG = "malignancy-predictor"
 USAGE: Final = "usage: python -m app [--help]"
@@ -61,7 +67,9 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-def limits(settings: Settings) -> EdgeLimits:
+def limits(settings: Settings) -> "EdgeLimits":
+    from app.http.protocol import EdgeLimits
+
     return EdgeLimits(
         header_timeout=settings.header_timeout_seconds,
         body_timeout=settings.body_timeout_seconds,
@@ -88,13 +96,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     try:
+        with metrics_dir(settings.prometheus_multiproc_dir):
+            return run(settings)
+    except OSError as exc:  # MetricsDirError, MetricsServerError: one line each
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(settings: Settings) -> int:
+    # Imported only now: prometheus_client picks its storage from PROMETHEUS_MULTIPROC_DIR,
+    # which metrics_dir has just set, when it is first imported (app.errors, and so the app,
+    # the protocol and the served model, import it).
+    from app.http.server import serve
+    from app.metrics_server import start_metrics_server
+    from app.predictor import PinnedArtifact
+
+    try:
         pinned = PinnedArtifact.read(settings.model_path, settings.model_sha256)
     except ArtifactError as exc:
         print(f"{PROG}: cannot load the model: {exc}", file=sys.stderr)
         return 1
-    # Workers (spawned processes) get this Config pickled: the settings and the artifact's
-    # bytes travel with it, so a worker reads neither the environment nor MODEL_PATH again.
-    config = EdgeConfig(
+    metrics = None
+    if settings.metrics_port:
+        metrics, _ = start_metrics_server(settings.host, settings.metrics_port)
+    try:
+        return serve(edge_config(settings, pinned), drain_seconds=settings.shutdown_drain_seconds)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+
+
+def edge_config(settings: Settings, pinned: "PinnedArtifact") -> "EdgeConfig":
+    """Workers (spawned processes) get this Config pickled: the settings and the artifact's
+    bytes travel with it, so a worker reads neither the environment nor MODEL_PATH again."""
+    from app.http.protocol import EdgeConfig
+    from app.main import create_app
+
+    return EdgeConfig(
         functools.partial(create_app, settings, pinned),
         limits=limits(settings),
         factory=True,
@@ -105,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,  # the app writes its own access log line
         lifespan="on",
         loop=event_loop(settings.workers),
+        log_config=uvicorn_log_config(settings.log_format),
     )
-    return serve(config, drain_seconds=settings.shutdown_drain_seconds)
 
 
 if __name__ == "__main__":

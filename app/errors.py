@@ -13,6 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app import telemetry
+from app.http.request_id import HEADER as REQUEST_ID_HEADER
+from app.http.request_id import current_request_id
 from app.schemas import ErrorItem, ErrorResponse
 
 MAX_DETAIL: Final = 100  # error items kept in one answer
@@ -73,6 +76,7 @@ def error_body(items: Sequence[ErrorItem]) -> bytes:
 def error_response(
     status_code: int, items: Sequence[ErrorItem], headers: Mapping[str, str] | None = None
 ) -> Response:
+    telemetry.record_error(status_code, items[0].type if items else "unknown")
     return Response(error_body(items), status_code, headers, media_type=JSON_MEDIA_TYPE)
 
 
@@ -147,8 +151,10 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     # Starlette re-raises after this answer, so the server still logs the traceback.
+    # Starlette sends this answer outside every middleware, so it adds the request id itself.
     item = ErrorItem(loc=["server"], msg="Internal server error", type="internal_error")
-    return error_response(500, [item])
+    request_id = current_request_id()
+    return error_response(500, [item], {REQUEST_ID_HEADER: request_id} if request_id else None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

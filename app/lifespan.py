@@ -10,6 +10,7 @@ from typing import Final
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import telemetry
 from app.predictor import PinnedArtifact, ServedModel
 from app.settings import Settings
 from model.artifact import ArtifactError
@@ -48,10 +49,12 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
                 f" one MODEL_SHA256 pins ({pin})"
             )
         app.state.model = model
+        telemetry.record_model(model.version)
         tune_garbage_collection()
         source = settings.model_path if pinned is None else f"{pinned.source} (pinned at startup)"
         logger.info("serving model %s from %s", model.version, source)
-        yield
+        async with telemetry.process_sampler():
+            yield
 
     return lifespan
 

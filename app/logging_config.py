@@ -1,23 +1,87 @@
-"""Logging setup: the service's logs ("app.*") on stderr, in one line layout."""
+"""Logging setup: the service's logs ("app.*") on stderr, as text lines or JSON lines.
+
+LOG_FORMAT=text (the default) keeps the `time LEVEL logger: message` lines. LOG_FORMAT=json writes
+one JSON object a line, uvicorn's own lines included, with python-json-logger's formatter: the
+time in RFC 3339 UTC, level, logger, message, the worker's pid and, during a request, its id;
+the access log adds method, route, status, duration_ms and client. No body, header or query
+string is ever logged.
+"""
 
 import logging
 import sys
-from typing import Final
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pythonjsonlogger.json import JsonFormatter
+from uvicorn.config import LOGGING_CONFIG
+
+from app.http.request_id import current_request_id
 
 LOGGER_NAME: Final = "app"
 HANDLER_NAME: Final = "malignancy-predictor"
 FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+JSON_FIELDS: Final = "%(levelname)s %(name)s %(message)s"
+JSON_RENAMED: Final = {"levelname": "level", "name": "logger"}
+UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
-def configure_logging(level: str) -> None:
-    """Send the service's logs ("app.*") to stderr at `level`; silence uvicorn's access log,
-    which the AccessLog middleware replaces. Safe to call more than once."""
+class JsonLines(JsonFormatter):
+    """python-json-logger's formatter with the fields above, the time first."""
+
+    def __init__(self) -> None:
+        super().__init__(JSON_FIELDS, rename_fields=JSON_RENAMED)
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["time"] = rfc3339_utc(record.created)
+        super().add_fields(log_data, record, message_dict)
+        log_data["pid"] = record.process
+        log_data.setdefault("request_id", current_request_id())
+
+
+def rfc3339_utc(timestamp: float) -> str:
+    """`2026-12-01T20:41:44.123Z`."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    return JsonLines() if log_format == "json" else logging.Formatter(FORMAT)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send the service's logs ("app.*") to stderr at `level` in `log_format`; silence uvicorn's
+    access log, which the AccessLog middleware replaces. Safe to call more than once."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level.upper())
     logger.propagate = False
-    if not any(handler.name == HANDLER_NAME for handler in logger.handlers):
+    handler = next((h for h in logger.handlers if h.name == HANDLER_NAME), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.name = HANDLER_NAME
-        handler.setFormatter(logging.Formatter(FORMAT))
         logger.addHandler(handler)
+    handler.setFormatter(formatter(log_format))
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def uvicorn_log_config(log_format: str) -> dict[str, Any]:
+    """uvicorn's `log_config`: its own for text, the same loggers as JSON lines for json."""
+    if log_format != "json":
+        return LOGGING_CONFIG
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonLines}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            name: {"handlers": ["stderr"], "level": "INFO", "propagate": False}
+            for name in UVICORN_LOGGERS
+        },
+    }

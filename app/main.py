@@ -8,17 +8,23 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Final
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from app.api import add_routes
 from app.api.responses import SHARED_ERROR_EXAMPLES
 from app.api.v2 import PREFIX as V2_PREFIX
 from app.api.v2 import body_limits
+from app.dependencies import API_KEY_HEADER
 from app.docs import create_documented_app
 from app.errors import install_error_handlers
 from app.http.access_log import AccessLog
 from app.http.content_encoding import IdentityContentEncoding
 from app.http.limits import BodySizeLimit
+from app.http.prometheus import RequestMetrics
 from app.http.protocol_errors import ProtocolErrorShape
+from app.http.request_id import HEADER as REQUEST_ID_HEADER
+from app.http.request_id import RequestId
+from app.http.root_path import RootPath
 from app.http.strict_query import StrictQuery
 from app.lifespan import OneLineStartupErrors, make_lifespan
 from app.logging_config import configure_logging
@@ -27,6 +33,9 @@ from app.predictor import PinnedArtifact
 from app.settings import Settings, load_settings
 
 TITLE: Final = "Malignancy predictor"
+CORS_METHODS: Final = ("GET", "HEAD", "POST")
+CORS_HEADERS: Final = ("Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER)
+CORS_MAX_AGE_SECONDS: Final = 600
 DESCRIPTION: Final = """\
 Predicts whether a breast tumour is malignant from the nine cytology scores (integers 1 to 10)
 of a fine-needle aspirate, with a 9-15-1 neural network trained on the Wisconsin Breast Cancer
@@ -45,9 +54,11 @@ hospital. It is not a medical device and must not be used to diagnose anyone.
   up to 100.
 * When the service has an API key (setting `API_KEY`), `/predict`, `/predict/batch`,
   `/explain`, `/metrics` and the V2 infer routes need it in the `X-API-Key` header; `/health`,
-  `/model`, V2 health and metadata, and the docs stay open.
+  the probes, `/model`, V2 health and metadata, and the docs stay open.
 * `/v2` speaks the Open Inference Protocol (KServe's and Triton's V2 REST API, with Triton's
   binary tensor extension); its errors are `{"error": ...}`, as that protocol defines them.
+* Every answer carries an `X-Request-ID` header: the client's, when it sent a sane one (1 to
+  128 characters of letters, digits and `._:/+=@-`), else a new one.
 """
 
 
@@ -62,7 +73,7 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
     """Build the service; the model is loaded when the server starts (the lifespan), from
     `pinned` if given (`python -m app` does), else from MODEL_PATH."""
     settings = load_settings() if settings is None else settings
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_documented_app(
         title=TITLE,
         version=package_version(),
@@ -92,6 +103,19 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
         BodySizeLimit, max_bytes=settings.max_body_bytes, path_limits=body_limits(settings)
     )
     app.add_middleware(ProtocolErrorShape, prefix=V2_PREFIX)
-    app.add_middleware(AccessLog)
+    if settings.cors_allow_origins:  # outside the limit, so that a browser can read a 413
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            expose_headers=(REQUEST_ID_HEADER,),
+            max_age=CORS_MAX_AGE_SECONDS,
+        )
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(AccessLog, json_lines=settings.log_format == "json")
+    app.add_middleware(RequestId)  # outside the access log, which names the request's id
+    if settings.root_path:  # before anything reads the path
+        app.add_middleware(RootPath, root_path=settings.root_path)
     app.add_middleware(OneLineStartupErrors)
     return app

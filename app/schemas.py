@@ -258,6 +258,15 @@ class Health(_Response):
     model_version: ModelVersion
 
 
+class Liveness(_Response):
+    status: Literal["ok"] = Field(description="The process answers.")
+
+
+class Readiness(_Response):
+    status: Literal["ready"] = Field(description="The model is loaded and the server not stopping.")
+    model_version: ModelVersion
+
+
 class ConfusionCounts(_Response):
     tn: int = Field(ge=0, description="Benign rows called benign.")
     fp: int = Field(ge=0, description="Benign rows called malignant.")

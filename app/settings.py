@@ -23,19 +23,40 @@ V2_MODEL_NAME   malignancy-predictor the model's name in the Open Inference Prot
 V2_MAX_ROWS     100000               most rows in one /v2 infer request
 V2_MAX_BODY_BYTES  8388608 (8 MiB)   largest /v2 infer body: 100,000 rows of nine 8-byte binary
                                      values are 7,200,000 bytes, and as JSON ("10.0, " each) 5.4 MB
+METRICS_PORT    9464                 port of the Prometheus exposition `python -m app` serves on
+                                     HOST (not behind API_KEY); 0: no metrics server
+PROMETHEUS_MULTIPROC_DIR  unset      where workers write their metrics (emptied at start);
+                                     unset: a private temporary directory
+LOG_FORMAT      text                 text (one line per record) or json (JSON lines)
+CORS_ALLOW_ORIGINS  unset            comma-separated origins browsers may call the API from
+ROOT_PATH       unset                path prefix a proxy serves the service under, e.g. /ml
 """
 
+import re
 from pathlib import Path
 from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.conformal import DEFAULT_CONFIDENCE
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["text", "json"]
 MIB: Final = 1024 * 1024
+DEFAULT_METRICS_PORT: Final = 9464  # Prometheus' registry of default ports lists it as free
+# A path prefix: segments of URL-safe characters, no trailing slash, no dot segments.
+_ROOT_PATH: Final = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
+_ORIGIN_SCHEMES: Final = frozenset({"http", "https"})
 
 
 class SettingsError(ValueError):
@@ -75,6 +96,29 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: Annotated[float, Field(ge=0, le=300, allow_inf_nan=False)] = Field(
         default=1.0,
         description="Seconds `python -m app` keeps serving open connections after SIGTERM.",
+    )
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=DEFAULT_METRICS_PORT,
+        description="Port of the Prometheus exposition `python -m app` serves on HOST; 0: none.",
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Directory of the workers' metric files (emptied at start); "
+            "unset: a private temporary directory."
+        ),
+    )
+    log_format: LogFormat = Field(
+        default="text", description="Log layout: text lines, or JSON lines (one object a line)."
+    )
+    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Origins (scheme://host[:port], comma-separated, or *) browsers may call from.",
+    )
+    root_path: str = Field(
+        default="",
+        max_length=256,
+        description="Path prefix a reverse proxy serves the service under (e.g. /ml).",
     )
 
     # The request limits of `python -m app` (app/http/protocol.py), bounded so that a typo
@@ -134,11 +178,44 @@ class Settings(BaseSettings):
     )
 
     @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
-    def _lower_case_level(cls, value: object) -> object:
+    def _lower_case_word(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("model_path", mode="before")
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _exact_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        # Browsers send the origin exactly as scheme://host[:port]; anything else would never
+        # match, so a typo (a trailing slash, a path) must stop startup rather than block callers.
+        for origin in origins:
+            if origin != "*" and not _is_origin(origin):
+                raise ValueError(
+                    "each origin must be * or scheme://host[:port] (http or https, no path)"
+                )
+        return origins
+
+    @field_validator("root_path")
+    @classmethod
+    def _path_prefix(cls, value: str) -> str:
+        if not _ROOT_PATH.fullmatch(value) or any(p in {".", ".."} for p in value.split("/")):
+            raise ValueError("must be empty or a path like /ml/predictor (no trailing slash)")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "Settings":
+        if self.metrics_port == self.port:
+            raise ValueError("METRICS_PORT must differ from PORT (or be 0 for no metrics server)")
+        return self
+
+    @field_validator("model_path", "prometheus_multiproc_dir", mode="before")
     @classmethod
     def _non_empty_path(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -152,6 +229,21 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty or blank; unset API_KEY to disable authentication")
         return value
+
+
+def _is_origin(origin: str) -> bool:
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return False
+    rebuilt = f"{parts.scheme}://{parts.netloc}"
+    return (
+        parts.scheme in _ORIGIN_SCHEMES
+        and bool(parts.hostname)
+        and "@" not in parts.netloc
+        and rebuilt == origin
+    )
 
 
 def load_settings() -> Settings:

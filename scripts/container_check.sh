@@ -278,10 +278,15 @@ free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("0.0.0.0", 0
 CPORT=$(free_port)
 HPORT=$(free_port)
 while [[ $HPORT == "$CPORT" ]]; do HPORT=$(free_port); done
+# Each its own Prometheus port: both would take the default 9464 (on the host's network).
+CMPORT=$(free_port)
+HMPORT=$(free_port)
+while [[ $CMPORT == "$HMPORT" || $CMPORT == "$CPORT" || $CMPORT == "$HPORT" ]]; do CMPORT=$(free_port); done
+while [[ $HMPORT == "$CMPORT" || $HMPORT == "$CPORT" || $HMPORT == "$HPORT" ]]; do HMPORT=$(free_port); done
 
 log "starting the image's CMD as user $IMAGE_USER on port $CPORT"
-setsid "${BUILDAH_RUN[@]}" --user "$IMAGE_USER" --env "PORT=$CPORT" "$CTR" -- "${IMAGE_CMD[@]}" \
-    </dev/null >"$WORK/container.log" 2>&1 &
+setsid "${BUILDAH_RUN[@]}" --user "$IMAGE_USER" --env "PORT=$CPORT" --env "METRICS_PORT=$CMPORT" \
+    "$CTR" -- "${IMAGE_CMD[@]}" </dev/null >"$WORK/container.log" 2>&1 &
 CPID=$!
 GROUPS_TO_KILL+=("$CPID")
 
@@ -289,7 +294,7 @@ log "starting the checkout's service (.venv/bin/python -m app) on 127.0.0.1:$HPO
 (
     cd "$REPO"
     exec env -u API_KEY -u MODEL_PATH -u LOG_LEVEL -u MAX_BATCH_SIZE -u MAX_BODY_BYTES \
-        HOST=127.0.0.1 PORT="$HPORT" WORKERS=1 setsid "$PY" -m app
+        HOST=127.0.0.1 PORT="$HPORT" METRICS_PORT="$HMPORT" WORKERS=1 setsid "$PY" -m app
 ) </dev/null >"$WORK/host.log" 2>&1 &
 HPID=$!
 GROUPS_TO_KILL+=("$HPID")

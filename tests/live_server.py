@@ -8,7 +8,8 @@
     print(server.stderr())          # everything the server wrote to stderr (logs)
     print(server.process.returncode)
 
-`start_server` runs `python -m app` with HOST=127.0.0.1, a free PORT and WORKERS=workers, on
+`start_server` runs `python -m app` with HOST=127.0.0.1, a free PORT, a free METRICS_PORT (the
+Prometheus exposition, at `server.metrics_url`) and WORKERS=workers, on
 top of the current environment without any of the service's own variables (MODEL_PATH, API_KEY,
 ...), so a developer's shell cannot change what a test sees; `env` adds or overrides variables.
 It waits until /health answers 200, yields a `LiveServer`, and on exit stops the server with
@@ -63,6 +64,7 @@ class LiveServer:
     port: int
     process: "subprocess.Popen[bytes]"
     stderr_path: Path
+    metrics_port: int = 0  # 0: no metrics server
 
     final_stderr: str | None = None  # kept when the server stops and its log file is removed
 
@@ -75,6 +77,11 @@ class LiveServer:
     @property
     def returncode(self) -> int | None:
         return self.process.poll()
+
+    @property
+    def metrics_url(self) -> str:
+        """The Prometheus exposition, e.g. "http://127.0.0.1:40124/metrics"."""
+        return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
 
 
 def free_port() -> int:
@@ -105,7 +112,11 @@ def run_server(
     where = {"HOST": LOOPBACK, "PORT": str(port), "WORKERS": str(workers)}
     # The uvicorn CLI reads UVICORN_<OPTION>; `python -m app` reads HOST, PORT and WORKERS.
     uvicorn_cli = {f"UVICORN_{name}": value for name, value in where.items()}
-    full_env = server_env({**where, **uvicorn_cli, "UVICORN_NO_ACCESS_LOG": "true", **(env or {})})
+    # Never the default 9464: servers of parallel tests (and other checkouts) would collide.
+    metrics = {"METRICS_PORT": str(free_port())}
+    full_env = server_env(
+        {**where, **metrics, **uvicorn_cli, "UVICORN_NO_ACCESS_LOG": "true", **(env or {})}
+    )
     with tempfile.TemporaryDirectory(prefix="live-server-") as tmp:
         stderr_path = Path(tmp) / "stderr.log"
         with stderr_path.open("wb") as stderr:
@@ -118,7 +129,8 @@ def run_server(
                 stderr=stderr,
                 start_new_session=True,  # its own process group, so workers can be stopped too
             )
-        server = LiveServer(f"http://{LOOPBACK}:{port}", port, process, stderr_path)
+        metrics_port = int(full_env["METRICS_PORT"]) if full_env["METRICS_PORT"].isdigit() else 0
+        server = LiveServer(f"http://{LOOPBACK}:{port}", port, process, stderr_path, metrics_port)
         try:
             yield server
         finally:

@@ -63,6 +63,11 @@ def test_defaults() -> None:
     assert settings.v2_max_rows == 100_000
     # 100,000 rows of nine 8-byte binary values (7,200,000 bytes) and their JSON header fit.
     assert settings.v2_max_body_bytes == 8 * 1024 * 1024 > 100_000 * 9 * 8 + 64 * 1024
+    assert settings.metrics_port == 9464
+    assert settings.prometheus_multiproc_dir is None
+    assert settings.log_format == "text"
+    assert settings.cors_allow_origins == ()
+    assert settings.root_path == ""
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -86,6 +91,11 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         "V2_MODEL_NAME": "wbc_v1.2",
         "V2_MAX_ROWS": "50",
         "V2_MAX_BODY_BYTES": "2048",
+        "METRICS_PORT": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "LOG_FORMAT": "JSON",
+        "CORS_ALLOW_ORIGINS": "http://localhost:3000, https://app.example.org",
+        "ROOT_PATH": "/ml/predictor",
     }.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
@@ -104,6 +114,27 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert settings.model_sha256 == "ab" * 32  # the hash in lower case, spaces stripped
     assert (settings.v2_model_name, settings.v2_max_rows) == ("wbc_v1.2", 50)
     assert settings.v2_max_body_bytes == 2048
+    assert settings.metrics_port == 0
+    assert settings.prometheus_multiproc_dir == tmp_path / "metrics"
+    assert settings.log_format == "json"
+    assert settings.cors_allow_origins == ("http://localhost:3000", "https://app.example.org")
+    assert settings.root_path == "/ml/predictor"
+
+
+@pytest.mark.parametrize(
+    ("value", "origins"),
+    [
+        ("*", ("*",)),
+        ("http://127.0.0.1:8080", ("http://127.0.0.1:8080",)),
+        ("http://[::1]:3000,https://a.example", ("http://[::1]:3000", "https://a.example")),
+        (" , ", ()),
+    ],
+)
+def test_cors_origins_are_a_comma_separated_list(
+    monkeypatch: pytest.MonkeyPatch, value: str, origins: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", value)
+    assert load_settings().cors_allow_origins == origins
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("0.25", 0.25), ("300", 300.0)])
@@ -178,6 +209,26 @@ def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
         ("V2_MAX_ROWS", "lots"),
         ("V2_MAX_BODY_BYTES", "1000"),
         ("V2_MAX_BODY_BYTES", str(256 * 1024 * 1024 + 1)),
+        ("METRICS_PORT", "-1"),
+        ("METRICS_PORT", "65536"),
+        ("METRICS_PORT", "prom"),
+        ("PROMETHEUS_MULTIPROC_DIR", ""),
+        ("LOG_FORMAT", "xml"),
+        ("LOG_FORMAT", ""),
+        ("CORS_ALLOW_ORIGINS", "localhost:3000"),
+        ("CORS_ALLOW_ORIGINS", "http://localhost:3000/"),
+        ("CORS_ALLOW_ORIGINS", "http://localhost:3000/app"),
+        ("CORS_ALLOW_ORIGINS", "ftp://files.example"),
+        ("CORS_ALLOW_ORIGINS", "http://user@host.example"),
+        ("CORS_ALLOW_ORIGINS", "http://host.example:99999"),
+        ("CORS_ALLOW_ORIGINS", "http://a.example,null"),
+        ("ROOT_PATH", "ml"),
+        ("ROOT_PATH", "/ml/"),
+        ("ROOT_PATH", "/"),
+        ("ROOT_PATH", "/ml/../admin"),
+        ("ROOT_PATH", "/ml predictor"),
+        ("ROOT_PATH", "/ml?x=1"),
+        ("ROOT_PATH", "/" + "a" * 300),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(
@@ -189,6 +240,14 @@ def test_bad_values_are_refused_naming_the_variable(
     assert "\n" not in str(caught.value)
     with pytest.raises(SettingsError):
         create_app()  # the factory reads the same environment
+
+
+def test_metrics_port_must_differ_from_the_api_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("METRICS_PORT", "9000")
+    with pytest.raises(SettingsError, match="METRICS_PORT must differ from PORT") as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
 
 
 def test_several_bad_values_are_all_named(monkeypatch: pytest.MonkeyPatch) -> None:

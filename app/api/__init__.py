@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI, Security
 
-from app.api import explain, metrics, predictions, service, v2
+from app.api import explain, metrics, predictions, probes, service, v2
 from app.dependencies import require_api_key
 
 
@@ -15,4 +15,5 @@ def add_routes(app: FastAPI, api_key_required: bool, max_batch_size: int) -> Non
     explain.add_routes(app, guard, api_key_required)
     metrics.add_routes(app, guard, api_key_required)
     service.add_routes(app)
+    probes.add_routes(app)
     v2.add_routes(app)

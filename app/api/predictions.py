@@ -15,12 +15,13 @@ instead of validating the model a second time and serializing it itself.
 
 from collections.abc import Callable, Coroutine, Mapping
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import Body, FastAPI, Request
 from fastapi.params import Depends
 from fastapi.responses import Response
 
+from app import telemetry
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -40,6 +41,9 @@ from app.schemas import (
     as_row,
     limited_batch_request,
 )
+
+PREDICT_PATH: Final = "/predict"
+BATCH_PATH: Final = "/predict/batch"
 
 
 def _answers(context: ExampleContext) -> Mapping[str, Example]:
@@ -96,8 +100,9 @@ async def predict(
     probability is strictly greater than the threshold, else `benign`; and the prediction set
     at the confidence: the classes the model cannot rule out. `["benign"]` or `["malignant"]`
     is a confident answer; both classes, or none, means refer the biopsy to a person."""
-    model = served_model(request)
-    return json_response(model.predict(as_row(body), body.threshold, body.confidence))
+    answer = served_model(request).predict(as_row(body), body.threshold, body.confidence)
+    telemetry.record_prediction(PREDICT_PATH, answer.predicted_class)
+    return json_response(answer)
 
 
 def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Response]]:
@@ -115,8 +120,11 @@ def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Res
         most MAX_BATCH_SIZE instances (1000 by default); more is a 422 that states the limit."""
         batch: BatchRequest = body
         rows = [as_row(instance) for instance in batch.instances]
-        model = served_model(request)
-        return json_response(model.predict_batch(rows, batch.threshold, batch.confidence))
+        answer = served_model(request).predict_batch(rows, batch.threshold, batch.confidence)
+        telemetry.record_predictions(
+            BATCH_PATH, [prediction.predicted_class for prediction in answer.predictions]
+        )
+        return json_response(answer)
 
     return predict_batch
 
@@ -132,7 +140,7 @@ def add_routes(
     responses = {**BODY_ERRORS, **(AUTH_ERRORS if api_key_required else {})}
     tags: list[str | Enum] = ["predictions"]
     app.router.add_api_route(  # FastAPI.add_api_route takes no route class
-        "/predict",
+        PREDICT_PATH,
         predict,
         response_model=Prediction,
         methods=["POST"],
@@ -147,7 +155,7 @@ def add_routes(
         dependencies=guard,
     )
     app.router.add_api_route(
-        "/predict/batch",
+        BATCH_PATH,
         batch_endpoint(max_batch_size),
         response_model=BatchPrediction,
         methods=["POST"],

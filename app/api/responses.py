@@ -22,23 +22,26 @@ from app.schemas import ErrorItem, ErrorResponse
 Responses = dict[int | str, dict[str, Any]]
 
 
-def _error(description: str) -> dict[str, Any]:
+def error_doc(description: str) -> dict[str, Any]:
+    """An error response of the OpenAPI document: the JSON error shape, described."""
     return {"model": ErrorResponse, "description": description}
 
 
 BODY_ERRORS: Final[Responses] = {
-    413: _error("The request body is larger than MAX_BODY_BYTES (1 MiB by default)."),
-    415: _error("The body is not sent as application/json, or is compressed (Content-Encoding)."),
-    422: _error(
+    413: error_doc("The request body is larger than MAX_BODY_BYTES (1 MiB by default)."),
+    415: error_doc(
+        "The body is not sent as application/json, or is compressed (Content-Encoding)."
+    ),
+    422: error_doc(
         "The body is not valid JSON, repeats a key, or breaks a rule; `message` names field and "
         "rule."
     ),
 }
 QUERY_ERRORS: Final[Responses] = {
-    422: _error("A query parameter breaks a rule; `message` names it and the rule."),
+    422: error_doc("A query parameter breaks a rule; `message` names it and the rule."),
 }
 AUTH_ERRORS: Final[Responses] = {
-    401: _error("The X-API-Key header is missing or wrong (only when API_KEY is set)."),
+    401: error_doc("The X-API-Key header is missing or wrong (only when API_KEY is set)."),
 }
 
 

@@ -54,4 +54,5 @@ def add_routes(app: FastAPI) -> None:
         response_description="The card of the served model.",
         tags=["service"],
     )
+    app.add_api_route("/health", get_health, methods=["HEAD"], include_in_schema=False)
     app.add_api_route("/", root, methods=["GET"], include_in_schema=False)

@@ -1,6 +1,9 @@
-"""The access log: one line per request with method, path, status and latency.
+"""The access log: one line per request with method, path, status, latency and request id.
 
 No request body, query string or header is logged.
+
+With LOG_FORMAT=json the line goes through `logging` as a record with the fields method, route
+(the template), status, duration_ms and client, which app/logging_config.py writes as JSON.
 
 The access line is formatted here, in the same layout as the service's other log lines, and
 written straight to stderr, rather than passed through `logging`: a LogRecord, its formatting
@@ -17,22 +20,28 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http.request_id import current_request_id
+from app.http.routes import route_template
+
 DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"  # logging's default asctime, before ",milliseconds"
 
 access_logger = logging.getLogger("app.access")
 
 
 class AccessLog:
-    """Pure ASGI middleware writing `METHOD /path STATUS 0.42ms` once per HTTP request."""
+    """Pure ASGI middleware writing `METHOD /path STATUS 0.42ms request_id=ID` once per HTTP
+    request, or with `json_lines` a record with those fields for the JSON formatter."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, json_lines: bool = False) -> None:
         self.app = app
+        self.json_lines = json_lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not access_logger.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        root_path = scope.get("root_path", "")
         status = 500  # what the server answers if the app fails before responding
 
         async def recording_send(message: Message) -> None:
@@ -46,7 +55,18 @@ class AccessLog:
         finally:
             elapsed_ms = (time.perf_counter() - start) * 1000.0
             message = f"{scope['method']} {_path(scope)} {status} {elapsed_ms:.2f}ms"
-            sys.stderr.write(f"{_timestamp()} INFO {access_logger.name}: {message}\n")
+            if self.json_lines:
+                fields = {
+                    "method": scope["method"],
+                    "route": route_template(scope, root_path),
+                    "status": status,
+                    "duration_ms": round(elapsed_ms, 3),
+                    "client": _client(scope),
+                }
+                access_logger.info(message, extra=fields)
+            else:
+                line = f"{message} request_id={current_request_id()}"
+                sys.stderr.write(f"{_timestamp()} INFO {access_logger.name}: {line}\n")
 
 
 def _timestamp() -> str:
@@ -67,3 +87,11 @@ def _path(scope: Scope) -> str:
     if isinstance(raw, bytes):
         return raw.split(b"?", 1)[0].decode("ascii", "backslashreplace")
     return str(scope["path"]).encode("unicode_escape").decode("ascii")
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    if client is None:
+        return None
+    host, port = client
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -32,6 +32,8 @@ from uvicorn.supervisors import multiprocess
 logger = logging.getLogger("uvicorn.error")
 
 DRAIN_POLL_SECONDS: Final = 0.05
+# Set (True) in the scope of every request served during the drain: /health/ready answers 503.
+DRAINING: Final = "malignancy_predictor.draining"
 
 
 class CloseWhenDraining:
@@ -40,7 +42,8 @@ class CloseWhenDraining:
     uvicorn (httptools and h11 alike) closes a connection after a response that carries this
     header. Until then the wrapper costs one attribute check a request: /predict is benchmarked.
     A request already running when the drain begins is answered as before; the next request on
-    its connection is the one told to close.
+    its connection is the one told to close. Requests during the drain carry DRAINING in their
+    scope, so that the readiness probe can fail.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -51,6 +54,7 @@ class CloseWhenDraining:
         # Not a coroutine itself: handing back the app's own saves a coroutine per request.
         if self.draining and scope["type"] == "http":
             send = _closing(send)
+            scope = {**scope, DRAINING: True}
         return self.app(scope, receive, send)
 
 

@@ -5,14 +5,17 @@
 Calls each app directly with one POST /predict (the docs page's benign example) many times in a
 row and reports the median over interleaved rounds of microseconds per request:
   - the service, as `create_app` builds it, with the access log on (LOG_LEVEL=info, the
-    default) and off (warning), and with API_KEY set (the request carries the key);
+    default) and off (warning), with API_KEY set (the request carries the key), with
+    LOG_FORMAT=json, and without its Prometheus and X-Request-ID middlewares (what those cost);
   - the same service with plain FastAPI routes (FastAPI's own request handler, no direct call):
     what /predict cost before app/http/bodies.py;
   - the two baselines of scripts/bench/http_load.py: FastAPI with the same body model answering
     a constant, and a bare Starlette constant endpoint.
 This is where HTTP time goes inside the Python process; scripts/bench/http_load.py measures the
 whole stack.
-Access-log lines go to a temporary file, as a server's would go to its log.
+Access-log lines go to a temporary file, as a server's would go to its log. Run it with
+PROMETHEUS_MULTIPROC_DIR set to an empty directory to write the metrics to files, as under
+`python -m app` (without it they stay in the process, which is cheaper); it says which.
 """
 
 import argparse
@@ -27,6 +30,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from app.examples import BENIGN
+from app.http.prometheus import RequestMetrics
+from app.http.request_id import RequestId
 from app.main import create_app
 from app.settings import Settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
@@ -101,14 +106,28 @@ async def start(app: ASGIApp) -> "asyncio.Task[None]":
     return task
 
 
-def _settings(log_level: str, api_key: str | None = None) -> Settings:
+def _settings(log_level: str, api_key: str | None = None, log_format: str = "text") -> Settings:
     return Settings.model_validate(
-        {"model_path": DEFAULT_ARTIFACT_PATH, "log_level": log_level, "api_key": api_key}
+        {
+            "model_path": DEFAULT_ARTIFACT_PATH,
+            "log_level": log_level,
+            "api_key": api_key,
+            "log_format": log_format,
+        }
     )
 
 
-def service(log_level: str, api_key: str | None = None) -> ASGIApp:
-    return create_app(_settings(log_level, api_key))
+def service(log_level: str, api_key: str | None = None, log_format: str = "text") -> ASGIApp:
+    return create_app(_settings(log_level, api_key, log_format))
+
+
+def unobserved_service() -> ASGIApp:
+    """The service without request metrics and request ids (Starlette builds the middleware
+    stack from this list on the first request)."""
+    app = create_app(_settings("info"))
+    left_out = (RequestMetrics, RequestId)
+    app.user_middleware = [m for m in app.user_middleware if m.cls not in left_out]
+    return app
 
 
 @contextlib.contextmanager
@@ -134,6 +153,8 @@ async def run(args: argparse.Namespace) -> dict[str, list[float]]:
         "service /predict": (service("info"), False),
         "service /predict, access log off": (service("warning"), False),
         "service /predict, API_KEY set": (service("info", API_KEY), True),
+        "service /predict, LOG_FORMAT=json": (service("info", log_format="json"), False),
+        "service /predict, no metrics, no ids": (unobserved_service(), False),
         "service /predict, FastAPI's handler": (plain_fastapi_app(_settings("info")), False),
         "fastapi constant": (fastapi_constant(), False),
         "starlette constant": (starlette_constant(), False),
@@ -172,6 +193,8 @@ def main() -> int:
     os.environ.pop("API_KEY", None)
     print_machine(machine_info())
     print(f"{args.rounds} interleaved rounds of {args.requests:,} requests per app")
+    storage = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    print(f"metrics stored in {'files in ' + storage if storage else 'the process'}")
     with stderr_to_file():
         results = asyncio.run(run(args))
     constant = median(results["fastapi constant"])

@@ -367,11 +367,16 @@ def main() -> int:
     servers = {
         s.name: s
         for s in (
-            Server("service", [sys.executable, "-m", "app"], server_env(service_env)),
+            # Each its own metrics port: the default 9464 may be taken (another checkout's server).
+            Server(
+                "service",
+                [sys.executable, "-m", "app"],
+                server_env({**service_env, "METRICS_PORT": str(free_port())}),
+            ),
             Server(
                 "service 2 workers",
                 [sys.executable, "-m", "app"],
-                server_env({**service_env, "WORKERS": "2"}),
+                server_env({**service_env, "WORKERS": "2", "METRICS_PORT": str(free_port())}),
             ),
             Server(
                 "fastapi constant",

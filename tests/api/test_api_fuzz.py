@@ -87,6 +87,8 @@ def test_every_operation_is_fuzzed() -> None:
         "POST /explain",
         "GET /metrics",
         "GET /health",
+        "GET /health/live",
+        "GET /health/ready",
         "GET /model",
         "GET /v2",
         "GET /v2/health/live",

@@ -27,7 +27,7 @@ MAX_BODY_BYTES: Final = 2048
 PACKAGE: Final = "malignancy_predictor_client"
 OPERATIONS: Final = {
     "predictions": {"predict", "predict_batch", "explain", "get_metrics"},
-    "service": {"get_health", "get_model_card"},
+    "service": {"get_health", "get_model_card", "get_liveness", "get_readiness"},
     "open_inference_protocol_v2": {
         "server_metadata",
         "server_live",
@@ -161,7 +161,12 @@ def test_get_metrics(client: Any, direct: httpx.Client, threshold: float | None)
 
 @pytest.mark.parametrize(
     ("name", "path", "model"),
-    [("get_health", "/health", "Health"), ("get_model_card", "/model", "ModelCard")],
+    [
+        ("get_health", "/health", "Health"),
+        ("get_model_card", "/model", "ModelCard"),
+        ("get_liveness", "/health/live", "Liveness"),
+        ("get_readiness", "/health/ready", "Readiness"),
+    ],
 )
 def test_open_operations(
     client: Any, direct: httpx.Client, name: str, path: str, model: str

@@ -1,0 +1,38 @@
+"""Request metrics for Prometheus: count, duration and in-flight requests (app/telemetry.py)."""
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import telemetry
+from app.http.routes import route_template
+
+
+class RequestMetrics:
+    """Pure ASGI middleware recording each HTTP request under its route template, method and
+    status once it has been answered (or has failed: 500, as the server then answers)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        root_path = scope.get("root_path", "")
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        telemetry.IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            telemetry.IN_FLIGHT.dec()
+            route = route_template(scope, root_path)
+            telemetry.record_request(route, scope["method"], status, time.perf_counter() - start)
