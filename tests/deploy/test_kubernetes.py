@@ -10,6 +10,7 @@ period covers the preStop pause plus the drain, and the resources cover the meas
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -224,3 +225,11 @@ def test_service_hpa_and_budget_select_the_deployment(kinds: dict[str, Manifest]
     budget = kinds["PodDisruptionBudget"]["spec"]
     assert budget["selector"]["matchLabels"].items() <= labels.items()
     assert budget["minAvailable"] < hpa["minReplicas"], "a node drain could never evict a pod"
+
+
+def test_the_image_tag_is_the_package_version(container: Manifest) -> None:
+    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert image["name"] == container["image"]
+    assert image["newTag"] == project["version"]
