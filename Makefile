@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve test lint train evaluate bench container-check lock clean
+.PHONY: serve test lint train evaluate bench container-check kube-check lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -59,6 +59,10 @@ bench: $(VENV)/.dev
 ## container-check: build the Dockerfile with buildah and compare its answers with `make serve`'s
 container-check: $(VENV)/.runtime
 	bash scripts/container_check.sh
+
+## kube-check: play deploy/kubernetes/deployment.yaml's pod with podman, on container-check's image
+kube-check: container-check $(VENV)/.dev
+	bash scripts/kube_check.sh
 
 ## lock: re-pin constraints.txt from the dev environment, and the image's hashed runtime lock
 lock: $(VENV)/.dev

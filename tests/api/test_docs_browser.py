@@ -393,3 +393,27 @@ def test_redoc_renders_offline(server_url: str, guarded: GuardedPage) -> None:
         ARTIFACT_DIR.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACT_DIR / "docs-redoc.png")
         guard.assert_clean(page)
+
+
+@pytest.mark.browser
+def test_swagger_ui_shows_the_served_models_answers_as_response_examples(
+    server_url: str, guarded: GuardedPage
+) -> None:
+    """Each documented response of /predict shows its first real example, not a made-up one."""
+    page, guard = guarded.page, guarded.guard
+    spec = fetch_spec(server_url)
+    version = httpx.get(f"{server_url}/health", timeout=10).json()["model_version"]
+    responses = spec["paths"][PREDICT_PATH]["post"]["responses"]
+    with diagnosed(guarded, "docs-response-examples"):
+        page.goto(f"{server_url}/docs")
+        block = operation_block(page, "post", PREDICT_PATH)
+        block.locator(".opblock-summary-control").click()
+        for status, response in responses.items():
+            examples = response["content"]["application/json"]["examples"]
+            row = block.locator(f'tr.response[data-code="{status}"]')
+            expect(row).to_be_visible()
+            shown = json.loads(row.locator(".highlight-code pre").first.inner_text())
+            assert shown == next(iter(examples.values()))["value"], status
+            if status == "200":
+                assert shown["model_version"] == version
+        guard.assert_clean(page)
