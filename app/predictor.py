@@ -215,17 +215,22 @@ class ServedModel:
             }
         )
 
-    def explain(self, row: Row, threshold: float | None) -> Explanation:
+    def explain(
+        self, row: Row, threshold: float | None, confidence: float | None = None
+    ) -> Explanation:
         """The prediction with its exact Shapley values (model/shapley.py): milliseconds of
         NumPy, where `predict` takes microseconds."""
         t = self.default_threshold if threshold is None else threshold
+        c, bounds = self.sets.bounds(confidence)
         e = self.artifact.explain(row)
         p = e.probability
         return Explanation.model_validate(
             {
                 "probability": p,
                 "class": class_name(p, t),
+                "prediction_set": prediction_set(p, bounds),
                 "threshold": t,
+                "confidence": c,
                 "model_version": self.version,
                 "base_value": e.base_probability,
                 "contributions": dict(zip(FEATURE_NAMES, e.phi_probability.tolist(), strict=True)),

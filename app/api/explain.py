@@ -37,7 +37,9 @@ def _answers(context: ExampleContext) -> Mapping[str, Example]:
     answers = {}
     for name, example in EXPLAIN_EXAMPLES.items():
         body = PredictRequest.model_validate(example["value"])
-        answers[name] = Example(example["summary"], context.model.explain(as_row(body), None))
+        answers[name] = Example(
+            example["summary"], context.model.explain(as_row(body), None, body.confidence)
+        )
     return answers
 
 
@@ -60,7 +62,7 @@ async def explain(
     probability. `log_odds` gives the same for the network's log-odds output. It explains this
     model's answer, not the disease, and not causes."""
     model = served_model(request)
-    answer = await run_in_threadpool(model.explain, as_row(body), body.threshold)
+    answer = await run_in_threadpool(model.explain, as_row(body), body.threshold, body.confidence)
     return json_response(answer)
 
 
