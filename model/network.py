@@ -1,23 +1,32 @@
 """A two-layer network: d inputs -> hidden ReLU units -> 1 sigmoid output.
 
-Trained by full-batch gradient descent on the mean binary cross-entropy. Rows are samples, so
-for a batch X of shape (n, d):
+Trained by full-batch gradient descent on the mean binary cross-entropy plus an optional L2
+penalty of strength lambda (`weight_decay`, 0 by default) on the weights, not the biases. Rows
+are samples, so for a batch X of shape (n, d):
 
     Z1 = X W1^T + b1        A1 = relu(Z1)
     z2 = A1 w2 + b2         p  = sigmoid(z2)
-    L  = mean(-y log p - (1 - y) log(1 - p))
+    L  = mean(-y log p - (1 - y) log(1 - p)) + (lambda / 2) (|W1|^2 + |w2|^2)
 
 and backward, with dL/dz2 = (p - y) / n for a sigmoid output under cross-entropy:
 
-    dW2 = dz2^T A1          db2 = sum(dz2)
+    dW2 = dz2^T A1 + lambda W2      db2 = sum(dz2)
     dZ1 = (dz2 w2^T) * [Z1 > 0]
-    dW1 = dZ1^T X           db1 = sum(dZ1, rows)
+    dW1 = dZ1^T X + lambda W1       db1 = sum(dZ1, rows)
+
+(|.|^2 is the sum of squares. Biases are not penalised: shrinking them towards 0 only moves the
+decision boundary, it does not smooth it.) With `early_stopping`, a stratified share
+`validation_fraction` of the training rows is held out; every `validation_every` iterations the
+unpenalised loss on those rows is measured, training stops after `n_iter_no_change` checks
+without an improvement of at least `tol`, and the parameters of the best check are kept
+(`best_iteration_`), as scikit-learn's MLPClassifier does.
 
 `forward` is the first block as written. Training (`loss_and_gradients`, `fit`) runs both blocks
 in `_Trainer`, which computes the same quantities in fewer, allocation-free NumPy calls: at 500
 rows each call costs about as much in overhead as in arithmetic. See `_Trainer` for the layout.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
@@ -53,6 +62,13 @@ class TwoLayerNet:
 
     Initialization follows the article: a legacy NumPy RNG seeded with `seed`, then
     W1 = randn(hidden, d) / sqrt(d), b1 = 0, W2 = randn(1, hidden) / sqrt(hidden), b2 = 0.
+    `weight_decay` and `early_stopping` (see the module docstring) are off by default, and then
+    training is exactly the unregularised full-batch descent. The early-stopping split draws
+    from its own generator seeded with `seed`, so it leaves the initialization unchanged.
+
+    Learned state: W1_, b1_, W2_, b2_, n_features_in_, loss_curve_ (iteration, training
+    objective) and n_iter_ (iterations run); with early stopping also best_iteration_,
+    best_validation_loss_ and validation_curve_ (iteration, validation loss).
     """
 
     def __init__(
@@ -62,12 +78,30 @@ class TwoLayerNet:
         iterations: int = 15000,
         seed: int = 1,
         log_every: int = 100,
+        weight_decay: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        validation_every: int = 100,
+        tol: float = 1e-4,
     ) -> None:
+        if not (weight_decay >= 0.0 and np.isfinite(weight_decay)):
+            raise ValueError("weight_decay must be a finite number >= 0")
+        if not 0.0 < validation_fraction < 1.0:
+            raise ValueError("validation_fraction must lie strictly between 0 and 1")
+        if n_iter_no_change < 1 or validation_every < 1:
+            raise ValueError("n_iter_no_change and validation_every must be at least 1")
         self.hidden = hidden
         self.lr = lr
         self.iterations = iterations
         self.seed = seed
         self.log_every = log_every
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.validation_every = validation_every
+        self.tol = tol
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, n_features: int) -> Self:
@@ -100,7 +134,8 @@ class TwoLayerNet:
         return Z1, z2
 
     def loss_and_gradients(self, X: Array, y: Array) -> tuple[float, Gradients]:
-        """L and its gradients at the current parameters (the computation `fit` repeats)."""
+        """L and its gradients at the current parameters (the computation `fit` repeats),
+        weight decay included."""
         trainer = _Trainer(self, _check_X(X), _check_y(y), lr=1.0)
         with np.errstate(over="ignore"):
             trainer.backprop()
@@ -120,6 +155,11 @@ class TwoLayerNet:
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
         self.init_params(X.shape[1])
         self.loss_curve_: list[tuple[int, float]] = []
+        monitor = None
+        if self.early_stopping:
+            train_idx, valid_idx = self._validation_split(y)
+            monitor = _EarlyStopping(self, X[valid_idx], y[valid_idx])
+            X, y = X[train_idx], y[train_idx]
         trainer = _Trainer(self, X, y, self.lr)
         last = self.iterations - 1
         with np.errstate(over="ignore"):
@@ -130,9 +170,37 @@ class TwoLayerNet:
                     self.loss_curve_.append((i, loss))
                     if progress is not None:
                         progress(i, loss)
+                if (
+                    monitor is not None
+                    and i % self.validation_every == 0
+                    and monitor.check(i, trainer) >= self.n_iter_no_change
+                ):
+                    break
                 trainer.step()
-        self.set_params(*trainer.params())
+        self.n_iter_ = i + 1
+        if monitor is None:
+            self.set_params(*trainer.params())
+        else:  # the parameters of the best check, not of the last step
+            assert monitor.best_params is not None  # iteration 0 is always checked
+            self.set_params(*monitor.best_params)
+            self.best_iteration_ = monitor.best_iteration
+            self.best_validation_loss_ = monitor.best_loss
+            self.validation_curve_ = monitor.curve
         return self
+
+    def _validation_split(self, y: Array) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """Stratified (train, validation) row indices; at least one validation row per class."""
+        rng = np.random.default_rng(self.seed)
+        train: list[NDArray[np.intp]] = []
+        valid: list[NDArray[np.intp]] = []
+        for cls in (0.0, 1.0):
+            rows = rng.permutation(np.flatnonzero(y == cls))
+            if len(rows) < 2:
+                raise ValueError("early stopping needs at least 2 rows of each class")
+            k = min(max(1, round(self.validation_fraction * len(rows))), len(rows) - 1)
+            valid.append(rows[:k])
+            train.append(rows[k:])
+        return np.sort(np.concatenate(train)), np.sort(np.concatenate(valid))
 
     def predict_proba(self, X: ArrayLike) -> Array:
         """P(malignant) for each row of X, shape (n,)."""
@@ -159,6 +227,8 @@ class _Trainer:
       `backprop` under np.errstate(over="ignore").
     - All parameters are views into one vector theta and all gradients into one vector, which
       carries the learning rate from dz2 on: it holds lr * dL/dtheta, and a step subtracts it.
+    - Weight decay adds lr * lambda * theta on the weights' entries: `decay` holds lr * lambda
+      there and 0 on the biases' entries, so it is two more calls, and none when lambda is 0.
     """
 
     __slots__ = (
@@ -168,6 +238,8 @@ class _Trainer:
         "X1",
         "X1T",
         "dW1b",
+        "decay",
+        "decay_term",
         "dw2b",
         "dz2",
         "e",
@@ -179,6 +251,7 @@ class _Trainer:
         "theta",
         "w2_column",
         "w2b",
+        "weight_decay",
         "y",
         "z2",
     )
@@ -205,6 +278,11 @@ class _Trainer:
         self.A1 = self.A1_1[:h]
         self.z2, self.e, self.dz2 = np.empty(n), np.empty(n), np.empty(n)
         self.masked_dz2_X1 = np.empty((h, d + 1))
+        self.weight_decay = net.weight_decay
+        self.decay = np.zeros_like(self.theta)  # lr * lambda on weights, 0 on biases
+        self.decay[:k].reshape(h, d + 1)[:, :-1] = lr * net.weight_decay
+        self.decay[k : k + h] = lr * net.weight_decay
+        self.decay_term = np.empty_like(self.theta)
 
     def backprop(self) -> None:
         """Forward at theta, then lr * dL/dtheta; z2 keeps the logits for `loss`."""
@@ -223,13 +301,25 @@ class _Trainer:
         np.multiply(A1, dz2, out=A1)  # [Z1 > 0] * dz2^T
         np.dot(A1, self.X1, out=self.masked_dz2_X1)  # ([Z1 > 0] * dz2^T) [X 1]
         np.multiply(self.w2_column, self.masked_dz2_X1, out=self.dW1b)  # [dW1 db1] = w2 * that
+        if self.weight_decay:  # + lr lambda [W1 0; w2 0]
+            np.multiply(self.decay, self.theta, out=self.decay_term)
+            np.add(self.lr_grad, self.decay_term, out=self.lr_grad)
 
     def step(self) -> None:
         np.subtract(self.theta, self.lr_grad, out=self.theta)  # theta -= lr * dL/dtheta
 
     def loss(self) -> float:
-        """L at theta as of the last `backprop`, from its logits."""
-        return bce_from_logits(self.z2, self.y)
+        """L at theta as of the last `backprop`, from its logits, plus the L2 penalty."""
+        loss = bce_from_logits(self.z2, self.y)
+        if self.weight_decay:
+            weights = np.concatenate([self.W1b[:, :-1].ravel(), self.w2b[:-1]])
+            loss += 0.5 * self.weight_decay * float(weights @ weights)
+        return loss
+
+    def logits(self, X1T: Array) -> Array:
+        """z2 at theta for other rows, given as [X^T; 1] (early stopping's validation rows)."""
+        A1 = np.maximum(self.W1b @ X1T, 0.0)
+        return np.asarray(A1.T @ self.w2b[:-1] + self.w2b[-1], dtype=np.float64)
 
     def gradients(self) -> Gradients:
         """dL/dtheta as new arrays (for a trainer made with lr = 1)."""
@@ -249,6 +339,33 @@ class _Trainer:
             self.w2b[np.newaxis, :-1].copy(),
             self.w2b[-1:].copy(),
         )
+
+
+class _EarlyStopping:
+    """The validation rows' loss at each check, and the best parameters seen so far."""
+
+    def __init__(self, net: TwoLayerNet, X: Array, y: Array) -> None:
+        self.X1T = np.vstack([X.T, np.ones(len(X))])
+        self.y = y
+        self.tol = net.tol
+        self.best_loss = math.inf
+        self.best_iteration = 0
+        self.best_params: tuple[Array, Array, Array, Array] | None = None
+        self.curve: list[tuple[int, float]] = []
+        self.checks_without_gain = 0
+
+    def check(self, i: int, trainer: _Trainer) -> int:
+        """Record the loss at iteration i; answer how many checks in a row brought no gain."""
+        loss = bce_from_logits(trainer.logits(self.X1T), self.y)
+        self.curve.append((i, loss))
+        if loss < self.best_loss - self.tol or self.best_params is None:
+            self.checks_without_gain = 0
+        else:
+            self.checks_without_gain += 1
+        if loss < self.best_loss:
+            self.best_loss, self.best_iteration = loss, i
+            self.best_params = trainer.params()
+        return self.checks_without_gain
 
 
 def _check_X(X: ArrayLike) -> Array:
