@@ -37,6 +37,8 @@ class Dataset:
     n_rows_read: int
     n_dropped_missing: int
     sha256: str
+    # (n,) 1-based line of each row in the file: the file's order is the order of collection
+    line_numbers: NDArray[np.int64]
 
 
 def _parse_int(text: str, where: str, low: int, high: int) -> int:
@@ -85,6 +87,7 @@ def load_dataset(path: Path = DEFAULT_DATA_PATH) -> Dataset:
         raise DataError(f"{path}: not an ASCII text file (byte {exc.start})") from None
 
     ids: list[int] = []
+    lines: list[int] = []
     rows: list[list[int]] = []
     labels: list[int] = []
     n_read = 0
@@ -95,6 +98,7 @@ def load_dataset(path: Path = DEFAULT_DATA_PATH) -> Dataset:
         parsed = _parse_row(fields, f"{path}:{line_no}")
         if parsed is not None:
             ids.append(parsed[0])
+            lines.append(line_no)
             rows.append(parsed[1])
             labels.append(parsed[2])
     if not rows:
@@ -108,4 +112,5 @@ def load_dataset(path: Path = DEFAULT_DATA_PATH) -> Dataset:
         n_rows_read=n_read,
         n_dropped_missing=n_read - len(rows),
         sha256=hashlib.sha256(raw).hexdigest(),
+        line_numbers=np.asarray(lines, dtype=np.int64),
     )

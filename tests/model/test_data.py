@@ -46,6 +46,17 @@ def test_first_rows_match_the_article(dataset: Dataset) -> None:
 def test_question_mark_rows_are_dropped(tmp_path: Path) -> None:
     data = load_dataset(write(tmp_path, GOOD + "1057013,8,4,5,1,2,?,7,3,1,4\n"))
     assert (data.n_rows_read, data.n_dropped_missing, len(data.y)) == (3, 1, 2)
+    gap = load_dataset(write(tmp_path, "1057013,8,4,5,1,2,?,7,3,1,4\n" + GOOD))
+    assert gap.line_numbers.tolist() == [2, 3]  # rows keep their place in the file
+
+
+def test_line_numbers_skip_the_16_incomplete_rows(dataset: Dataset) -> None:
+    lines = dataset.line_numbers
+    assert len(lines) == len(dataset.y) == 683
+    assert lines[0] == 1
+    assert lines[-1] == 699
+    assert np.all(np.diff(lines) > 0)
+    assert len(np.setdiff1d(np.arange(1, 700), lines)) == 16
 
 
 @pytest.mark.parametrize(
