@@ -48,7 +48,7 @@ lint: $(VENV)/.dev
 train: $(VENV)/.train
 	$(BIN)/python scripts/train.py $(ARGS)
 
-## evaluate: repeated stratified 10-fold cross-validation beside scikit-learn baselines
+## evaluate: CV beside scikit-learn peers, grouped, temporal, conformal, scaling, regularisation (ARGS="--parts cv" for one part)
 evaluate: $(VENV)/.dev
 	$(BIN)/python scripts/evaluate.py $(ARGS)
 
