@@ -698,7 +698,7 @@ def noise_sentence(
     )
     real: list[str] = []
     for model, rule, variant, metric in wide.columns:
-        if (model, rule, variant) == reference or metric not in METRICS:
+        if model == reference[0] or metric not in METRICS:  # the network's other rules too
             continue
         mean, p = corrected_ttest(
             (wide[(model, rule, variant, metric)] - wide[(*reference, metric)]).to_numpy(), ratio
@@ -914,7 +914,8 @@ def report_regularize(df: "pd.DataFrame", run: Run) -> str:
     intro = (
         f"Weight decay and early stopping (10% of the training rows held out, patience 10 "
         f"checks of 100 iterations, best parameters kept), on the first {run.nested_repeats} "
-        f"repeat(s) of the same folds ({n_outer} outer folds). The nested choice picks, in each "
+        f"of the {run.repeats} repeats of the same folds ({n_outer} outer folds; the inner CV "
+        "multiplies the cost). The nested choice picks, in each "
         f"outer training fold, the candidate with the lowest log loss over an inner stratified "
         f"{run.inner_folds}-fold CV of that fold alone, refits it there and scores the held-out "
         f"fold. It picked {picks}."
