@@ -118,7 +118,8 @@ def prediction_set(probability: float, bounds: tuple[float, float]) -> list[Clas
 # Rows scored per matrix product. OpenBLAS splits a product over its threads above about
 # 262,144 multiply-adds (9 x 15 per row: about 1,940 rows); on a machine whose cores are busy,
 # those threads wait on each other. 10,000 rows at once took 12.6 ms, in chunks of 1,024 rows
-# 1.2 ms (fastest of 100 calls, scripts/bench/infer.py measures it), with the same bits.
+# 1.2 ms (fastest of 100 calls, scripts/bench/infer.py measures it). The values agree to the last
+# bit or two: BLAS may take another kernel for a short last chunk.
 SCORE_CHUNK_ROWS: Final = 1024
 
 

@@ -14,10 +14,11 @@ def model() -> ServedModel:
 
 
 @pytest.mark.parametrize("n", [1, SCORE_CHUNK_ROWS, SCORE_CHUNK_ROWS + 1, 10_000])
-def test_score_in_chunks_equals_one_product(model: ServedModel, dataset: Dataset, n: int) -> None:
+def test_score_in_chunks_matches_one_product(model: ServedModel, dataset: Dataset, n: int) -> None:
     X = dataset.X[np.arange(n) % len(dataset.X)]
     scored = model.score(X, None)
-    np.testing.assert_array_equal(scored.probabilities, model.artifact.predict_proba(X))
+    # BLAS may take another kernel for a short last chunk: equal to the last bit or two.
+    np.testing.assert_allclose(scored.probabilities, model.artifact.predict_proba(X), rtol=1e-14)
     assert scored.threshold == model.default_threshold
     np.testing.assert_array_equal(scored.malignant, scored.probabilities > 0.2)
 
