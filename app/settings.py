@@ -177,7 +177,6 @@ class Settings(BaseSettings):
         description="Largest /v2 infer request body in bytes; larger bodies get 413.",
     )
 
-    @field_validator("log_level", mode="before")
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_case_word(cls, value: object) -> object:
