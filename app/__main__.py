@@ -61,7 +61,7 @@ def help_text() -> str:
         "",
     ]
     for name, field in Settings.model_fields.items():
-        default = "unset" if field.default is None else str(field.default)
+        default = "unset" if field.default in (None, "", ()) else str(field.default)
         lines.append(f"  {name.upper():<24} {default}")
         lines.append(f"      {field.description}")
     return "\n".join(lines)
