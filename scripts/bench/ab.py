@@ -23,7 +23,7 @@ from model.artifact import DEFAULT_ARTIFACT_PATH
 from scripts.bench.common import REPO_ROOT, machine_info, median, print_machine, write_json
 from scripts.bench.http_load import LUA_TEMPLATE, Server, bodies, check_alive, run_wrk, running
 from scripts.cli import OneLineParser, positive_float, positive_int
-from tests.live_server import LOOPBACK, server_env
+from tests.live_server import LOOPBACK, free_port, server_env
 
 SCENARIOS: Final = ((1, 1), (1, 8), (1, 64), (2, 64))  # (workers, connections)
 
@@ -33,6 +33,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--against", type=Path, required=True, help="the other checkout")
     p.add_argument("--duration", type=positive_float, default=5.0, help="seconds per wrk run")
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
+    p.add_argument(
+        "--against-model",
+        type=Path,
+        help="the artifact the other checkout serves (default: this checkout's), for a checkout "
+        "whose code reads another artifact format",
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     python = args.against / ".venv" / "bin" / "python"
@@ -41,13 +47,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def servers(against: Path) -> dict[str, Server]:
-    env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(DEFAULT_ARTIFACT_PATH)}
+def servers(against: Path, against_model: Path | None) -> dict[str, Server]:
+    models = {"this": DEFAULT_ARTIFACT_PATH, "against": against_model or DEFAULT_ARTIFACT_PATH}
     python = {"this": (sys.executable, REPO_ROOT), "against": (".venv/bin/python", against)}
     found = {}
     for side, (interpreter, where) in python.items():
         for workers in (1, 2):
             command = [str(where.resolve() / interpreter), "-m", "app"]  # the venv, unresolved
+            env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(models[side].resolve())}
+            # Each its own Prometheus port (a checkout without one ignores the variable).
+            env["METRICS_PORT"] = str(free_port())
             run_env = server_env({**env, "WORKERS": str(workers)})
             name = f"{side} {workers}w"
             found[name] = Server(name, command, run_env, cwd=where.resolve())
@@ -70,7 +79,7 @@ def main() -> int:
         lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
         # Each side runs from its own directory, so each serves its own code.
         started = {}
-        for name, server in servers(args.against).items():
+        for name, server in servers(args.against, args.against_model).items():
             started[name] = stack.enter_context(running(server, Path(tmp)))
         for server in started.values():
             run_wrk(server.url + "/predict", lua, 8, 1)  # warm-up
