@@ -10,7 +10,8 @@ from app.http.routes import route_template
 
 class RequestMetrics:
     """Pure ASGI middleware recording each HTTP request under its route template, method and
-    status once it has been answered (or has failed: 500, as the server then answers)."""
+    status once it has been answered (or has failed: 500, as the server then answers), in this
+    worker's tally (app/telemetry.py), which writes it to the shared values soon after."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -29,10 +30,10 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        telemetry.IN_FLIGHT.inc()
+        tally = telemetry.TALLY
+        tally.started()
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            telemetry.IN_FLIGHT.dec()
             route = route_template(scope, root_path)
-            telemetry.record_request(route, scope["method"], status, time.perf_counter() - start)
+            tally.finished(route, scope["method"], status, time.perf_counter() - start)
