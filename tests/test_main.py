@@ -1,8 +1,9 @@
 """app/main.py: what the factory turns off, seen from outside.
 
 FastAPI's native OpenTelemetry hooks start a span for each request once a global tracer
-provider is configured, and check for one on every request; the service turns them off (a cost per request, no SDK installed). Run
-in a fresh interpreter, since a process may set its global tracer provider only once.
+provider is configured, and check for one on every request; the service turns them off (a
+cost per request, and no SDK is installed). Run in a fresh interpreter, since a process may
+set its global tracer provider only once.
 """
 
 import json
