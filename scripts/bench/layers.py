@@ -1,0 +1,213 @@
+"""What each layer of /predict costs, in instructions counted by valgrind: a figure a shared,
+noisy machine cannot move.
+
+    python -m scripts.bench.layers [--requests N] [--jobs J]
+
+Each variant runs in a child process under `valgrind --tool=cachegrind --cache-sim=no` twice,
+answering WARM requests and then WARM + N, and the difference over N is what one request costs
+(imports, startup and the model's loading cancel out). The variants:
+  - the service's app as `create_app` builds it (the access log on), called in process with the
+    docs page's benign /predict, as scripts/bench/asgi.py calls it;
+  - the same without one of its middlewares (the Prometheus one also without the prediction
+    counter its route adds), which says what that layer costs;
+  - the same with FastAPI's native OpenTelemetry hooks on (FastAPI's default; app/main.py turns
+    them off);
+  - uvicorn's HttpToolsProtocol and app/http/protocol.py's GuardedHttpToolsProtocol parsing the
+    same request on one keep-alive connection to an app answering at once
+    (scripts/bench/protocol.py's harness): the server's share, and what the edge limits add.
+Instructions are not time (a system call counts only its user-space side, a cache miss nothing),
+but they rank and size pure-Python costs without noise; scripts/bench/ab.py measures the whole.
+Under valgrind a program runs about 50 times slower, so the metrics tally's 10 ms flush interval
+is stretched to 0.5 s, as many requests per flush as at full speed. Needs Debian's valgrind.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from scripts.cli import OneLineParser, positive_int
+
+WARM: Final = 20
+VALGRIND_SLOWDOWN: Final = 50
+SERVICE: Final = "service /predict"
+MIDDLEWARES: Final = (
+    "RequestId",
+    "AccessLog",
+    "RequestMetrics",
+    "ProtocolErrorShape",
+    "BodySizeLimit",
+    "IdentityContentEncoding",
+    "StrictQuery",
+)
+TELEMETRY_ON: Final = "service /predict, FastAPI's telemetry on"
+PLAIN_PROTOCOL: Final = "uvicorn HttpToolsProtocol"
+EDGE_PROTOCOL: Final = "GuardedHttpToolsProtocol"
+VARIANTS: Final = (
+    SERVICE,
+    *(f"service /predict without {name}" for name in MIDDLEWARES),
+    TELEMETRY_ON,
+    PLAIN_PROTOCOL,
+    EDGE_PROTOCOL,
+)
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+_REFS: Final = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def service_app(without: str | None = None, telemetry_on: bool = False) -> "FastAPI":
+    """The service's app, optionally without one middleware class or with FastAPI's telemetry."""
+    from fastapi import FastAPI
+
+    import app.main
+    from app import telemetry
+    from scripts.bench import asgi
+
+    telemetry.TALLY.flush_seconds *= VALGRIND_SLOWDOWN
+    if telemetry_on:
+        app.main.FASTAPI_TELEMETRY_OFF = {}  # type: ignore[misc]
+    built = asgi.service("info")
+    assert isinstance(built, FastAPI)
+    if without is not None:
+        built.user_middleware = [
+            m for m in built.user_middleware if getattr(m.cls, "__name__", "") != without
+        ]
+        if without == "RequestMetrics":
+            telemetry.record_prediction = lambda route, class_name: None
+    return built
+
+
+async def run_app(built: Any, count: int) -> None:
+    from scripts.bench import asgi
+
+    lifespan = await asgi.start(built)
+    template = asgi.scope(False)
+    for _ in range(count):
+        if await asgi.request(built, template) != 200:
+            raise SystemExit("scripts.bench.layers: /predict did not answer 200")
+    lifespan.cancel()
+
+
+async def run_protocol(edge: bool, count: int) -> None:
+    from uvicorn import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from app.http.protocol import EdgeConfig, EdgeLimits, GuardedHttpToolsProtocol
+    from scripts.bench.protocol import answer, per_request_us
+
+    protocol: type[HttpToolsProtocol] = GuardedHttpToolsProtocol if edge else HttpToolsProtocol
+    config = (
+        EdgeConfig(answer, limits=EdgeLimits(), log_config=None)
+        if edge
+        else Config(answer, log_config=None)
+    )
+    config.load()
+    await per_request_us(protocol, config, count)
+
+
+def child(variant: str, count: int) -> None:
+    """Answer `count` requests of `variant` (run under valgrind by the parent)."""
+    with tempfile.TemporaryFile("w", buffering=1) as log:
+        sys.stderr = log  # the access log, as a server's would go to its log
+        if variant in (PLAIN_PROTOCOL, EDGE_PROTOCOL):
+            asyncio.run(run_protocol(variant == EDGE_PROTOCOL, count))
+            return
+        without = variant.removeprefix("service /predict without ")
+        built = service_app(
+            without=None if without == variant else without,
+            telemetry_on=variant == TELEMETRY_ON,
+        )
+        asyncio.run(run_app(built, count))
+
+
+def instructions(variant: str, count: int) -> int:
+    """The instructions a child answering `count` requests of `variant` executed."""
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "valgrind.log"
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PROMETHEUS_MULTIPROC_DIR": scratch}
+        command = [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            f"--log-file={log}",
+            sys.executable,
+            "-m",
+            "scripts.bench.layers",
+            "--child",
+            variant,
+            "--count",
+            str(count),
+        ]
+        subprocess.run(command, env=env, check=True, timeout=1800, stdout=subprocess.DEVNULL)
+        found = _REFS.search(log.read_text())
+    if found is None:
+        raise SystemExit(f"scripts.bench.layers: valgrind gave no count for {variant}")
+    return int(found.group(1).replace(",", ""))
+
+
+def per_request(variant: str, n: int) -> float:
+    return (instructions(variant, WARM + n) - instructions(variant, WARM)) / n
+
+
+def parse_args() -> argparse.Namespace:
+    p = OneLineParser(prog="scripts.bench.layers", description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=positive_int, default=2000, help="requests counted")
+    p.add_argument("--jobs", type=positive_int, default=2, help="variants measured at once")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    p.add_argument("--count", type=positive_int, default=1, help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+def print_table(results: dict[str, float]) -> None:
+    service = results[SERVICE]
+    print("| variant | instructions per request | service minus this | % of the service's |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, value in results.items():
+        if name in (PLAIN_PROTOCOL, EDGE_PROTOCOL):
+            continue
+        delta = service - value
+        print(f"| {name} | {value:,.0f} | {delta:,.0f} | {100 * delta / service:.1f} |")
+    plain, edge = results[PLAIN_PROTOCOL], results[EDGE_PROTOCOL]
+    print("\n| server protocol, one keep-alive request | instructions per request |")
+    print("| --- | ---: |")
+    print(f"| {PLAIN_PROTOCOL} | {plain:,.0f} |")
+    print(f"| {EDGE_PROTOCOL} | {edge:,.0f} |")
+    whole = service + plain
+    print(
+        f"\nthe edge limits add {edge - plain:,.0f} instructions a request: "
+        f"{100 * (edge - plain) / whole:.1f}% of a /predict with uvicorn's protocol "
+        f"({whole:,.0f} = service + protocol)"
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    if args.child is not None:
+        child(args.child, args.count)
+        return 0
+    if shutil.which("valgrind") is None:
+        raise SystemExit("scripts.bench.layers: needs valgrind (apt-get install valgrind)")
+    print(f"{args.requests:,} requests per variant, instructions counted by valgrind\n")
+    measure: Callable[[str], float] = lambda variant: per_request(variant, args.requests)  # noqa: E731
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = dict(zip(VARIANTS, pool.map(measure, VARIANTS), strict=True))
+    print_table(results)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
