@@ -363,16 +363,22 @@ def _json_array(tensor: _Tensor, header: bytes) -> tuple[NDArray[Any], bool]:
     if _array_boolean(header) and bool in set(map(type, flat)):
         raise V2Error(f"{tensor.where}.data must hold only numbers, not booleans")
     try:
-        # array("q") takes Python ints only (no float, string or null) at C speed: the common
-        # case, about four times faster than letting NumPy infer the type of each value.
-        ints = np.frombuffer(array.array("q", flat), dtype=np.int64)
-    except (TypeError, OverflowError):
+        # bytearray takes Python ints 0..255 only (no float, string or null; booleans are
+        # refused above), converting a list at C speed: the common case, where every score
+        # is 1..10. 90,000 values took 0.45 ms, against 1.9 to 3.5 ms with array("q") and
+        # 2.4 ms with np.array(dtype=int64); tests/api/test_v2_fast_paths.py guards it.
+        ints = np.frombuffer(bytearray(flat), dtype=np.uint8)
+    except (TypeError, ValueError):
         pass
     else:
         # A few values are checked faster by Python's min and max than by two NumPy reductions
         # (about 2 us against 10 for one row); many, by NumPy.
         small = len(flat) <= _SMALL_TENSOR
         return ints, small and min(flat) >= SCORE_MIN and max(flat) <= SCORE_MAX
+    try:  # larger or negative integers: outside 1..10, and named by _checked
+        return np.frombuffer(array.array("q", flat), dtype=np.int64), False
+    except (TypeError, OverflowError):
+        pass
     if not set(map(type, flat)) <= {int, float}:
         raise V2Error(
             f"{tensor.where}.data must hold only numbers (no strings, booleans, nulls or lists)"

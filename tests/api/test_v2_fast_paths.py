@@ -1,6 +1,7 @@
 """The V2 infer route's fast paths give the answers of the plain code they replace.
 
 - app/api/v2.py `binary_body`: a large binary body is read into one memory map;
+- app/v2/codec.py `_json_array`: JSON scores converted through bytearray;
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from starlette.requests import Request
 
 from app.api.v2 import binary_body
 from app.predictor import ServedModel
+from app.v2.codec import InferRequest, V2Error, decode_request
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact
 from model.data import Dataset
 from tests.api.v2_protocol import split_binary
@@ -101,3 +103,53 @@ def test_a_large_binary_request_over_http(
     short = client.post(INFER, content=text + raw[:-8], headers=headers)
     assert short.status_code == 400
     assert "ends before its binary data" in short.json()["error"]
+
+
+# -- JSON data -------------------------------------------------------------------------------
+def _decode(data: list[Any], n: int) -> InferRequest:
+    body = {"inputs": [{"name": "scores", "shape": [n, 9], "datatype": "INT64", "data": data}]}
+    return decode_request(
+        json.dumps(body).encode(), None, model_name=MODEL, model_version="v", max_rows=1000
+    )
+
+
+@pytest.mark.parametrize("n", [1, 40])  # Python's min and max, and NumPy's, check the values
+def test_json_scores_convert_exactly(dataset: Dataset, n: int) -> None:
+    X = _rows(dataset, n)
+    np.testing.assert_array_equal(_decode(X.ravel().tolist(), n).rows, X)
+    nested = _decode(X.tolist(), n).rows
+    np.testing.assert_array_equal(nested, X)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (0, "element 5 (row 0, bare_nuclei) must be a whole number from 1 to 10"),
+        (11, "element 5 (row 0, bare_nuclei) must be a whole number"),
+        (255, "element 5 (row 0, bare_nuclei) must be a whole number"),
+        (256, "element 5 (row 0, bare_nuclei) must be a whole number"),  # past a byte
+        (-1, "element 5 (row 0, bare_nuclei) must be a whole number"),
+        (2**63, "element 5 (row 0, bare_nuclei) must be a whole number"),
+        (2**70, "element 5 (row 0, bare_nuclei) must be a whole number"),
+        (1.5, "element 5 (row 0, bare_nuclei) must be a whole number"),
+        (True, "must hold only numbers, not booleans"),
+        (None, "must hold only numbers (no strings, booleans, nulls or lists)"),
+        ("3", "must hold only numbers (no strings, booleans, nulls or lists)"),
+        ([3], "must hold only numbers (no strings, booleans, nulls or lists)"),
+    ],
+)
+@pytest.mark.parametrize("n", [1, 40])
+def test_json_scores_refused_as_before(value: Any, words: str, n: int) -> None:
+    data: list[Any] = [5] * (9 * n)
+    data[5] = value
+    with pytest.raises(V2Error) as refused:
+        _decode(data, n)
+    assert words in str(refused.value)
+    assert refused.value.status == 400
+
+
+def test_whole_floats_are_scores() -> None:
+    data: list[Any] = [5] * 360
+    data[7] = 3.0
+    rows = _decode(data, 40).rows
+    assert rows[0, 7] == 3
