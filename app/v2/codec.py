@@ -33,7 +33,7 @@ import pydantic_core
 from numpy.typing import NDArray
 
 from app.predictor import Scored
-from model.features import FEATURE_NAMES, N_FEATURES, SCORE_MAX, SCORE_MIN
+from model.features import CLASS_NAMES, FEATURE_NAMES, N_FEATURES, SCORE_MAX, SCORE_MIN
 
 SCORES_INPUT: Final = "scores"
 PROBABILITY_OUTPUT: Final = "probability"
@@ -71,11 +71,6 @@ _PRINTABLE_KEY: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _JSON_SPACE: Final = b" \t\r\n"
 _SMALL_TENSOR: Final = 256  # values
 _VALUE_RULE: Final = f"a whole number from {SCORE_MIN} to {SCORE_MAX}"
-# Each BYTES element in binary form: its length as a little-endian uint32, then its bytes.
-_CLASS_ELEMENTS: Final = np.array(
-    [len(n).to_bytes(4, "little") + n.encode() for n in ("benign", "malignant")], dtype=object
-)
-_CLASS_STRINGS: Final = np.array(["benign", "malignant"], dtype=object)
 _NO_ROWS: Final = np.empty((0, N_FEATURES), dtype=np.int64)
 
 
@@ -468,10 +463,18 @@ def encode_response(
     scored: Scored, request: InferRequest, *, model_name: str, model_version: str
 ) -> Encoded:
     """The inference response: JSON, followed by the binary outputs (in output order) if any
-    output was asked for as binary."""
+    output was asked for as binary.
+
+    The JSON is pydantic_core.to_json's of the response, byte for byte. From _SPLICED_ROWS
+    rows, a JSON class tensor's data is written by `_class_run` and spliced in as the tensor's
+    last field: 0.05 ms instead of 0.6 for 10,000 rows (to_json of 10,000 strings), 34% fewer
+    instructions for a 10,000-row JSON request with the JSON-data change in _json_array.
+    tests/api/test_v2_fast_paths.py checks the bytes against to_json's.
+    """
     n = len(scored.probabilities)
     outputs: list[dict[str, Any]] = []
     binary_parts: list[bytes] = []
+    spliced: dict[int, bytes] = {}  # the JSON data of outputs[i], written by _class_run
     for output in request.outputs:
         if output.name == PROBABILITY_OUTPUT:
             tensor: dict[str, Any] = {"name": output.name, "datatype": "FP64", "shape": [n]}
@@ -481,11 +484,12 @@ def encode_response(
                 tensor["data"] = scored.probabilities.tolist()
         else:
             tensor = {"name": output.name, "datatype": "BYTES", "shape": [n]}
-            index = scored.malignant.view(np.uint8)
             if output.binary:
-                binary_parts.append(b"".join(_CLASS_ELEMENTS[index].tolist()))
+                binary_parts.append(_class_run(scored.malignant, _CLASS_ELEMENT_TABLE))
+            elif n < _SPLICED_ROWS:
+                tensor["data"] = [CLASS_NAMES[m] for m in scored.malignant.tolist()]
             else:
-                tensor["data"] = _CLASS_STRINGS[index].tolist()
+                spliced[len(outputs)] = _class_run(scored.malignant, _CLASS_JSON_TABLE)[:-1]
         if output.binary:
             tensor["parameters"] = {"binary_data_size": len(binary_parts[-1])}
         outputs.append(tensor)
@@ -493,8 +497,58 @@ def encode_response(
     if request.id is not None:
         response["id"] = request.id
     response["parameters"] = {THRESHOLD: scored.threshold}
-    response["outputs"] = outputs
-    header = pydantic_core.to_json(response)
+    if spliced:
+        # {...,"outputs":[...]}, as to_json writes a response whose last field is outputs,
+        # and a spliced tensor {...,"data":[...]}, as it writes one whose last field is data
+        texts = [
+            pydantic_core.to_json(t)
+            if i not in spliced
+            else b"".join([pydantic_core.to_json(t)[:-1], b',"data":[', spliced[i], b"]}"])
+            for i, t in enumerate(outputs)
+        ]
+        head = pydantic_core.to_json(response)[:-1]
+        header = b"".join([head, b',"outputs":[', b",".join(texts), b"]}"])
+    else:
+        response["outputs"] = outputs
+        header = pydantic_core.to_json(response)
     if not binary_parts:
         return Encoded(header, None)
     return Encoded(b"".join([header, *binary_parts]), len(header))
+
+
+def _class_table(benign: bytes, malignant: bytes) -> NDArray[np.object_]:
+    """The text of every run of _CLASS_RUN rows, by their classes as bits (the first row the
+    highest bit): entry 0b10000000 is `malignant` then seven `benign`."""
+    elements = (benign, malignant)
+    return np.array(
+        [
+            b"".join(elements[code >> (_CLASS_RUN - 1 - i) & 1] for i in range(_CLASS_RUN))
+            for code in range(1 << _CLASS_RUN)
+        ]
+        + list(elements),  # entries 256 and 257: one row, for the last n % 8
+        dtype=object,
+    )
+
+
+# Rows whose classes one table entry spells: np.packbits makes each run of 8 one index, so a
+# 10,000-row class tensor is 1,250 parts to join instead of 10,000 (0.06 ms instead of 0.33),
+# and 100,000 rows need 1 MB of bytes.join's per-part records instead of 9.9 MB.
+_CLASS_RUN: Final = 8
+# Rows from which a JSON class tensor is spliced in: fewer cost less through to_json.
+_SPLICED_ROWS: Final = 64
+# Each BYTES element in binary form: its length as a little-endian uint32, then its bytes; in
+# JSON, the string and a comma.
+_CLASS_ELEMENT_TABLE: Final = _class_table(
+    *(len(name).to_bytes(4, "little") + name.encode() for name in CLASS_NAMES)
+)
+_CLASS_JSON_TABLE: Final = _class_table(*(f'"{name}",'.encode() for name in CLASS_NAMES))
+
+
+def _class_run(malignant: NDArray[np.bool_], table: NDArray[np.object_]) -> bytes:
+    """The classes' elements, concatenated: runs of _CLASS_RUN rows looked up as one."""
+    whole = len(malignant) - len(malignant) % _CLASS_RUN
+    last = malignant[whole:].astype(np.intp) + (1 << _CLASS_RUN)
+    if not whole:  # a few rows, one request of one row among them
+        return b"".join(table[last].tolist())
+    codes = np.packbits(malignant[:whole]).astype(np.intp)
+    return b"".join(table[np.concatenate([codes, last])].tolist())
