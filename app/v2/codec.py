@@ -20,9 +20,10 @@ echoed: only names this server defines, and keys that look like identifiers.
 
 import array
 import itertools
+import mmap
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 from typing import Any, Final
 
@@ -32,7 +33,7 @@ import pydantic_core
 from numpy.typing import NDArray
 
 from app.predictor import Scored
-from model.features import FEATURE_NAMES, N_FEATURES, SCORE_MAX, SCORE_MIN
+from model.features import CLASS_NAMES, FEATURE_NAMES, N_FEATURES, SCORE_MAX, SCORE_MIN
 
 SCORES_INPUT: Final = "scores"
 PROBABILITY_OUTPUT: Final = "probability"
@@ -70,11 +71,11 @@ _PRINTABLE_KEY: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _JSON_SPACE: Final = b" \t\r\n"
 _SMALL_TENSOR: Final = 256  # values
 _VALUE_RULE: Final = f"a whole number from {SCORE_MIN} to {SCORE_MAX}"
-# Each BYTES element in binary form: its length as a little-endian uint32, then its bytes.
-_CLASS_ELEMENTS: Final = np.array(
-    [len(n).to_bytes(4, "little") + n.encode() for n in ("benign", "malignant")], dtype=object
-)
-_CLASS_STRINGS: Final = np.array(["benign", "malignant"], dtype=object)
+_NO_ROWS: Final = np.empty((0, N_FEATURES), dtype=np.int64)
+
+
+# A request body: bytes, or (binary tensors) a buffer the body was read into.
+Body = bytes | bytearray | mmap.mmap
 
 
 class V2Error(ValueError):
@@ -98,6 +99,12 @@ class InferRequest:
     outputs: tuple[RequestedOutput, ...]
     id: str | None
 
+    def without_rows(self) -> "InferRequest":
+        """The request for `encode_response`, which needs no rows: binary rows are a view of
+        the body, which dropping them frees (7.2 MB at 100,000 INT64 rows) before the answer is
+        built."""
+        return replace(self, rows=_NO_ROWS)
+
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
@@ -109,7 +116,7 @@ class Encoded:
 
 # -- requests ----------------------------------------------------------------------------------
 def decode_request(
-    body: bytes,
+    body: Body,
     header_length: str | None,
     *,
     model_name: str,
@@ -119,7 +126,12 @@ def decode_request(
     """The validated request in `body`; `header_length` is the Inference-Header-Content-Length
     header's value, if it was sent."""
     json_end = _json_length(body, header_length)
-    request = _parse_json(body[:json_end] if json_end < len(body) else body)
+    header = (
+        body
+        if isinstance(body, bytes) and json_end == len(body)
+        else bytes(memoryview(body)[:json_end])
+    )
+    request = _parse_json(header)
     if not isinstance(request, dict):
         raise V2Error("the inference request must be a JSON object")
     _only_keys(request, _REQUEST_KEYS, "the inference request")
@@ -131,12 +143,12 @@ def decode_request(
     parameters = _parameters(request.get("parameters"), "parameters")
     threshold = _threshold(parameters)
     binary_default = _flag(parameters, "binary_data_output", "parameters")
-    rows = _rows(request.get("inputs"), body, json_end, max_rows)
+    rows = _rows(request.get("inputs"), body, header, max_rows)
     outputs = _requested_outputs(request.get("outputs"), binary_default)
     return InferRequest(rows, threshold, outputs, request_id)
 
 
-def _json_length(body: bytes, header_length: str | None) -> int:
+def _json_length(body: Body, header_length: str | None) -> int:
     if header_length is None:
         return len(body)
     value = header_length.strip()
@@ -220,13 +232,13 @@ class _Tensor:
     binary_size: int | None
 
 
-def _rows(inputs: object, body: bytes, json_end: int, max_rows: int) -> NDArray[Any]:
+def _rows(inputs: object, body: Body, header: bytes, max_rows: int) -> NDArray[Any]:
     if not isinstance(inputs, list) or not inputs:
         raise V2Error("inputs must be a non-empty list of input tensors")
     tensors = [_tensor(i, item) for i, item in enumerate(inputs)]
     names = [t.name for t in tensors]
     n = _layout(tensors, names, max_rows)
-    arrays = _tensor_arrays(tensors, body, json_end)
+    arrays = _tensor_arrays(tensors, body, header)
     if names == [SCORES_INPUT]:
         rows = arrays[0].reshape(n, N_FEATURES)
     else:
@@ -301,12 +313,12 @@ def _layout(tensors: Sequence[_Tensor], names: list[str], max_rows: int) -> int:
     return n
 
 
-def _tensor_arrays(tensors: Sequence[_Tensor], body: bytes, json_end: int) -> list[NDArray[Any]]:
+def _tensor_arrays(tensors: Sequence[_Tensor], body: Body, header: bytes) -> list[NDArray[Any]]:
     arrays = []
-    offset = json_end
+    offset = len(header)
     for tensor in tensors:
         if tensor.binary_size is None:
-            array, checked = _json_array(tensor, body[:json_end])
+            array, checked = _json_array(tensor, header)
             arrays.append(array if checked else _checked(tensor, array))
             continue
         expected = prod(tensor.shape) * tensor.dtype.itemsize
@@ -346,16 +358,22 @@ def _json_array(tensor: _Tensor, header: bytes) -> tuple[NDArray[Any], bool]:
     if _array_boolean(header) and bool in set(map(type, flat)):
         raise V2Error(f"{tensor.where}.data must hold only numbers, not booleans")
     try:
-        # array("q") takes Python ints only (no float, string or null) at C speed: the common
-        # case, about four times faster than letting NumPy infer the type of each value.
-        ints = np.frombuffer(array.array("q", flat), dtype=np.int64)
-    except (TypeError, OverflowError):
+        # bytearray takes Python ints 0..255 only (no float, string or null; booleans are
+        # refused above), converting a list at C speed: the common case, where every score
+        # is 1..10. 90,000 values took 0.45 ms, against 1.9 to 3.5 ms with array("q") and
+        # 2.4 ms with np.array(dtype=int64); tests/api/test_v2_fast_paths.py guards it.
+        ints = np.frombuffer(bytearray(flat), dtype=np.uint8)
+    except (TypeError, ValueError):
         pass
     else:
         # A few values are checked faster by Python's min and max than by two NumPy reductions
         # (about 2 us against 10 for one row); many, by NumPy.
         small = len(flat) <= _SMALL_TENSOR
         return ints, small and min(flat) >= SCORE_MIN and max(flat) <= SCORE_MAX
+    try:  # larger or negative integers: outside 1..10, and named by _checked
+        return np.frombuffer(array.array("q", flat), dtype=np.int64), False
+    except (TypeError, OverflowError):
+        pass
     if not set(map(type, flat)) <= {int, float}:
         raise V2Error(
             f"{tensor.where}.data must hold only numbers (no strings, booleans, nulls or lists)"
@@ -445,10 +463,18 @@ def encode_response(
     scored: Scored, request: InferRequest, *, model_name: str, model_version: str
 ) -> Encoded:
     """The inference response: JSON, followed by the binary outputs (in output order) if any
-    output was asked for as binary."""
+    output was asked for as binary.
+
+    The JSON is pydantic_core.to_json's of the response, byte for byte. From _SPLICED_ROWS
+    rows, a JSON class tensor's data is written by `_class_run` and spliced in as the tensor's
+    last field: 0.05 ms instead of 0.6 for 10,000 rows (to_json of 10,000 strings), 34% fewer
+    instructions for a 10,000-row JSON request with the JSON-data change in _json_array.
+    tests/api/test_v2_fast_paths.py checks the bytes against to_json's.
+    """
     n = len(scored.probabilities)
     outputs: list[dict[str, Any]] = []
     binary_parts: list[bytes] = []
+    spliced: dict[int, bytes] = {}  # the JSON data of outputs[i], written by _class_run
     for output in request.outputs:
         if output.name == PROBABILITY_OUTPUT:
             tensor: dict[str, Any] = {"name": output.name, "datatype": "FP64", "shape": [n]}
@@ -458,11 +484,12 @@ def encode_response(
                 tensor["data"] = scored.probabilities.tolist()
         else:
             tensor = {"name": output.name, "datatype": "BYTES", "shape": [n]}
-            index = scored.malignant.view(np.uint8)
             if output.binary:
-                binary_parts.append(b"".join(_CLASS_ELEMENTS[index].tolist()))
+                binary_parts.append(_class_run(scored.malignant, _CLASS_ELEMENT_TABLE))
+            elif n < _SPLICED_ROWS:
+                tensor["data"] = [CLASS_NAMES[m] for m in scored.malignant.tolist()]
             else:
-                tensor["data"] = _CLASS_STRINGS[index].tolist()
+                spliced[len(outputs)] = _class_run(scored.malignant, _CLASS_JSON_TABLE)[:-1]
         if output.binary:
             tensor["parameters"] = {"binary_data_size": len(binary_parts[-1])}
         outputs.append(tensor)
@@ -470,8 +497,58 @@ def encode_response(
     if request.id is not None:
         response["id"] = request.id
     response["parameters"] = {THRESHOLD: scored.threshold}
-    response["outputs"] = outputs
-    header = pydantic_core.to_json(response)
+    if spliced:
+        # {...,"outputs":[...]}, as to_json writes a response whose last field is outputs,
+        # and a spliced tensor {...,"data":[...]}, as it writes one whose last field is data
+        texts = [
+            pydantic_core.to_json(t)
+            if i not in spliced
+            else b"".join([pydantic_core.to_json(t)[:-1], b',"data":[', spliced[i], b"]}"])
+            for i, t in enumerate(outputs)
+        ]
+        head = pydantic_core.to_json(response)[:-1]
+        header = b"".join([head, b',"outputs":[', b",".join(texts), b"]}"])
+    else:
+        response["outputs"] = outputs
+        header = pydantic_core.to_json(response)
     if not binary_parts:
         return Encoded(header, None)
     return Encoded(b"".join([header, *binary_parts]), len(header))
+
+
+def _class_table(benign: bytes, malignant: bytes) -> NDArray[np.object_]:
+    """The text of every run of _CLASS_RUN rows, by their classes as bits (the first row the
+    highest bit): entry 0b10000000 is `malignant` then seven `benign`."""
+    elements = (benign, malignant)
+    return np.array(
+        [
+            b"".join(elements[code >> (_CLASS_RUN - 1 - i) & 1] for i in range(_CLASS_RUN))
+            for code in range(1 << _CLASS_RUN)
+        ]
+        + list(elements),  # entries 256 and 257: one row, for the last n % 8
+        dtype=object,
+    )
+
+
+# Rows whose classes one table entry spells: np.packbits makes each run of 8 one index, so a
+# 10,000-row class tensor is 1,250 parts to join instead of 10,000 (0.06 ms instead of 0.33),
+# and 100,000 rows need 1 MB of bytes.join's per-part records instead of 9.9 MB.
+_CLASS_RUN: Final = 8
+# Rows from which a JSON class tensor is spliced in: fewer cost less through to_json.
+_SPLICED_ROWS: Final = 64
+# Each BYTES element in binary form: its length as a little-endian uint32, then its bytes; in
+# JSON, the string and a comma.
+_CLASS_ELEMENT_TABLE: Final = _class_table(
+    *(len(name).to_bytes(4, "little") + name.encode() for name in CLASS_NAMES)
+)
+_CLASS_JSON_TABLE: Final = _class_table(*(f'"{name}",'.encode() for name in CLASS_NAMES))
+
+
+def _class_run(malignant: NDArray[np.bool_], table: NDArray[np.object_]) -> bytes:
+    """The classes' elements, concatenated: runs of _CLASS_RUN rows looked up as one."""
+    whole = len(malignant) - len(malignant) % _CLASS_RUN
+    last = malignant[whole:].astype(np.intp) + (1 << _CLASS_RUN)
+    if not whole:  # a few rows, one request of one row among them
+        return b"".join(table[last].tolist())
+    codes = np.packbits(malignant[:whole]).astype(np.intp)
+    return b"".join(table[np.concatenate([codes, last])].tolist())
