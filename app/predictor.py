@@ -171,19 +171,23 @@ class ServedModel:
         return model
 
     def predict(self, row: Row, threshold: float | None, confidence: float | None) -> Prediction:
+        p = self.artifact.predict_one(row)
+        return Prediction.model_validate(self._answer(p, threshold, confidence))
+
+    def _answer(
+        self, p: float, threshold: float | None, confidence: float | None
+    ) -> dict[str, Any]:
+        """One row's answer fields for P(malignant) `p`: class, set and what decided them."""
         t = self.default_threshold if threshold is None else threshold
         c, bounds = self.sets.bounds(confidence)
-        p = self.artifact.predict_one(row)
-        return Prediction.model_validate(
-            {
-                "probability": p,
-                "class": class_name(p, t),
-                "prediction_set": prediction_set(p, bounds),
-                "threshold": t,
-                "confidence": c,
-                "model_version": self.version,
-            }
-        )
+        return {
+            "probability": p,
+            "class": class_name(p, t),
+            "prediction_set": prediction_set(p, bounds),
+            "threshold": t,
+            "confidence": c,
+            "model_version": self.version,
+        }
 
     def score(self, rows: NDArray[Any] | Sequence[Row], threshold: float | None) -> Scored:
         """Score an (n, 9) batch whose values the caller has validated (whole numbers 1..10 in
@@ -221,18 +225,10 @@ class ServedModel:
     ) -> Explanation:
         """The prediction with its exact Shapley values (model/shapley.py): milliseconds of
         NumPy, where `predict` takes microseconds."""
-        t = self.default_threshold if threshold is None else threshold
-        c, bounds = self.sets.bounds(confidence)
         e = self.artifact.explain(row)
-        p = e.probability
         return Explanation.model_validate(
             {
-                "probability": p,
-                "class": class_name(p, t),
-                "prediction_set": prediction_set(p, bounds),
-                "threshold": t,
-                "confidence": c,
-                "model_version": self.version,
+                **self._answer(e.probability, threshold, confidence),
                 "base_value": e.base_probability,
                 "contributions": dict(zip(FEATURE_NAMES, e.phi_probability.tolist(), strict=True)),
                 "log_odds": {

@@ -245,10 +245,6 @@ class Tally:
 TALLY: Final = Tally()
 
 
-def record_request(route: str, method: str, status: int, seconds: float) -> None:
-    TALLY.finished(route, method, status, seconds)
-
-
 def record_prediction(route: str, class_name: str) -> None:
     TALLY.predicted(route, class_name)
 

@@ -24,6 +24,7 @@ from app.v2.codec import InferRequest, RequestedOutput, V2Error, decode_request,
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact
 from model.data import Dataset
 from model.features import CLASS_NAMES
+from scripts.bench.v2_bodies import binary_body as v2_binary_body
 from tests.api.v2_protocol import split_binary
 
 MODEL: Final = "malignancy-predictor"
@@ -81,21 +82,8 @@ def test_a_large_binary_request_over_http(
     client: httpx.Client, dataset: Dataset, artifact: Artifact
 ) -> None:
     X = _rows(dataset, 20_000)  # 1.44 MB of INT64: read into a map
-    raw = X.tobytes()
-    header = {
-        "inputs": [
-            {
-                "name": "scores",
-                "shape": list(X.shape),
-                "datatype": "INT64",
-                "parameters": {"binary_data_size": len(raw)},
-            }
-        ],
-        "parameters": {"binary_data_output": True},
-    }
-    text = json.dumps(header).encode()
-    headers = {HEADER: str(len(text)), "Content-Type": "application/octet-stream"}
-    answer = client.post(INFER, content=text + raw, headers=headers)
+    sent = v2_binary_body(X)
+    answer = client.post(INFER, content=sent.body, headers=sent.headers)
     assert answer.status_code == 200, answer.text
     head, binary = split_binary(answer.content, answer.headers.get(HEADER))
     assert [o["parameters"]["binary_data_size"] for o in head["outputs"]] == [
@@ -105,7 +93,7 @@ def test_a_large_binary_request_over_http(
     p = np.frombuffer(binary[: 8 * len(X)], dtype="<f8")
     np.testing.assert_allclose(p, artifact.predict_proba(X), rtol=0, atol=1e-12)
     # The same body cut short of its binary data is still a 400 naming the rule.
-    short = client.post(INFER, content=text + raw[:-8], headers=headers)
+    short = client.post(INFER, content=sent.body[:-8], headers=sent.headers)
     assert short.status_code == 400
     assert "ends before its binary data" in short.json()["error"]
 
