@@ -1,6 +1,5 @@
 """Min-max scaling of the nine scores to [0, 1], fitted on training rows only."""
 
-from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
@@ -46,17 +45,6 @@ class MinMaxScaler:
         scaled = X - self.min_  # a new array, so dividing in place leaves X alone
         scaled /= self.scale_
         return scaled
-
-    def transform_row(self, row: Sequence[float]) -> NDArray[np.float64]:
-        """One row of raw values, scaled as `transform` scales each row, with none of its checks:
-        for a row already validated at the edge (the service's, nine integers 1..10), where
-        the checks would cost more than the arithmetic."""
-        if self.min_ is None or self.scale_ is None:
-            raise RuntimeError("MinMaxScaler is not fitted")
-        x = np.array(row, dtype=np.float64)
-        x -= self.min_
-        x /= self.scale_
-        return x
 
     def _set_bounds(self, lo: NDArray[np.float64], hi: NDArray[np.float64]) -> None:
         span = hi - lo

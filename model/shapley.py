@@ -44,8 +44,9 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from model.network import TwoLayerNet, sigmoid
+from model.network import TwoLayerNet
 from model.scaler import MinMaxScaler
+from model.single_row import SingleRowScorer, sigmoid
 
 Array = NDArray[np.float64]
 # Background rows per block: bounds the working array (hidden x 512 x rows floats, 3.9 MB for
@@ -110,6 +111,7 @@ class ShapleyExplainer:
         if not (counts > 0).all():
             raise ValueError("background counts must be positive")
         self.network, self.scaler = network, scaler
+        self.single_row = SingleRowScorer(network, scaler)  # the output as /predict gives it
         d = rows.shape[1]
         self.n_features = d
         self.n_coalitions = 2**d
@@ -154,9 +156,9 @@ class ShapleyExplainer:
             v_probability = _dot(_sigmoid(logits), self.weights)  # overwrites the logits
         # The output itself as `Artifact.predict_one` computes it (the same bits as /predict);
         # v(all) is the same number up to rounding.
-        z = self.network.forward(x)[1]
+        z = self.single_row.logit(np.asarray(scores, dtype=np.float64).tolist())
         return Explanation(
-            probability=float(sigmoid(z)),
+            probability=sigmoid(z),
             base_probability=float(v_probability[0]),
             phi_probability=_dot(self.C, v_probability),
             log_odds=float(z),

@@ -97,9 +97,12 @@ def test_every_row_is_predicted_as_the_model_package_predicts_it(
         assert response.status_code == 200, response.text
         answer = strict_json(response)
         expected = float(artifact.predict_proba(x[np.newaxis, :])[0])
+        # /predict scores one row in plain floats (model/single_row.py), the batch path with
+        # BLAS: the same formula, summed in another order.
+        assert answer["probability"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
         members = conformal.predict_set([expected], DEFAULT_CONFIDENCE)[0]
         assert answer == {
-            "probability": expected,  # exactly: same code, same (1, 9) shape
+            "probability": answer["probability"],
             "class": "malignant" if expected > t else "benign",
             "prediction_set": [name for name, m in zip(CLASS_NAMES, members, strict=True) if m],
             "threshold": t,

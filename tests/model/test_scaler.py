@@ -59,15 +59,3 @@ def test_unfitted_scaler_refuses_to_transform() -> None:
 def test_from_bounds_validates(lo: list[float], hi: list[float], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         MinMaxScaler.from_bounds(lo, hi)
-
-
-def test_transform_row_scales_each_row_exactly_as_transform(dataset: Dataset) -> None:
-    scaler = MinMaxScaler().fit(dataset.X[:500])
-    rows = scaler.transform(dataset.X)
-    for raw, scaled in zip(dataset.X.tolist(), rows, strict=True):
-        np.testing.assert_array_equal(scaler.transform_row(raw), scaled)
-
-
-def test_unfitted_scaler_refuses_to_transform_a_row() -> None:
-    with pytest.raises(RuntimeError, match="not fitted"):
-        MinMaxScaler().transform_row([1.0] * 9)
