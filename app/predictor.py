@@ -194,7 +194,11 @@ class ServedModel:
         the feature order), at `threshold` or the model's default."""
         t = self.default_threshold if threshold is None else threshold
         n, step = len(rows), SCORE_CHUNK_ROWS
-        if n <= step:
+        if n == 1:  # as /predict scores it (model/single_row.py): its bits, in less time
+            row = rows[0]
+            p = self.artifact.predict_one(row.tolist() if isinstance(row, np.ndarray) else row)
+            probabilities = np.array([p])
+        elif n <= step:
             probabilities = self.artifact.predict_proba(rows)
         else:
             chunks = [self.artifact.predict_proba(rows[i : i + step]) for i in range(0, n, step)]

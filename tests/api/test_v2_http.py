@@ -127,6 +127,22 @@ def test_json_and_binary_answers_agree(client: httpx.Client) -> None:
     assert flat == json_answer
 
 
+@pytest.mark.parametrize("datatype", ["INT64", "UINT8", "FP32", "FP64"])
+@pytest.mark.parametrize("row", ROWS, ids=["benign", "malignant"])
+def test_one_row_gets_the_bits_of_predict(
+    client: httpx.Client, row: list[int], datatype: str
+) -> None:
+    """A single row is scored as /predict scores it, whatever route it comes by (one row in
+    plain floats, app/predictor.py), so the answers agree to the last bit."""
+    body = dict(zip(FEATURE_NAMES, row, strict=True))
+    native = client.post("/predict", json=body).json()["probability"]
+    batch = client.post("/predict/batch", json={"instances": [body]}).json()
+    v2 = client.post(INFER, json={"inputs": [scores(data=row, shape=[1, 9], datatype=datatype)]})
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["outputs"][0]["data"] == [native]
+    assert batch["predictions"][0]["probability"] == native
+
+
 def _feature_inputs(n_rows: int = 2, **overrides: Any) -> list[dict[str, Any]]:
     return [
         {
