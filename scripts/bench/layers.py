@@ -1,5 +1,5 @@
-"""What each layer of /predict costs, in instructions counted by valgrind: a figure a shared,
-noisy machine cannot move.
+"""What each layer of /predict costs, in instructions and L2 cache misses counted by valgrind:
+figures a shared, noisy machine cannot move.
 
     python -m scripts.bench.layers [--requests N] [--jobs J]
 
@@ -15,8 +15,12 @@ answering WARM requests and then WARM + N, and the difference over N is what one
   - uvicorn's HttpToolsProtocol and app/http/protocol.py's GuardedHttpToolsProtocol parsing the
     same request on one keep-alive connection to an app answering at once
     (scripts/bench/protocol.py's harness): the server's share, and what the edge limits add.
-Instructions are not time (a system call counts only its user-space side, a cache miss nothing),
-but they rank and size pure-Python costs without noise; scripts/bench/ab.py measures the whole.
+Instructions are not time: a system call counts only its user-space side, and a request whose
+code and data do not stay in the CPU's caches between requests pays for each line it fetches
+again. So cachegrind also simulates the caches, with this machine's per-core L2 (512 KiB, 8-way,
+64-byte lines) as the last level, and counts the L2 misses a request makes: on the AMD EPYC here
+one costs about 20 ns, the time of some 60 instructions. The two rank and size a layer's cost
+without noise; scripts/bench/ab.py measures the whole.
 Under valgrind a program runs about 50 times slower, so the metrics tally's 10 ms flush interval
 is stretched to 0.5 s, as many requests per flush as at full speed. Needs Debian's valgrind.
 """
@@ -33,7 +37,7 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from scripts.cli import OneLineParser, positive_int
 
@@ -62,7 +66,17 @@ VARIANTS: Final = (
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-_REFS: Final = re.compile(r"I\s+refs:\s+([\d,]+)")
+L1: Final = "32768,8,64"  # size, ways, line bytes: the first-level caches of this machine
+L2: Final = "524288,8,64"
+_COUNTS: Final = {
+    "instructions": re.compile(r"I\s+refs:\s+([\d,]+)"),
+    "l2_misses": re.compile(r"LL misses:\s+([\d,]+)"),
+}
+
+
+class Counts(NamedTuple):
+    instructions: float
+    l2_misses: float
 
 
 def service_app(without: str | None = None, telemetry_on: bool = False) -> "FastAPI":
@@ -130,15 +144,18 @@ def child(variant: str, count: int) -> None:
         asyncio.run(run_app(built, count))
 
 
-def instructions(variant: str, count: int) -> int:
-    """The instructions a child answering `count` requests of `variant` executed."""
+def counts(variant: str, count: int) -> Counts:
+    """The instructions and L2 misses of a child answering `count` requests of `variant`."""
     with tempfile.TemporaryDirectory() as scratch:
         log = Path(scratch) / "valgrind.log"
         env = {**os.environ, "PYTHONHASHSEED": "0", "PROMETHEUS_MULTIPROC_DIR": scratch}
         command = [
             "valgrind",
             "--tool=cachegrind",
-            "--cache-sim=no",
+            "--cache-sim=yes",
+            f"--I1={L1}",
+            f"--D1={L1}",
+            f"--LL={L2}",
             "--cachegrind-out-file=/dev/null",
             f"--log-file={log}",
             sys.executable,
@@ -149,20 +166,23 @@ def instructions(variant: str, count: int) -> int:
             "--count",
             str(count),
         ]
-        subprocess.run(command, env=env, check=True, timeout=1800, stdout=subprocess.DEVNULL)
-        found = _REFS.search(log.read_text())
-    if found is None:
-        raise SystemExit(f"scripts.bench.layers: valgrind gave no count for {variant}")
-    return int(found.group(1).replace(",", ""))
+        subprocess.run(command, env=env, check=True, timeout=3600, stdout=subprocess.DEVNULL)
+        text = log.read_text()
+    found = {name: pattern.search(text) for name, pattern in _COUNTS.items()}
+    missing = [name for name, match in found.items() if match is None]
+    if missing:
+        raise SystemExit(f"scripts.bench.layers: valgrind gave no {missing} for {variant}")
+    return Counts(*(float(m.group(1).replace(",", "")) for m in found.values() if m))
 
 
-def per_request(variant: str, n: int) -> float:
-    return (instructions(variant, WARM + n) - instructions(variant, WARM)) / n
+def per_request(variant: str, n: int) -> Counts:
+    many, few = counts(variant, WARM + n), counts(variant, WARM)
+    return Counts(*((a - b) / n for a, b in zip(many, few, strict=True)))
 
 
 def parse_args() -> argparse.Namespace:
     p = OneLineParser(prog="scripts.bench.layers", description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=positive_int, default=2000, help="requests counted")
+    p.add_argument("--requests", type=positive_int, default=1000, help="requests counted")
     p.add_argument("--jobs", type=positive_int, default=2, help="variants measured at once")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -170,24 +190,31 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def print_table(results: dict[str, float]) -> None:
+def print_table(results: dict[str, Counts]) -> None:
     service = results[SERVICE]
-    print("| variant | instructions per request | service minus this | % of the service's |")
-    print("| --- | ---: | ---: | ---: |")
+    print(
+        "| variant | instructions per request | service minus this | % | "
+        "L2 misses per request | service minus this | % |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, value in results.items():
         if name in (PLAIN_PROTOCOL, EDGE_PROTOCOL):
             continue
-        delta = service - value
-        print(f"| {name} | {value:,.0f} | {delta:,.0f} | {100 * delta / service:.1f} |")
+        cells = []
+        for whole, part in zip(service, value, strict=True):
+            delta = whole - part
+            cells += [f"{part:,.0f}", f"{delta:,.0f}", f"{100 * delta / whole:.1f}"]
+        print(f"| {name} | {' | '.join(cells)} |")
     plain, edge = results[PLAIN_PROTOCOL], results[EDGE_PROTOCOL]
-    print("\n| server protocol, one keep-alive request | instructions per request |")
-    print("| --- | ---: |")
-    print(f"| {PLAIN_PROTOCOL} | {plain:,.0f} |")
-    print(f"| {EDGE_PROTOCOL} | {edge:,.0f} |")
-    whole = service + plain
+    print("\n| server protocol, one keep-alive request | instructions | L2 misses |")
+    print("| --- | ---: | ---: |")
+    print(f"| {PLAIN_PROTOCOL} | {plain.instructions:,.0f} | {plain.l2_misses:,.0f} |")
+    print(f"| {EDGE_PROTOCOL} | {edge.instructions:,.0f} | {edge.l2_misses:,.0f} |")
+    whole = service.instructions + plain.instructions
+    added = edge.instructions - plain.instructions
     print(
-        f"\nthe edge limits add {edge - plain:,.0f} instructions a request: "
-        f"{100 * (edge - plain) / whole:.1f}% of a /predict with uvicorn's protocol "
+        f"\nthe edge limits add {added:,.0f} instructions a request: "
+        f"{100 * added / whole:.1f}% of a /predict with uvicorn's protocol "
         f"({whole:,.0f} = service + protocol)"
     )
 
@@ -199,13 +226,14 @@ def main() -> int:
         return 0
     if shutil.which("valgrind") is None:
         raise SystemExit("scripts.bench.layers: needs valgrind (apt-get install valgrind)")
-    print(f"{args.requests:,} requests per variant, instructions counted by valgrind\n")
-    measure: Callable[[str], float] = lambda variant: per_request(variant, args.requests)  # noqa: E731
+    print(f"{args.requests:,} requests per variant, counted by valgrind's cachegrind (L2 {L2})\n")
+    measure: Callable[[str], Counts] = lambda variant: per_request(variant, args.requests)  # noqa: E731
     with ThreadPoolExecutor(args.jobs) as pool:
         results = dict(zip(VARIANTS, pool.map(measure, VARIANTS), strict=True))
     print_table(results)
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        as_json = {name: value._asdict() for name, value in results.items()}
+        args.json.write_text(json.dumps(as_json, indent=2) + "\n")
     return 0
 
 
