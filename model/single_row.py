@@ -48,10 +48,10 @@ class SingleRowScorer:
         W1, b1 = network.W1_, network.b1_
         scaled = (SCORES[:, np.newaxis] - scaler.min_) / scaler.scale_  # x for each value
         # contributions[j][v] = W1[:, j] x_j(v), the bias added to the first feature's.
+        values = SCORES.astype(int).tolist()
         self.contributions: list[dict[float, tuple[float, ...]]] = []
         for j in range(W1.shape[1]):
             terms = scaled[:, j, np.newaxis] * W1[:, j] + (b1 if j == 0 else 0.0)
-            values = SCORES.astype(int).tolist()
             self.contributions.append(dict(zip(values, map(tuple, terms.tolist()), strict=True)))
         self.w2 = network.W2_[0].tolist()
         self.b2 = float(network.b2_[0])
