@@ -156,7 +156,8 @@ class ServedModel:
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             problem = str(exc).splitlines()[0]
             raise ArtifactError(f"{source}: stored metrics are malformed: {problem}") from None
-        _ = artifact.explainer  # the background prepared now, not on the first /explain
+        # The background and the single-row tables prepared now, not on the first request.
+        _ = artifact.explainer
         sets = PredictionSets.from_artifact(artifact, default_confidence)
         return cls(artifact, artifact.model_version, artifact.default_threshold, sets, card)
 

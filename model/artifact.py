@@ -128,7 +128,11 @@ class Artifact:
     def explainer(self) -> ShapleyExplainer:
         """Built on first use: the background scaled and its first layer computed once."""
         return ShapleyExplainer(
-            self.network, self.scaler, self.background_rows, self.background_counts
+            self.network,
+            self.scaler,
+            self.background_rows,
+            self.background_counts,
+            single_row=self.single_row,
         )
 
     def explain(self, scores: Sequence[float]) -> Explanation:

@@ -102,8 +102,15 @@ class ShapleyExplainer:
     """
 
     def __init__(
-        self, network: TwoLayerNet, scaler: MinMaxScaler, rows: ArrayLike, counts: ArrayLike
+        self,
+        network: TwoLayerNet,
+        scaler: MinMaxScaler,
+        rows: ArrayLike,
+        counts: ArrayLike,
+        single_row: SingleRowScorer | None = None,
     ) -> None:
+        """`single_row` scores the explained output (/predict's scorer: `Artifact` passes its
+        own); by default one is built from `network` and `scaler`."""
         rows = np.asarray(rows, dtype=np.float64)
         counts = np.asarray(counts, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[0] == 0 or counts.shape != (rows.shape[0],):
@@ -111,7 +118,7 @@ class ShapleyExplainer:
         if not (counts > 0).all():
             raise ValueError("background counts must be positive")
         self.network, self.scaler = network, scaler
-        self.single_row = SingleRowScorer(network, scaler)  # the output as /predict gives it
+        self.single_row = single_row or SingleRowScorer(network, scaler)
         d = rows.shape[1]
         self.n_features = d
         self.n_coalitions = 2**d
