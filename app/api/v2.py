@@ -15,7 +15,6 @@ does; health and metadata stay open.
 
 import inspect
 import json
-import mmap
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from enum import Enum
 from typing import Annotated, Any, Final
@@ -41,9 +40,13 @@ from app.v2.codec import (
     HEADER_LENGTH,
     PROBABILITY_OUTPUT,
     SCORES_INPUT,
+    InferRequest,
     V2Error,
+    decode_header,
     decode_request,
     encode_response,
+    header_past_body,
+    json_length,
 )
 from app.v2_schemas import (
     BAD_INFER_EXAMPLES,
@@ -73,8 +76,6 @@ MEDIA_TYPE_MESSAGE: Final = (
     f"Content-Type must be {JSON_MEDIA_TYPE} or {BINARY_MEDIA_TYPE} (or curl's "
     f"{CURL_MEDIA_TYPE}), or left out"
 )
-# Bodies from this size (binary tensors, with a Content-Length) are read into a memory map.
-_MAPPED_BODY_BYTES: Final = 1 << 20
 TAGS: Final[list[str | Enum]] = ["Open Inference Protocol (V2)"]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -304,55 +305,55 @@ async def infer_request(request: Request) -> Response:
     _check_headers(request)
     model = served_model(request)
     header_length = request.headers.get(HEADER_LENGTH)
-    body = await request.body() if header_length is None else await binary_body(request)
-    decoded = decode_request(
-        body,
-        header_length,
-        model_name=settings.v2_model_name,
-        model_version=model.version,
-        max_rows=settings.v2_max_rows,
-    )
-    del body  # binary rows are a view of it: it goes with them, once scored
+    name, version, max_rows = settings.v2_model_name, model.version, settings.v2_max_rows
+    if header_length is None:
+        decoded = decode_request(
+            await request.body(), None, model_name=name, model_version=version, max_rows=max_rows
+        )
+    else:
+        decoded = await read_binary_request(
+            request, header_length, model_name=name, model_version=version, max_rows=max_rows
+        )
     scored = model.score(decoded.rows, decoded.threshold)
-    decoded = decoded.without_rows()
-    encoded = encode_response(
-        scored, decoded, model_name=settings.v2_model_name, model_version=model.version
-    )
+    decoded = decoded.without_rows()  # the rows' memory goes back before the answer is built
+    encoded = encode_response(scored, decoded, model_name=name, model_version=version)
     if encoded.header_length is None:
         return Response(encoded.body, media_type=JSON_MEDIA_TYPE)
     headers = {HEADER_LENGTH: str(encoded.header_length)}
     return Response(encoded.body, headers=headers, media_type=BINARY_MEDIA_TYPE)
 
 
-async def binary_body(request: Request) -> bytes | mmap.mmap:
-    """The body of a request with binary tensors, read into one buffer.
-
-    Starlette's `request.body()` keeps every chunk (uvicorn delivers about 64 KiB at a time)
-    and then joins them: two copies of the body at once, 14.4 MB for a 100,000-row INT64
-    request. A body of a declared length from 1 MiB is read into an anonymous memory map of
-    that length instead: one copy, whose pages go back to the system when the request is done.
-    A bytearray would come from malloc's heap once its mmap threshold has risen past the body's
-    size (it does after the first such body is freed), and the heap keeps what it held:
-    serving 100,000-row binary requests at 2 connections, `python -m app` peaked at 107 MB
-    with request.body(), 103 MB with a bytearray, and 94 MB with the map.
-    tests/api/test_v2_fast_paths.py guards it.
-    """
+async def read_binary_request(
+    request: Request, header_length: str, *, model_name: str, model_version: str, max_rows: int
+) -> InferRequest:
+    """A request with binary tensors, decoded as its body arrives: the JSON header first, then
+    each chunk (uvicorn delivers up to 64 KiB at a time) checked and converted into the score
+    matrix, so that the body is never held whole. A 100,000-row INT64 body is 7.2 MB; read
+    whole, serving such requests at 2 connections peaked at 107 MB in `make bench` (94 MB with
+    the body in a memory map, an earlier design)."""
     declared = request.headers.get("content-length", "")
-    size = int(declared) if declared.isdigit() else 0
-    if size < _MAPPED_BODY_BYTES:
-        return await request.body()
-    body = mmap.mmap(-1, size)
-    filled, past = 0, list[bytes]()
-    async for chunk in request.stream():
-        end = filled + len(chunk)
-        if past or end > size:  # not from a server that holds clients to their Content-Length
-            past.append(chunk)
-            continue
-        body[filled:end] = chunk
-        filled = end
-    if past or filled != size:
-        return b"".join([body[:filled], *past])
-    return body
+    body_length = int(declared) if declared.isdigit() else None
+    json_end = json_length(header_length, body_length)
+    chunks = request.stream().__aiter__()
+    head, rest = bytearray(), b""
+    while len(head) < json_end:
+        chunk = await anext(chunks, None)
+        if chunk is None:
+            raise header_past_body(len(head))
+        take = json_end - len(head)
+        head += chunk[:take]
+        rest = chunk[take:]
+    pending = decode_header(
+        bytes(head),
+        body_length,
+        model_name=model_name,
+        model_version=model_version,
+        max_rows=max_rows,
+    )
+    pending.feed(rest)
+    async for chunk in chunks:
+        pending.feed(chunk)
+    return pending.finish()
 
 
 def _check_headers(request: Request) -> None:
