@@ -196,10 +196,10 @@ class ServedModel:
         t = self.default_threshold if threshold is None else threshold
         n, step = len(rows), SCORE_CHUNK_ROWS
         if n == 1:  # as /predict scores it (model/single_row.py): its bits, in less time
-            row = rows[0]
-            p = self.artifact.predict_one(row.tolist() if isinstance(row, np.ndarray) else row)
-            probabilities = np.array([p])
-        elif n <= step:
+            (row,) = rows.tolist() if isinstance(rows, np.ndarray) else rows
+            p = self.artifact.predict_one(row)
+            return Scored(np.array([p]), np.array([p > t]), t)  # no ufunc call: see single_row
+        if n <= step:
             probabilities = self.artifact.predict_proba(rows)
         else:
             chunks = [self.artifact.predict_proba(rows[i : i + step]) for i in range(0, n, step)]

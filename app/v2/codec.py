@@ -24,9 +24,9 @@ import array
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from math import prod
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import jiter
 import numpy as np
@@ -83,8 +83,7 @@ class V2Error(ValueError):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class RequestedOutput:
+class RequestedOutput(NamedTuple):
     name: str
     binary: bool
 
@@ -99,7 +98,7 @@ class InferRequest:
     def without_rows(self) -> "InferRequest":
         """The request for `encode_response`, which needs no rows: dropping them frees their
         memory (0.9 MB at 100,000 rows) before the answer is built."""
-        return replace(self, rows=_NO_ROWS)
+        return InferRequest(_NO_ROWS, self.threshold, self.outputs, self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,8 +250,7 @@ def _flag(parameters: Mapping[str, Any], key: str, where: str) -> bool:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class _Tensor:
+class _Tensor(NamedTuple):
     where: str  # "inputs[0] ('scores')", for messages
     name: str
     shape: tuple[int, ...]
@@ -355,7 +353,7 @@ class PendingRequest:
         target = _target(self.request.rows, tensor)
         if tensor.binary_size is None:
             array, checked = _json_array(tensor, header)
-            target[:] = array if checked else _checked(tensor, array)
+            target[:] = array if checked else _checked(tensor, np.asarray(array))
             return
         expected = target.size * tensor.dtype.itemsize
         if tensor.binary_size != expected:
@@ -440,7 +438,7 @@ def _left_over(extra: int) -> V2Error:
     )
 
 
-def _json_array(tensor: _Tensor, header: bytes) -> tuple[NDArray[Any], bool]:
+def _json_array(tensor: _Tensor, header: bytes) -> tuple[NDArray[Any] | bytearray, bool]:
     """The tensor's JSON data as a flat array, once its length or nesting fits the shape and it
     holds only numbers; and whether its values are already known to be 1..10."""
     data = tensor.data
@@ -459,14 +457,16 @@ def _json_array(tensor: _Tensor, header: bytes) -> tuple[NDArray[Any], bool]:
         # refused above), converting a list at C speed: the common case, where every score
         # is 1..10. 90,000 values took 0.45 ms, against 1.9 to 3.5 ms with array("q") and
         # 2.4 ms with np.array(dtype=int64); tests/api/test_v2_fast_paths.py guards it.
-        ints = np.frombuffer(bytearray(flat), dtype=np.uint8)
+        ints = bytearray(flat)
     except (TypeError, ValueError):
         pass
     else:
-        # A few values are checked faster by Python's min and max than by two NumPy reductions
-        # (about 2 us against 10 for one row); many, by NumPy.
-        small = len(flat) <= _SMALL_TENSOR
-        return ints, small and min(flat) >= SCORE_MIN and max(flat) <= SCORE_MAX
+        # A few values are checked by Python's min and max and copied into the rows as they
+        # are, with no NumPy call (each costs a request far more than its own time: see
+        # model/single_row.py); many, by NumPy's reductions.
+        if len(ints) <= _SMALL_TENSOR and min(ints) >= SCORE_MIN and max(ints) <= SCORE_MAX:
+            return ints, True
+        return np.frombuffer(ints, dtype=np.uint8), False
     try:  # larger or negative integers: outside 1..10, and named by _checked
         return np.frombuffer(array.array("q", flat), dtype=np.int64), False
     except (TypeError, OverflowError):
@@ -531,9 +531,16 @@ def _checked(tensor: _Tensor, array: NDArray[Any], offset: int = 0) -> NDArray[A
     raise V2Error(f"{tensor.where}: {place} must be {_VALUE_RULE}")
 
 
+# Both outputs, as JSON and as binary tensors: what a request without `outputs` asks for.
+_ALL_OUTPUTS: Final = {
+    binary: tuple(RequestedOutput(name, binary) for name in OUTPUT_NAMES)
+    for binary in (False, True)
+}
+
+
 def _requested_outputs(value: object, binary_default: bool) -> tuple[RequestedOutput, ...]:
     if value is None:
-        return tuple(RequestedOutput(name, binary_default) for name in OUTPUT_NAMES)
+        return _ALL_OUTPUTS[binary_default]
     if not isinstance(value, list):
         raise V2Error("outputs must be a list of requested outputs")
     outputs = []
