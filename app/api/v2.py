@@ -335,14 +335,14 @@ async def read_binary_request(
     body_length = int(declared) if declared.isdigit() else None
     json_end = json_length(header_length, body_length)
     chunks = request.stream().__aiter__()
-    head, rest = bytearray(), b""
+    head, rest = bytearray(), memoryview(b"")
     while len(head) < json_end:
         chunk = await anext(chunks, None)
         if chunk is None:
             raise header_past_body(len(head))
         take = json_end - len(head)
         head += chunk[:take]
-        rest = chunk[take:]
+        rest = memoryview(chunk)[take:]  # the first binary bytes, not copied
     pending = decode_header(
         bytes(head),
         body_length,
