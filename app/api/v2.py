@@ -328,9 +328,10 @@ async def read_binary_request(
 ) -> InferRequest:
     """A request with binary tensors, decoded as its body arrives: the JSON header first, then
     each chunk (uvicorn delivers up to 64 KiB at a time) checked and converted into the score
-    matrix, so that the body is never held whole. A 100,000-row INT64 body is 7.2 MB; read
-    whole, serving such requests at 2 connections peaked at 107 MB in `make bench` (94 MB with
-    the body in a memory map, an earlier design)."""
+    matrix, so that the body is never held whole. A 100,000-row INT64 body is 7.2 MB: read
+    whole (into one memory map, the reader before), the worker serving such requests at 2
+    connections in `make bench`, after its other scenarios, peaked at 107 MB; read as it
+    arrives, at 94-95 MB. tests/api/test_v2_fast_paths.py guards it."""
     declared = request.headers.get("content-length", "")
     body_length = int(declared) if declared.isdigit() else None
     json_end = json_length(header_length, body_length)
