@@ -1,7 +1,7 @@
 """The V2 infer route's fast paths give the answers of the plain code they replace.
 
 - app/api/v2.py `read_binary_request`: binary tensors read chunk by chunk, never whole;
-- app/v2/codec.py `_json_array`: JSON scores converted through bytearray;
+- app/v2/codec.py `_json_values`: JSON scores converted through bytearray;
 - app/v2/codec.py `encode_response`: the class tensor written from runs of eight rows and
   spliced into the JSON.
 """
