@@ -115,14 +115,6 @@ def prediction_set(probability: float, bounds: tuple[float, float]) -> list[Clas
     return _SETS[benign][malignant]
 
 
-# Rows scored per matrix product. OpenBLAS splits a product over its threads above about
-# 262,144 multiply-adds (9 x 15 per row: about 1,940 rows); on a machine whose cores are busy,
-# those threads wait on each other. 10,000 rows at once took 12.6 ms, in chunks of 1,024 rows
-# 1.2 ms (fastest of 100 calls, scripts/bench/infer.py measures it). The values agree to the last
-# bit or two: BLAS may take another kernel for a short last chunk.
-SCORE_CHUNK_ROWS: Final = 1024
-
-
 @dataclass(frozen=True, slots=True)
 class Scored:
     """The answers for a batch of rows, in row order."""
@@ -194,16 +186,11 @@ class ServedModel:
         """Score an (n, 9) batch whose values the caller has validated (whole numbers 1..10 in
         the feature order), at `threshold` or the model's default."""
         t = self.default_threshold if threshold is None else threshold
-        n, step = len(rows), SCORE_CHUNK_ROWS
-        if n == 1:  # as /predict scores it (model/single_row.py): its bits, in less time
+        if len(rows) == 1:  # as /predict scores it (model/single_row.py): its bits, in less time
             (row,) = rows.tolist() if isinstance(rows, np.ndarray) else rows
             p = self.artifact.predict_one(row)
             return Scored(np.array([p]), np.array([p > t]), t)  # no ufunc call: see single_row
-        if n <= step:
-            probabilities = self.artifact.predict_proba(rows)
-        else:
-            chunks = [self.artifact.predict_proba(rows[i : i + step]) for i in range(0, n, step)]
-            probabilities = np.concatenate(chunks)
+        probabilities = self.artifact.score_rows(np.asarray(rows))  # model/batch.py
         return Scored(probabilities, probabilities > t, t)
 
     def predict_batch(

@@ -19,6 +19,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from model.batch import BatchScorer
 from model.calibration import CalibrationMetrics, calibration_metrics
 from model.conformal import ConformalClassifier, SetSummary, summarize_sets
 from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
@@ -113,6 +114,16 @@ class Artifact:
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """P(malignant) for raw scores X of shape (n, 9)."""
         return self.network.predict_proba(self.scaler.transform(X))
+
+    @cached_property
+    def batch(self) -> BatchScorer:
+        return BatchScorer(self.network, self.scaler)
+
+    def score_rows(self, rows: NDArray[np.integer]) -> NDArray[np.float64]:
+        """P(malignant) for an (n, 9) array of raw scores that the caller has validated: the
+        batch routes' hot path (model/batch.py). `predict_proba`'s steps into reused buffers;
+        the same bits, chunk by chunk."""
+        return self.batch.probabilities(rows)
 
     @cached_property
     def single_row(self) -> SingleRowScorer:

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from app.predictor import SCORE_CHUNK_ROWS, ServedModel
+from app.predictor import ServedModel
 from model.artifact import DEFAULT_ARTIFACT_PATH
+from model.batch import CHUNK_ROWS
 from model.data import Dataset
 
 
@@ -13,7 +14,7 @@ def model() -> ServedModel:
     return ServedModel.load(DEFAULT_ARTIFACT_PATH)
 
 
-@pytest.mark.parametrize("n", [1, SCORE_CHUNK_ROWS, SCORE_CHUNK_ROWS + 1, 10_000])
+@pytest.mark.parametrize("n", [1, 2, CHUNK_ROWS, CHUNK_ROWS + 1, 10_000])
 def test_score_in_chunks_matches_one_product(model: ServedModel, dataset: Dataset, n: int) -> None:
     X = dataset.X[np.arange(n) % len(dataset.X)]
     scored = model.score(X, None)
