@@ -148,8 +148,9 @@ class ServedModel:
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             problem = str(exc).splitlines()[0]
             raise ArtifactError(f"{source}: stored metrics are malformed: {problem}") from None
-        # The background and the single-row tables prepared now, not on the first request.
-        _ = artifact.explainer
+        # The background, the single-row tables and the batch scorer's tiled vectors prepared
+        # now, not on the first request.
+        _ = artifact.explainer, artifact.batch
         sets = PredictionSets.from_artifact(artifact, default_confidence)
         return cls(artifact, artifact.model_version, artifact.default_threshold, sets, card)
 

@@ -74,12 +74,13 @@ class BatchScorer:
         for start in range(0, n, CHUNK_ROWS):
             chunk = rows[start : start + CHUNK_ROWS]
             k = len(chunk)
-            self._logits(chunk, x[:k], Z1[:k], z2[:k])
+            z = z2[:k]
+            self._logits(chunk, x[:k], Z1[:k], z)
             # sigmoid(z2) = exp(-logaddexp(0, -z2)), as model.network.sigmoid
-            np.negative(z2[:k], out=z2[:k])
-            np.logaddexp(0.0, z2[:k], out=z2[:k])
-            np.negative(z2[:k], out=z2[:k])
-            np.exp(z2[:k], out=out[start : start + k])
+            np.negative(z, out=z)
+            np.logaddexp(0.0, z, out=z)
+            np.negative(z, out=z)
+            np.exp(z, out=out[start : start + k])
         return out
 
     def _logits(
