@@ -129,12 +129,14 @@ def run(settings: Settings) -> int:
 def edge_config(settings: Settings, pinned: "PinnedArtifact") -> "EdgeConfig":
     """Workers (spawned processes) get this Config pickled: the settings and the artifact's
     bytes travel with it, so a worker reads neither the environment nor MODEL_PATH again."""
+    from app.api.v2 import PREFIX as V2_PREFIX
     from app.http.protocol import EdgeConfig
     from app.main import create_app
 
     return EdgeConfig(
         functools.partial(create_app, settings, pinned),
         limits=limits(settings),
+        protocol_prefix=V2_PREFIX,  # refusals on /v2 paths take the protocol's error shape
         factory=True,
         host=settings.host,
         port=settings.port,

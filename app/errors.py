@@ -63,13 +63,18 @@ def _printable(part: str | int) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def error_body(items: Sequence[ErrorItem]) -> bytes:
+def error_message(items: Sequence[ErrorItem]) -> str:
+    """The one-line message of an error answer: each item's loc and msg, the first few."""
     named = [
         f"{'.'.join(map(_printable, item.loc))}: {item.msg}" for item in items[:MAX_IN_MESSAGE]
     ]
     if len(items) > MAX_IN_MESSAGE:
         named.append(f"and {len(items) - MAX_IN_MESSAGE} more")
-    body = ErrorResponse(message="; ".join(named), detail=list(items[:MAX_DETAIL]))
+    return "; ".join(named)
+
+
+def error_body(items: Sequence[ErrorItem]) -> bytes:
+    body = ErrorResponse(message=error_message(items), detail=list(items[:MAX_DETAIL]))
     return body.model_dump_json().encode()
 
 

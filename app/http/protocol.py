@@ -21,8 +21,12 @@ keeps uvicorn's parser, request cycle and keep-alive handling, and adds per conn
   at once, without waiting for its request.
 - Parser errors (a malformed request line or header): 400, where uvicorn answers in plain text.
 
-Every answer here is the service's JSON error shape with `Connection: close`; the connection then
-lingers: it stops sending, reads and discards what the client still sends for up to
+Every answer here is the service's JSON error shape with `Connection: close`, or, when the
+request's target (as far as it arrived) is under the EdgeConfig's `protocol_prefix` (/v2), the
+Open Inference Protocol's `{"error": ...}` with the same message, as the app answers there
+(app/http/protocol_errors.py). Each carries an X-Request-ID, as the app's answers do: the
+client's when its headers arrived with a sane one, else a new one; the log line names it. The
+connection then lingers: it stops sending, reads and discards what the client still sends for up to
 LINGER_SECONDS, and closes. Closing at once with unread data would make the kernel reset the
 connection, and the client could lose the answer. Answers are never written over a response in
 progress (pipelining): that response then closes the connection.
@@ -40,11 +44,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import httptools
+import pydantic_core
 from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.errors import JSON_MEDIA_TYPE, error_body
+from app.errors import JSON_MEDIA_TYPE, error_body, error_message
+from app.http.request_id import accepted_or_new
 from app.schemas import ErrorItem
 
 logger = logging.getLogger("app.edge")
@@ -74,11 +80,15 @@ class EdgeLimits:
 
 
 class EdgeConfig(Config):
-    """A uvicorn Config carrying the EdgeLimits to its protocol (pickled with it to workers)."""
+    """A uvicorn Config carrying the EdgeLimits to its protocol (pickled with it to workers), and
+    the path prefix whose refusals take the `{"error": ...}` shape (None: none do)."""
 
-    def __init__(self, app: Any, *, limits: EdgeLimits, **kwargs: Any) -> None:
+    def __init__(
+        self, app: Any, *, limits: EdgeLimits, protocol_prefix: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(app, http=GuardedHttpToolsProtocol, **kwargs)
         self.edge_limits = limits
+        self.protocol_prefix = protocol_prefix
 
 
 class RefusedError(Exception):
@@ -162,6 +172,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         limits = config.edge_limits if isinstance(config, EdgeConfig) else EdgeLimits()
         self.limits = limits
+        self.protocol_prefix = config.protocol_prefix if isinstance(config, EdgeConfig) else None
         self.head_room = limits.max_header_bytes  # bytes the current head may still take
         self.stage = _FRESH
         self.started = 0.0  # when the current request began (its deadlines count from it)
@@ -284,7 +295,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.lingering = True
         self.stage = _NONE
         self.flow.resume_reading()  # keep reading, to discard
-        logger.info("%d %s", refusal.status, refusal.item.type)
+        request_id = self.refusal_request_id(stage)
+        logger.info("%d %s request_id=%s", refusal.status, refusal.item.type, request_id)
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete and not cycle.disconnected:
             if stage == _BODY and not cycle.response_started:
@@ -298,20 +310,53 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         extra = (
             [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if refusal.status == 503 else []
         )
-        self.transport.write(self.answer(refusal.status, [refusal.item], extra))
+        in_protocol = self.in_protocol_prefix(stage)
+        answer = self.answer(refusal.status, [refusal.item], extra, request_id, in_protocol)
+        self.transport.write(answer)
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the client reads the answer, then our end of stream
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
+    def refusal_request_id(self, stage: int) -> str:
+        """The client's X-Request-ID if its headers arrived with a sane one, else a new id."""
+        given = None
+        if stage == _BODY:  # the head is complete; before, a header may be cut short
+            for name, value in self.headers:
+                if name == b"x-request-id":
+                    given = value
+                    break
+        return accepted_or_new(given)
+
+    def in_protocol_prefix(self, stage: int) -> bool:
+        """Whether the request's target, as far as it arrived, is under `protocol_prefix`."""
+        prefix = self.protocol_prefix
+        if prefix is None or stage not in (_HEAD, _BODY):
+            return False
+        url: bytes = getattr(self, "url", b"")
+        path = url.split(b"?", 1)[0].decode("latin-1")
+        root = self.root_path
+        if root and path.startswith(root + "/"):
+            path = path[len(root) :]
+        return path == prefix or path.startswith(prefix + "/")
+
     def answer(
-        self, status: int, items: Sequence[ErrorItem], extra: list[tuple[bytes, bytes]]
+        self,
+        status: int,
+        items: Sequence[ErrorItem],
+        extra: list[tuple[bytes, bytes]],
+        request_id: str,
+        in_protocol: bool,
     ) -> bytes:
-        body = error_body(items)
+        if in_protocol:
+            body = pydantic_core.to_json({"error": error_message(items)})
+        else:
+            body = error_body(items)
         headers = [
             *self.server_state.default_headers,
             (b"content-type", JSON_MEDIA_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
+            (b"x-request-id", request_id.encode("ascii")),
             *extra,
         ]
         lines = [STATUS_LINE[status], *(name + b": " + value + b"\r\n" for name, value in headers)]

@@ -2,12 +2,14 @@
 
 Each case sends bytes a hostile or broken client might (oversized or too many headers, a 100 KB
 URL, malformed request lines and headers, requests that never finish) and asserts the answer:
-its status, the JSON error shape with its `type` and `loc`, `Connection: close`, that no byte
-of the input is echoed, and that the server closed the connection. After each case a normal
+its status, the JSON error shape with its `type` and `loc` (the Open Inference Protocol's
+`{"error": ...}` on /v2 paths), `Connection: close`, an X-Request-ID, that no byte of the input
+is echoed, and that the server closed the connection. After each case a normal
 request must still be answered. The server runs with short deadlines (1 s for headers, 2 s for
 the whole request) and the default size limits.
 """
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -29,6 +31,12 @@ MARGIN: Final = 3.0  # seconds past a deadline a loaded machine may take
 GET: Final = b"GET /health HTTP/1.1\r\nHost: test\r\n"
 POST: Final = b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
 BODY: Final = httpx.Request("POST", "/", json=BENIGN).content
+V2_GET: Final = b"GET /v2/models/malignancy-predictor HTTP/1.1\r\nHost: test\r\n"
+V2_POST: Final = (
+    b"POST /v2/models/malignancy-predictor/infer HTTP/1.1\r\nHost: test\r\n"
+    b"Content-Type: application/json\r\n"
+)
+NEW_ID: Final = re.compile(r"[0-9a-f]{32}")  # the service's own request ids
 
 
 def sized_head(total: int, start: bytes = GET) -> bytes:
@@ -255,6 +263,7 @@ def assert_refused(answer: Answer, status: int, kind: str, loc: list[str]) -> No
     assert answer.status == status, answer.raw[:300]
     assert answer.headers["content-type"] == "application/json"
     assert answer.headers["connection"] == "close"
+    assert NEW_ID.fullmatch(answer.headers["x-request-id"])
     body = answer.json()
     assert [(item["type"], item["loc"]) for item in body["detail"]] == [(kind, loc)], body
     assert body["message"].startswith(".".join(loc) + ": ")
@@ -344,10 +353,67 @@ def test_oversized_head_after_a_pipelined_request_closes_after_its_answer(
 
 
 def test_refusals_are_logged_without_input(edge_server: LiveServer) -> None:
-    exchange(edge_server.port, sized_head(LIMIT + 1))
+    answer = exchange(edge_server.port, sized_head(LIMIT + 1))
     log = edge_server.stderr()
-    assert "app.edge: 431 header_too_large" in log
+    assert f"app.edge: 431 header_too_large request_id={answer.headers['x-request-id']}" in log
     assert "hostile" not in log
+
+
+# Refusals of requests to /v2 paths: (what is sent, status, the message's start).
+V2_HOSTILE: Final[dict[str, tuple[tuple[bytes, ...], int, str]]] = {
+    "head over the limit": ((sized_head(LIMIT + 1, V2_GET),), 431, "header: "),
+    "101 header fields": ((V2_GET + headers(100) + b"\r\n",), 431, "header: "),
+    "100 KB URL": (
+        (b"GET /v2/models/" + MARKER * 7000 + b" HTTP/1.1\r\n\r\n",),
+        414,
+        "url: ",
+    ),
+    "header without a colon": ((V2_GET + b"X-hostile-marker\r\n\r\n",), 400, "header: "),
+    "headers never finished": ((V2_GET + b"X-Wait: hostile-marker\r\n",), 408, "header: "),
+    "body shorter than Content-Length": (
+        (V2_POST + b"Content-Length: 100\r\n\r\n", b'{"inputs": []'),
+        408,
+        "body: ",
+    ),
+    "query string, then a bad header": (
+        (b"GET /v2?x=1 HTTP/1.1\r\nBad Name: hostile-marker\r\n\r\n",),
+        400,
+        "header: ",
+    ),
+}
+
+
+@pytest.mark.parametrize(("sent", "status", "start"), V2_HOSTILE.values(), ids=V2_HOSTILE.keys())
+def test_hostile_request_to_v2_is_refused_in_the_protocols_shape(
+    edge_server: LiveServer, sent: tuple[bytes, ...], status: int, start: str
+) -> None:
+    answer = exchange(edge_server.port, *sent, pause=0.3 if len(sent) == 2 else 0.0)
+    assert answer.status == status, answer.raw[:300]
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["connection"] == "close"
+    assert NEW_ID.fullmatch(answer.headers["x-request-id"])
+    body = answer.json()
+    assert list(body) == ["error"], body
+    assert body["error"].startswith(start), body
+    assert b"hostile" not in answer.raw
+    assert_still_serving(edge_server)
+
+
+@pytest.mark.parametrize(
+    ("head", "sane"),
+    [(POST, True), (V2_POST, True), (POST, False)],
+    ids=["native path", "v2 path", "insane id replaced"],
+)
+def test_refusal_after_the_headers_keeps_the_clients_request_id(
+    edge_server: LiveServer, head: bytes, sane: bool
+) -> None:
+    given = "client-id-42" if sane else "two words"
+    sent = head + f"X-Request-ID: {given}\r\nContent-Length: 100\r\n\r\n".encode()
+    answer = exchange(edge_server.port, sent, b"{", pause=0.3)
+    assert answer.status == 408, answer.raw[:300]
+    request_id = answer.headers["x-request-id"]
+    assert request_id == given if sane else NEW_ID.fullmatch(request_id)
+    assert f"app.edge: 408 body_timeout request_id={request_id}" in edge_server.stderr()
 
 
 @pytest.fixture(scope="module")
