@@ -1,14 +1,22 @@
 """Batches of validated rows through the fitted scaler and network: the batch routes' hot path.
 
-The same steps as `MinMaxScaler.transform`, `TwoLayerNet.forward` and `sigmoid`, on the same
-values in the same order,
+The same steps as `MinMaxScaler.transform` and `TwoLayerNet.forward`, on the same values in the
+same order, then the logistic function as 1 / (1 + e^-z2):
 
     x  = (scores - min) / scale
     Z1 = x W1^T + b1        A1 = max(Z1, 0)
-    z2 = A1 w2 + b2         p  = exp(-logaddexp(0, -z2))
+    z2 = A1 w2 + b2         p  = 1 / (1 + exp(-z2))
 
-so each chunk's probabilities are `Artifact.predict_proba`'s on that chunk, bit for bit
-(tests/model/test_batch.py). What differs is how NumPy is asked to run them:
+so each chunk's logits are `Artifact.predict_proba`'s on that chunk, bit for bit, and its
+probabilities are `model.network.logistic` of them, bit for bit (tests/model/test_batch.py).
+`model.network.sigmoid` (and so `predict_proba` and the single-row scorer) computes
+exp(-logaddexp(0, -z2)) instead; the two agree to 2.3e-16 in absolute terms. Against long
+double over z2 in [-60, 60], `logistic` is within 2.3 ulps of the exact value everywhere and
+`sigmoid` within 32 (for negative logits: its exp multiplies the rounding of a logit's
+logaddexp, near -z2, by -z2), and `logistic` costs a fifth as much: 2.7
+against 12.7 us for 1,024 logits (fastest of 7 x 1,000 calls), about 0.1 ms of a 10,000-row
+request's 1.1-1.3 ms of worker CPU. The explanations (model/shapley.py) use it for the same
+reason. What differs besides is how NumPy is asked to run the steps:
 
 - Rows go CHUNK_ROWS at a time. OpenBLAS splits a product over its threads above about 262,144
   multiply-adds (9 x 15 per row: about 1,940 rows), and on a machine whose cores are busy those
@@ -37,7 +45,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from model.network import TwoLayerNet
+from model.network import TwoLayerNet, logistic
 from model.scaler import MinMaxScaler
 
 CHUNK_ROWS: Final = 1024
@@ -76,11 +84,7 @@ class BatchScorer:
             k = len(chunk)
             z = z2[:k]
             self._logits(chunk, x[:k], Z1[:k], z)
-            # sigmoid(z2) = exp(-logaddexp(0, -z2)), as model.network.sigmoid
-            np.negative(z, out=z)
-            np.logaddexp(0.0, z, out=z)
-            np.negative(z, out=z)
-            np.exp(z, out=out[start : start + k])
+            logistic(z, out=out[start : start + k])  # p = 1 / (1 + e^-z2)
         return out
 
     def _logits(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.network import TwoLayerNet, bce_from_logits, sigmoid
+from model.network import TwoLayerNet, bce_from_logits, logistic, sigmoid
 
 RNG = np.random.default_rng(7)
 X_SMALL = RNG.random((40, 9))
@@ -288,3 +288,33 @@ def test_regularisation_options_are_checked(kwargs: dict[str, float], problem: s
 def test_early_stopping_needs_two_rows_of_each_class() -> None:
     with pytest.raises(ValueError, match="at least 2 rows of each class"):
         noisy_stopper().fit(X_SMALL[:3], np.array([0.0, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize("z", [-1000.0, -745.0, -709.0, -40.0, -1.0, 0.0, 1e-3, 3.0, 40.0, 1000.0])
+def test_logistic_is_the_sigmoid_without_warnings(z: float) -> None:
+    # pytest runs with warnings as errors: an overflow warning from e^-z would fail this
+    expected = float(sigmoid(np.array([z]))[0])
+    assert logistic(np.array([z]))[0] == pytest.approx(expected, rel=0, abs=2.3e-16)
+
+
+def test_logistic_agrees_with_the_sigmoid_over_a_sweep() -> None:
+    zs = np.linspace(-60.0, 60.0, 200_001)
+    np.testing.assert_allclose(logistic(zs.copy()), sigmoid(zs), rtol=0, atol=2.3e-16)
+
+
+def test_logistic_is_within_three_ulps_of_the_exact_value() -> None:
+    zs = np.linspace(-60.0, 60.0, 200_001)
+    exact = 1 / (1 + np.exp(-zs.astype(np.longdouble)))  # 64-bit mantissa on x86
+    if np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant:
+        pytest.skip("this platform's long double is a double: no more exact reference")
+    np.testing.assert_array_max_ulp(logistic(zs.copy()), exact.astype(np.float64), maxulp=3)
+
+
+def test_logistic_writes_into_out_and_leaves_z_alone() -> None:
+    z = np.array([-2.0, 0.0, 2.0])
+    out = np.empty(3)
+    assert logistic(z, out=out) is out
+    np.testing.assert_array_equal(z, [-2.0, 0.0, 2.0])
+    np.testing.assert_array_equal(out, 1 / (1 + np.exp(-z)))
+    assert logistic(z) is z  # without out: in place
+    np.testing.assert_array_equal(z, out)

@@ -18,11 +18,10 @@ from numpy.typing import NDArray
 from model.artifact import Artifact
 from model.data import Dataset
 from model.features import N_FEATURES
-from model.network import TwoLayerNet, sigmoid
+from model.network import TwoLayerNet
 from model.scaler import MinMaxScaler
 from model.shapley import (
     ShapleyExplainer,
-    _sigmoid,
     coalition_masks,
     distinct_rows,
     shapley_weights,
@@ -199,12 +198,6 @@ def test_a_row_equal_to_the_only_background_row_has_zero_values() -> None:
     e = _explainer(rng.normal(size=(6, N_FEATURES)), x[np.newaxis]).explain(x)
     np.testing.assert_allclose(e.phi_probability, np.zeros(N_FEATURES), rtol=0, atol=1e-15)
     assert e.base_probability == pytest.approx(e.probability, abs=1e-15)
-
-
-@pytest.mark.parametrize("z", [-1000.0, -745.0, -709.0, -40.0, -1.0, 0.0, 1e-3, 3.0, 40.0, 1000.0])
-def test_the_fast_sigmoid_is_the_networks(z: float) -> None:
-    expected = float(sigmoid(np.array([z]))[0])
-    assert _sigmoid(np.array([z]))[0] == pytest.approx(expected, abs=1e-15)
 
 
 def test_a_weighted_background_equals_the_repeated_rows(
