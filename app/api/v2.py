@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from enum import Enum
 from typing import Annotated, Any, Final
 
-import pydantic_core
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends
@@ -32,6 +31,7 @@ from app.api.responses import Responses
 from app.dependencies import api_key_error, check_api_key, served_model
 from app.errors import JSON_MEDIA_TYPE, ApiError
 from app.http.limits import PathLimit
+from app.http.protocol_errors import protocol_error_body, under_prefix
 from app.openapi import Example, ExampleContext, response_examples
 from app.predictor import ServedModel
 from app.settings import Settings
@@ -83,17 +83,11 @@ ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    body = pydantic_core.to_json({"error": message})
-    return Response(body, status, headers, media_type=JSON_MEDIA_TYPE)
+    return Response(protocol_error_body(message), status, headers, media_type=JSON_MEDIA_TYPE)
 
 
 def is_v2_path(scope_path: str, root_path: str = "") -> bool:
-    path = (
-        scope_path[len(root_path) :]
-        if root_path and scope_path.startswith(root_path)
-        else scope_path
-    )
-    return path == PREFIX or path.startswith(PREFIX + "/")
+    return under_prefix(scope_path, PREFIX, root_path)
 
 
 def too_large_message(max_bytes: int, setting: str) -> str:

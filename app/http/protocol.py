@@ -44,12 +44,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import httptools
-import pydantic_core
 from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from app.errors import JSON_MEDIA_TYPE, error_body, error_message
+from app.http.protocol_errors import protocol_error_body, under_prefix
 from app.http.request_id import accepted_or_new
 from app.schemas import ErrorItem
 
@@ -333,11 +333,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if prefix is None or stage not in (_HEAD, _BODY):
             return False
         url: bytes = getattr(self, "url", b"")
-        path = url.split(b"?", 1)[0].decode("latin-1")
-        root = self.root_path
-        if root and path.startswith(root + "/"):
-            path = path[len(root) :]
-        return path == prefix or path.startswith(prefix + "/")
+        return under_prefix(url.split(b"?", 1)[0].decode("latin-1"), prefix, self.root_path)
 
     def answer(
         self,
@@ -347,10 +343,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         request_id: str,
         in_protocol: bool,
     ) -> bytes:
-        if in_protocol:
-            body = pydantic_core.to_json({"error": error_message(items)})
-        else:
-            body = error_body(items)
+        body = protocol_error_body(error_message(items)) if in_protocol else error_body(items)
         headers = [
             *self.server_state.default_headers,
             (b"content-type", JSON_MEDIA_TYPE.encode()),

@@ -17,6 +17,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _REWRITTEN_STATUS: Final = {422: 400}
 
 
+def under_prefix(path: str, prefix: str, root_path: str = "") -> bool:
+    """Whether `path` (with `root_path` in front of it, or not) is `prefix` or below it."""
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def protocol_error_body(message: str) -> bytes:
+    """The protocol's error answer: `{"error": message}`."""
+    return pydantic_core.to_json({"error": message})
+
+
 class ProtocolErrorShape:
     def __init__(self, app: ASGIApp, prefix: str) -> None:
         self.app = app
@@ -25,11 +37,7 @@ class ProtocolErrorShape:
     def _applies(self, scope: Scope) -> bool:
         if scope["type"] != "http":
             return False
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        return path == self.prefix or path.startswith(self.prefix + "/")
+        return under_prefix(scope["path"], self.prefix, scope.get("root_path", ""))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._applies(scope):
@@ -63,7 +71,7 @@ def _rewritten(start: Message, body: bytes) -> tuple[Message, bytes]:
         return start, body
     if not isinstance(native, dict) or "message" not in native or "error" in native:
         return start, body
-    new_body = pydantic_core.to_json({"error": str(native["message"])})
+    new_body = protocol_error_body(str(native["message"]))
     headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
     headers.append((b"content-length", str(len(new_body)).encode()))
     status = _REWRITTEN_STATUS.get(start["status"], start["status"])
