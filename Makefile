@@ -64,11 +64,13 @@ container-check: $(VENV)/.runtime
 kube-check: container-check $(VENV)/.dev
 	bash scripts/kube_check.sh
 
-## lock: re-pin constraints.txt from the dev environment, and the image's hashed runtime lock
+## lock: re-pin constraints.txt from the dev environment, the image's hashed runtime lock, and KServe's client's
 lock: $(VENV)/.dev
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
 		--no-emit-index-url --no-emit-find-links -c constraints.txt -o requirements/runtime.txt pyproject.toml
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+		--no-emit-index-url --no-emit-find-links -o requirements/kserve-client.txt requirements/kserve-client.in
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts
+	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts
