@@ -121,8 +121,9 @@ class Artifact:
 
     def score_rows(self, rows: NDArray[np.integer]) -> NDArray[np.float64]:
         """P(malignant) for an (n, 9) array of raw scores that the caller has validated: the
-        batch routes' hot path (model/batch.py). `predict_proba`'s steps into reused buffers;
-        the same bits, chunk by chunk."""
+        batch routes' hot path (model/batch.py): the scaler folded into the first layer, chunk
+        by chunk into reused buffers; within 1e-15 of `predict_proba`, and as close to the exact
+        values."""
         return self.batch.probabilities(rows)
 
     @cached_property
