@@ -76,7 +76,6 @@ class BatchScorer:
         n, d = rows.shape
         if d != self.n_features:
             raise ValueError(f"expected {self.n_features} feature columns, got {d}")
-        rows = np.ascontiguousarray(rows)
         out = np.empty(n)
         size = min(n, CHUNK_ROWS)
         s, Z1, z2 = np.empty((size, d)), np.empty((size, self.hidden)), np.empty(size)
