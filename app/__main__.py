@@ -1,4 +1,4 @@
-"""`python -m app`: serve with uvicorn, configured from the environment (see app/settings.py).
+"""`python -m app`: serve with uvicorn, configured from the environment (see app/core/config.py).
 
 `python -m app --help` lists the settings with their defaults; any other argument is an error.
 Bad arguments or settings, or a bad model artifact, end the process with one line on stderr
@@ -7,16 +7,17 @@ SIGTERM or Ctrl+C exits 0.
 
 The artifact is read and verified here, once, and its bytes handed to every worker (a respawned
 one too): no worker reads MODEL_PATH, so all serve the model verified at startup until the
-service restarts, whatever happens to the file (app.predictor.PinnedArtifact).
+service restarts, whatever happens to the file (app.core.dataplane.PinnedArtifact).
 
-Every connection is held to the request deadlines and limits of app/http/protocol.py.
+Every connection is held to the request deadlines and limits of app/server/edge.py.
 
-Before any worker starts it prepares PROMETHEUS_MULTIPROC_DIR (app/metrics_dir.py) and, unless
+Before any worker starts it prepares PROMETHEUS_MULTIPROC_DIR
+(app/observability/metrics_dir.py) and, unless
 METRICS_PORT is 0, serves the workers' Prometheus metrics on HOST:METRICS_PORT from this process
-(app/metrics_server.py); a port it cannot bind ends it with one line and exit code 1.
+(app/observability/exposition.py); a port it cannot bind ends it with one line and exit code 1.
 
 On SIGTERM the server drains its connections for up to SHUTDOWN_DRAIN_SECONDS before closing
-them (app/http/server.py), so a request a client has already sent is answered, not reset.
+them (app/server/serve.py), so a request a client has already sent is answered, not reset.
 
 The HTTP parser is httptools; the event loop depends on the number of workers (`event_loop`),
 both choices measured with wrk at 64 connections on /predict:
@@ -33,14 +34,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from app.logging_config import uvicorn_log_config
-from app.metrics_dir import metrics_dir
-from app.settings import Settings, SettingsError, load_settings
+from app.core.config import Settings, SettingsError, load_settings
+from app.observability.logs import uvicorn_log_config
+from app.observability.metrics_dir import metrics_dir
 from model.artifact import ArtifactError
 
 if TYPE_CHECKING:
-    from app.http.protocol import EdgeConfig, EdgeLimits
-    from app.predictor import PinnedArtifact
+    from app.core.dataplane import PinnedArtifact
+    from app.server.edge import EdgeConfig, EdgeLimits
 
 PROG = "malignancy-predictor"
 USAGE: Final = "usage: python -m app [--help]"
@@ -68,7 +69,7 @@ def help_text() -> str:
 
 
 def limits(settings: Settings) -> "EdgeLimits":
-    from app.http.protocol import EdgeLimits
+    from app.server.edge import EdgeLimits
 
     return EdgeLimits(
         header_timeout=settings.header_timeout_seconds,
@@ -105,11 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(settings: Settings) -> int:
     # Imported only now: prometheus_client picks its storage from PROMETHEUS_MULTIPROC_DIR,
-    # which metrics_dir has just set, when it is first imported (app.errors, and so the app,
+    # which metrics_dir has just set, when it is first imported (app.core.errors, and so the app,
     # the protocol and the served model, import it).
-    from app.http.server import serve
-    from app.metrics_server import start_metrics_server
-    from app.predictor import PinnedArtifact
+    from app.core.dataplane import PinnedArtifact
+    from app.observability.exposition import start_metrics_server
+    from app.server.serve import serve
 
     try:
         pinned = PinnedArtifact.read(settings.model_path, settings.model_sha256)
@@ -129,9 +130,9 @@ def run(settings: Settings) -> int:
 def edge_config(settings: Settings, pinned: "PinnedArtifact") -> "EdgeConfig":
     """Workers (spawned processes) get this Config pickled: the settings and the artifact's
     bytes travel with it, so a worker reads neither the environment nor MODEL_PATH again."""
-    from app.api.v2 import PREFIX as V2_PREFIX
-    from app.http.protocol import EdgeConfig
     from app.main import create_app
+    from app.server.edge import EdgeConfig
+    from app.v2.routes import PREFIX as V2_PREFIX
 
     return EdgeConfig(
         functools.partial(create_app, settings, pinned),

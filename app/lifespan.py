@@ -10,9 +10,9 @@ from typing import Final
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import telemetry
-from app.predictor import PinnedArtifact, ServedModel
-from app.settings import Settings
+from app.core.config import Settings
+from app.core.dataplane import PinnedArtifact, ServedModel
+from app.observability import prometheus as telemetry
 from model.artifact import ArtifactError
 
 logger = logging.getLogger("app.startup")

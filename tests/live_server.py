@@ -35,7 +35,7 @@ from typing import Final
 
 import httpx
 
-from app.settings import Settings
+from app.core.config import Settings
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 LOOPBACK: Final = "127.0.0.1"

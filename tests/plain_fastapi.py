@@ -1,4 +1,4 @@
-"""The service as FastAPI's own handler serves it: the reference for app/http/bodies.py's direct
+"""The service as FastAPI's own handler serves it: the reference for app/api/bodies.py's direct
 call.
 
 `plain_fastapi_app(settings)` builds the service with `StrictJSONRoute` for the prediction
@@ -13,9 +13,9 @@ from unittest import mock
 from fastapi import FastAPI
 
 from app.api import predictions
-from app.http.bodies import StrictJSONRoute
+from app.api.bodies import StrictJSONRoute
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 
 
 def plain_fastapi_app(settings: Settings) -> FastAPI:

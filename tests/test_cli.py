@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from app.settings import Settings
+from app.core.config import Settings
 from tests.live_server import REPO_ROOT, server_env, start_server
 
 TIMEOUT = 30.0

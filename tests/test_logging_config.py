@@ -11,8 +11,8 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from app.examples import BENIGN
-from app.logging_config import rfc3339_utc
+from app.observability.logs import rfc3339_utc
+from app.openapi.examples import BENIGN
 from tests.live_server import start_server
 
 RFC3339_UTC: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -29,10 +29,10 @@ class Recording(trace.TracerProvider):
 
 trace.set_tracer_provider(Recording())
 
-from app.examples import BENIGN
+from app.openapi.examples import BENIGN
 from app.main import create_app
 from model.artifact import DEFAULT_ARTIFACT_PATH
-from app.settings import Settings
+from app.core.config import Settings
 
 plain = FastAPI()
 plain.get("/")(lambda: {})

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from app.predictor import ServedModel
+from app.core.dataplane import ServedModel
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.batch import CHUNK_ROWS
 from model.data import Dataset

@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from app.examples import BENIGN
+from app.core.config import Settings, SettingsError, load_settings
 from app.main import create_app
-from app.settings import Settings, SettingsError, load_settings
+from app.openapi.examples import BENIGN
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from tests.live_server import SERVICE_VARIABLES
 

@@ -1,4 +1,5 @@
-"""app/telemetry.py: the tally writes what a request would have written, in fewer writes, and soon.
+"""app/observability/prometheus.py: the tally writes what a request would have written, in
+fewer writes, and soon.
 
 These run in the test process, whose metrics live in memory (no PROMETHEUS_MULTIPROC_DIR);
 tests/http/test_prometheus.py counts the same series across worker processes over HTTP.
@@ -11,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from app import telemetry
-from app.telemetry import DURATION_BUCKETS, REGISTRY, Tally, observe_all
+from app.observability import prometheus as telemetry
+from app.observability.prometheus import DURATION_BUCKETS, REGISTRY, Tally, observe_all
 
 ROUTE = "/test/telemetry"  # a route no other test records, so counts start at zero
 

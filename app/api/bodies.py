@@ -25,7 +25,7 @@ What pydantic's JSON parser accepts, `json.loads` and the model accept with the 
 both read JSON by the same rules (pydantic's parser is the stricter: UTF-8 only), and the model
 is the same.
 
-Both paths hold the service's JSON rules (`app/http/json_strict.py`): a body that repeats a key
+Both paths hold the service's JSON rules (`app/api/json_strict.py`): a body that repeats a key
 anywhere is a 422 of type `duplicate_key` naming the key's path. On the direct path that costs
 one `bytes.count` (a valid body with as many `:` as keys has none repeated); any other valid body
 takes FastAPI's handler, whose `json()` finds the key. FastAPI's handler reads every body with
@@ -47,8 +47,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
-from app.errors import duplicate_key_error
-from app.http import json_strict
+from app.api import json_strict
+from app.core.errors import duplicate_key_error
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Endpoint = Callable[..., Coroutine[Any, Any, Response]]

@@ -6,9 +6,9 @@ from typing import Annotated, Final
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from app.errors import ApiError
-from app.predictor import ServedModel
-from app.settings import Settings
+from app.core.config import Settings
+from app.core.dataplane import ServedModel
+from app.core.errors import ApiError
 
 API_KEY_HEADER: Final = "X-API-Key"
 
@@ -66,7 +66,7 @@ def api_key_error(given: str | None) -> ApiError:
 
 async def check_api_key(request: Request) -> None:
     """`require_api_key` as a plain function of the request, for routes that call their endpoint
-    directly (app/http/bodies.py): the same header reader, the same comparison, the same error."""
+    directly (app/api/bodies.py): the same header reader, the same comparison, the same error."""
     await require_api_key(request, await api_key_header(request))
 
 

@@ -1,6 +1,6 @@
 """POST /explain: a prediction with the exact Shapley value of each of its nine scores.
 
-Same body as /predict, same route class (app/http/bodies.py), so every body is read, checked and
+Same body as /predict, same route class (app/api/bodies.py), so every body is read, checked and
 refused exactly as /predict does it, and the same API-key check. One explanation evaluates the
 network on 512 coalitions times the background's distinct rows: milliseconds of NumPy rather
 than /predict's microseconds, so it runs in the threadpool, where NumPy releases the GIL, and
@@ -18,6 +18,8 @@ from fastapi.params import Depends
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from app.api.bodies import OneStepJSONBodyRoute
+from app.api.deps import check_api_key, served_model
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -25,11 +27,9 @@ from app.api.responses import (
     invalid_json_example,
     json_response,
 )
-from app.dependencies import check_api_key, served_model
-from app.examples import BENIGN, EXPLAIN_EXAMPLES
-from app.http.bodies import OneStepJSONBodyRoute
-from app.openapi import Example, ExampleContext, response_examples
-from app.schemas import Explanation, PredictRequest, as_row
+from app.api.schemas import Explanation, PredictRequest, as_row
+from app.openapi.document import Example, ExampleContext, response_examples
+from app.openapi.examples import BENIGN, EXPLAIN_EXAMPLES
 
 
 def _answers(context: ExampleContext) -> Mapping[str, Example]:

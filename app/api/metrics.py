@@ -7,10 +7,10 @@ from fastapi import FastAPI, Query
 from fastapi.params import Depends
 from pydantic import AfterValidator, BeforeValidator
 
+from app.api.deps import ModelDep
 from app.api.responses import AUTH_ERRORS, QUERY_ERRORS, error_example
-from app.dependencies import ModelDep
-from app.openapi import Example, ExampleContext, response_examples
-from app.schemas import ErrorItem, Metrics, json_number, positive_zero
+from app.api.schemas import ErrorItem, Metrics, json_number, positive_zero
+from app.openapi.document import Example, ExampleContext, response_examples
 
 EXAMPLE_THRESHOLD = 0.5
 

@@ -5,7 +5,7 @@ the threadpool hop FastAPI makes for a plain `def`. They are added to the app it
 an included APIRouter, since FastAPI 0.165 matches an included router's routes through an extra
 layer that costs every request about 12 us.
 
-Both routes are of class `OneStepJSONBodyRoute` (app/http/bodies.py): a valid JSON body is
+Both routes are of class `OneStepJSONBodyRoute` (app/api/bodies.py): a valid JSON body is
 validated from its bytes in one step and the endpoint called directly, anything else goes
 through FastAPI's handler. They take the model from `request` rather than through a dependency,
 and answer with the JSON of the response model already written (`json_response`): the route's
@@ -21,7 +21,8 @@ from fastapi import Body, FastAPI, Request
 from fastapi.params import Depends
 from fastapi.responses import Response
 
-from app import telemetry
+from app.api.bodies import OneStepJSONBodyRoute
+from app.api.deps import check_api_key, served_model
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -29,11 +30,7 @@ from app.api.responses import (
     invalid_json_example,
     json_response,
 )
-from app.dependencies import check_api_key, served_model
-from app.examples import BATCH_EXAMPLES, BENIGN, MALIGNANT, PREDICT_EXAMPLES
-from app.http.bodies import OneStepJSONBodyRoute
-from app.openapi import Example, ExampleContext, response_examples
-from app.schemas import (
+from app.api.schemas import (
     BatchPrediction,
     BatchRequest,
     Prediction,
@@ -41,6 +38,9 @@ from app.schemas import (
     as_row,
     limited_batch_request,
 )
+from app.observability import prometheus as telemetry
+from app.openapi.document import Example, ExampleContext, response_examples
+from app.openapi.examples import BATCH_EXAMPLES, BENIGN, MALIGNANT, PREDICT_EXAMPLES
 
 PREDICT_PATH: Final = "/predict"
 BATCH_PATH: Final = "/predict/batch"
@@ -133,7 +133,7 @@ def add_routes(
     app: FastAPI, guard: list[Depends], api_key_required: bool, max_batch_size: int
 ) -> None:
     """/predict first, as the most frequent route; `guard` is the API-key dependency, if any."""
-    # The direct path runs the same check as the guard (app/http/bodies.py).
+    # The direct path runs the same check as the guard (app/api/bodies.py).
     route_class = (
         OneStepJSONBodyRoute.checked_by(check_api_key) if api_key_required else OneStepJSONBodyRoute
     )

@@ -2,7 +2,7 @@
 
 Open even when API_KEY is set. Liveness only says that the process answers, so that a busy or
 stopping server is not restarted; readiness says whether it should be sent requests: the model
-is loaded, and the server is not draining its connections before exit (app/http/server.py).
+is loaded, and the server is not draining its connections before exit (app/server/serve.py).
 During the drain readiness is 503, so a load balancer stops sending new requests before the
 connections close.
 """
@@ -14,11 +14,11 @@ from typing import Final
 from fastapi import FastAPI, Request
 
 from app.api.responses import Responses, error_doc, error_example
-from app.errors import ApiError
-from app.http.server import DRAINING
-from app.openapi import Example, ExampleContext, response_examples
-from app.predictor import ServedModel
-from app.schemas import Liveness, Readiness
+from app.api.schemas import Liveness, Readiness
+from app.core.dataplane import ServedModel
+from app.core.errors import ApiError
+from app.openapi.document import Example, ExampleContext, response_examples
+from app.server.serve import DRAINING
 
 NOT_READY: Final[Responses] = {
     503: error_doc("Not ready: the server is shutting down, or the model is not loaded."),

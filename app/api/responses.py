@@ -13,11 +13,11 @@ from typing import Any, Final
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from app.dependencies import api_key_error
-from app.errors import JSON_MEDIA_TYPE, error_body, error_item
-from app.http.limits import BodyTooLargeError
-from app.openapi import Example, ExampleContext, SourcesByStatus
-from app.schemas import ErrorItem, ErrorResponse
+from app.api.deps import api_key_error
+from app.api.schemas import ErrorItem, ErrorResponse
+from app.core.errors import JSON_MEDIA_TYPE, error_body, error_item
+from app.middleware.body_limit import BodyTooLargeError
+from app.openapi.document import Example, ExampleContext, SourcesByStatus
 
 Responses = dict[int | str, dict[str, Any]]
 

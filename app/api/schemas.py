@@ -3,7 +3,7 @@
 Requests are strict: unknown fields are rejected, scores are JSON integers 1..10 (5, 5.0 or 5E0,
 which JSON Schema counts as the same integer; not "5", 5.5 or true), a threshold is a finite
 number in [0, 1], -0.0 read as 0.0, and a confidence a finite number strictly between 0 and 1. A
-key repeated in a body is refused before these models see it (app/http/json_strict.py).
+key repeated in a body is refused before these models see it (app/api/json_strict.py).
 """
 
 import re
@@ -14,6 +14,8 @@ from typing import Annotated, Final, Literal, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
+from app.core.errors import ErrorItem as ErrorItem  # the error contract, re-exported
+from app.core.errors import ErrorResponse as ErrorResponse
 from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 
 ClassName = Literal["benign", "malignant"]
@@ -410,16 +412,3 @@ class ModelCard(_Response):
         description="Train and validation accuracy as the training run reported them."
     )
     conformal: Conformal
-
-
-class ErrorItem(_Response):
-    loc: list[str | int] = Field(description='Where the problem is, e.g. ["body", "mitoses"].')
-    msg: str = Field(description="The rule that was broken.")
-    type: str = Field(description="Machine-readable error kind.")
-
-
-class ErrorResponse(_Response):
-    """Every 4xx and 5xx answer has this shape."""
-
-    message: str = Field(description="One line naming each field and the rule it broke.")
-    detail: list[ErrorItem]

@@ -5,9 +5,9 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 
-from app.dependencies import ModelDep
-from app.openapi import Example, ExampleContext, response_examples
-from app.schemas import Health, ModelCard
+from app.api.deps import ModelDep
+from app.api.schemas import Health, ModelCard
+from app.openapi.document import Example, ExampleContext, response_examples
 
 
 def _health(context: ExampleContext) -> Mapping[str, Example]:

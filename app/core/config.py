@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         description="Path prefix a reverse proxy serves the service under (e.g. /ml).",
     )
 
-    # The request limits of `python -m app` (app/http/protocol.py), bounded so that a typo
+    # The request limits of `python -m app` (app/server/edge.py), bounded so that a typo
     # cannot switch one off.
     header_timeout_seconds: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = Field(
         default=10.0,

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from app.schemas import (
+from app.api.schemas import (
     Architecture,
     BatchPrediction,
     ClassName,

@@ -1,5 +1,9 @@
-"""Every error answer as one JSON shape, `ErrorResponse`: a one-line `message` naming each field
-and the rule it broke, and a `detail` list of {loc, msg, type} in FastAPI's style.
+"""The one error contract: `ApiError`, and one renderer that picks the shape from the path.
+
+Outside /v2 an error answer is `ErrorResponse`: a one-line `message` naming each field and the
+rule it broke, and a `detail` list of {loc, msg, type} in FastAPI's style. Under /v2 it is the
+Open Inference Protocol's `{"error": message}`, with 400 where the native API says 422. The
+routes, the middleware and the edge all render through here, so the shapes cannot drift apart.
 
 Input values are never echoed back: they may be huge, and a NaN among them could not be written
 as JSON anyway.
@@ -8,19 +12,44 @@ as JSON anyway.
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
-from app import telemetry
-from app.http.request_id import HEADER as REQUEST_ID_HEADER
-from app.http.request_id import current_request_id
-from app.schemas import ErrorItem, ErrorResponse
+from app.core.request_id import HEADER as REQUEST_ID_HEADER
+from app.core.request_id import current_request_id
+from app.observability import prometheus as telemetry
 
+V2_PREFIX: Final = "/v2"
+# The protocol's status where the native API's differs: it has no 422.
+_V2_STATUS: Final = {422: 400}
 MAX_DETAIL: Final = 100  # error items kept in one answer
 MAX_IN_MESSAGE: Final = 5  # of which named in the one-line message
 JSON_MEDIA_TYPE: Final = "application/json"
+
+
+class _ErrorModel(BaseModel):
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+
+class ErrorItem(_ErrorModel):
+    loc: list[str | int] = Field(description='Where the problem is, e.g. ["body", "mitoses"].')
+    msg: str = Field(description="The rule that was broken.")
+    type: str = Field(description="Machine-readable error kind.")
+
+
+class ErrorResponse(_ErrorModel):
+    """Every 4xx and 5xx answer outside /v2 has this shape."""
+
+    message: str = Field(description="One line naming each field and the rule it broke.")
+    detail: list[ErrorItem]
+
 
 # Where the problem lies, for errors Starlette or FastAPI raise with a bare status code.
 _LOCATION_BY_STATUS: Final[dict[int, tuple[list[str | int], str]]] = {
@@ -51,7 +80,7 @@ class ApiError(HTTPException):
 
 
 def duplicate_key_error(path: Sequence[str | int]) -> ApiError:
-    """The 422 for a JSON body that repeats the key at `path` (see app/http/json_strict.py)."""
+    """The 422 for a JSON body that repeats the key at `path` (see app/api/json_strict.py)."""
     msg = "Key appears more than once in its object; each key must appear once"
     return ApiError(422, ["body", *path], msg, "duplicate_key")
 
@@ -63,26 +92,68 @@ def _printable(part: str | int) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def error_message(items: Sequence[ErrorItem]) -> str:
-    """The one-line message of an error answer: each item's loc and msg, the first few."""
+def under_prefix(path: str, prefix: str, root_path: str = "") -> bool:
+    """Whether `path` (with `root_path` in front of it, or not) is `prefix` or below it."""
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def is_v2(scope: Scope) -> bool:
+    """Whether the request is the Open Inference Protocol's, so its errors take that shape."""
+    return under_prefix(scope.get("path", ""), V2_PREFIX, scope.get("root_path", ""))
+
+
+def error_message(items: Sequence[ErrorItem], total: int | None = None) -> str:
+    """The one-line message of an error answer: each item's loc and msg, the first few, then
+    how many more of `total` (default: len(items)) there are."""
+    total = len(items) if total is None else total
     named = [
         f"{'.'.join(map(_printable, item.loc))}: {item.msg}" for item in items[:MAX_IN_MESSAGE]
     ]
-    if len(items) > MAX_IN_MESSAGE:
-        named.append(f"and {len(items) - MAX_IN_MESSAGE} more")
+    if total > MAX_IN_MESSAGE:
+        named.append(f"and {total - MAX_IN_MESSAGE} more")
     return "; ".join(named)
 
 
-def error_body(items: Sequence[ErrorItem]) -> bytes:
-    body = ErrorResponse(message=error_message(items), detail=list(items[:MAX_DETAIL]))
+def error_body(items: Sequence[ErrorItem], total: int | None = None) -> bytes:
+    body = ErrorResponse(message=error_message(items, total), detail=list(items[:MAX_DETAIL]))
     return body.model_dump_json().encode()
 
 
+def protocol_error_body(message: str) -> bytes:
+    """The Open Inference Protocol's error answer: `{"error": message}`."""
+    return pydantic_core.to_json({"error": message})
+
+
+def v2_status(status: int) -> int:
+    return _V2_STATUS.get(status, status)
+
+
 def error_response(
-    status_code: int, items: Sequence[ErrorItem], headers: Mapping[str, str] | None = None
+    status_code: int,
+    items: Sequence[ErrorItem],
+    headers: Mapping[str, str] | None = None,
+    *,
+    scope: Scope | None = None,
+    total: int | None = None,
 ) -> Response:
+    """The error answer for `items` in the shape of the request's path (`scope`; native when
+    None); `total` counts the problems when `items` holds only the first MAX_DETAIL."""
+    if scope is not None and is_v2(scope):
+        return v2_error_response(status_code, error_message(items, total), headers)
     telemetry.record_error(status_code, items[0].type if items else "unknown")
-    return Response(error_body(items), status_code, headers, media_type=JSON_MEDIA_TYPE)
+    body = error_body(items, total)
+    return Response(body, status_code, headers, media_type=JSON_MEDIA_TYPE)
+
+
+def v2_error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The protocol's error answer; a native 422 becomes the protocol's 400."""
+    status = v2_status(status)
+    telemetry.record_error(status, "v2_error")
+    return Response(protocol_error_body(message), status, headers, media_type=JSON_MEDIA_TYPE)
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -124,6 +195,8 @@ def error_item(error: dict[str, Any]) -> ErrorItem:
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if is_v2(request.scope):
+        return v2_error_response(400, "the request breaks the protocol's rules")
     errors = exc.errors()
     about_body = any(error.get("loc", ())[:1] == ("body",) for error in errors)
     content_type = request.headers.get("content-type")
@@ -137,11 +210,15 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         msg = f"Content-Type must be {JSON_MEDIA_TYPE} ({given})"
         item = ErrorItem(loc=["header", "Content-Type"], msg=msg, type="unsupported_media_type")
         return error_response(415, [item])
-    return error_response(422, [error_item(error) for error in errors])
+    # Only the errors the answer lists are worded: a body can hold tens of thousands.
+    items = [error_item(error) for error in errors[:MAX_DETAIL]]
+    return error_response(422, items, total=len(errors))
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if is_v2(request.scope):
+        return v2_error_response(exc.status_code, _v2_message(exc), exc.headers)
     if isinstance(exc, ApiError):
         return error_response(exc.status_code, [exc.item()], headers=exc.headers)
     if exc.status_code == 400:
@@ -159,7 +236,16 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     # Starlette sends this answer outside every middleware, so it adds the request id itself.
     item = ErrorItem(loc=["server"], msg="Internal server error", type="internal_error")
     request_id = current_request_id()
-    return error_response(500, [item], {REQUEST_ID_HEADER: request_id} if request_id else None)
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    if is_v2(request.scope):
+        return v2_error_response(500, "internal server error", headers)
+    return error_response(500, [item], headers)
+
+
+def _v2_message(exc: HTTPException) -> str:
+    if exc.status_code == 404 and not isinstance(exc, ApiError):
+        return "no such /v2 endpoint"
+    return str(exc.detail)
 
 
 def install_error_handlers(app: FastAPI) -> None:

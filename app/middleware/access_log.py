@@ -3,7 +3,7 @@
 No request body, query string or header is logged.
 
 With LOG_FORMAT=json the line goes through `logging` as a record with the fields method, route
-(the template), status, duration_ms and client, which app/logging_config.py writes as JSON.
+(the template), status, duration_ms and client, which app/observability/logs.py writes as JSON.
 
 The access line is formatted here, in the same layout as the service's other log lines, and
 written straight to stderr, rather than passed through `logging`: a LogRecord, its formatting
@@ -20,8 +20,8 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http.request_id import current_request_id
-from app.http.routes import route_template
+from app.core.request_id import current_request_id
+from app.observability.route_labels import route_template
 
 DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"  # logging's default asctime, before ",milliseconds"
 

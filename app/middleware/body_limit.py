@@ -11,7 +11,7 @@ from typing import Final
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ApiError, error_response
+from app.core.errors import ApiError, error_response
 
 _CONTENT_LENGTH: Final = b"content-length"
 Refusal = Callable[[int, str], Response]  # (max_bytes, setting name) -> the 413 answer

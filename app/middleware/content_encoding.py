@@ -4,7 +4,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import ApiError, error_response
+from app.core.errors import ApiError, error_response
 
 _CONTENT_ENCODING: Final = b"content-encoding"
 HEADER: Final = "Content-Encoding"
@@ -40,7 +40,9 @@ class IdentityContentEncoding:
             for name, value in scope["headers"]:
                 if name == _CONTENT_ENCODING and not _identity(value):
                     error = UnsupportedContentEncodingError()
-                    response = error_response(415, [error.item()], headers=error.headers)
+                    response = error_response(
+                        415, [error.item()], headers=error.headers, scope=scope
+                    )
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)

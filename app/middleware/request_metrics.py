@@ -1,17 +1,19 @@
-"""Request metrics for Prometheus: count, duration and in-flight requests (app/telemetry.py)."""
+"""Request metrics for Prometheus: count, duration and in-flight requests
+(app/observability/prometheus.py)."""
 
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import telemetry
-from app.http.routes import route_template
+from app.observability import prometheus as telemetry
+from app.observability.route_labels import route_template
 
 
 class RequestMetrics:
     """Pure ASGI middleware recording each HTTP request under its route template, method and
     status once it has been answered (or has failed: 500, as the server then answers), in this
-    worker's tally (app/telemetry.py), which writes it to the shared values soon after."""
+    worker's tally (app/observability/prometheus.py), which writes it to the shared values
+    soon after."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

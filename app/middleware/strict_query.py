@@ -10,8 +10,7 @@ from starlette.datastructures import QueryParams
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import error_response
-from app.schemas import ErrorItem
+from app.core.errors import ErrorItem, error_response
 
 QUERY: Final = "query"
 
@@ -39,7 +38,7 @@ class StrictQuery:
         if scope["type"] == "http" and scope.get("query_string"):
             errors = self._errors(scope)
             if errors:
-                await error_response(422, errors)(scope, receive, send)
+                await error_response(422, errors, scope=scope)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

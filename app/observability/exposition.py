@@ -3,7 +3,8 @@
 It runs in the process that `python -m app` starts: with one worker that is the worker itself,
 with several it is uvicorn's supervisor, so a scrape never waits for a busy worker and always
 reaches the same process. Either way it reads every worker's files in PROMETHEUS_MULTIPROC_DIR
-(app/metrics_dir.py), so each scrape adds up all of them. It is a separate port, as in MLServer
+(app/observability/metrics_dir.py), so each scrape adds up all of them. It is a separate port,
+as in MLServer
 and Triton, so that it is not behind API_KEY, not part of the API's contract (/metrics is the
 model's validation metrics), and need not be published.
 """

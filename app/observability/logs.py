@@ -15,7 +15,7 @@ from typing import Any, Final
 from pythonjsonlogger.json import JsonFormatter
 from uvicorn.config import LOGGING_CONFIG
 
-from app.http.request_id import current_request_id
+from app.core.request_id import current_request_id
 
 LOGGER_NAME: Final = "app"
 HANDLER_NAME: Final = "malignancy-predictor"

@@ -4,8 +4,9 @@ Every label value comes from a fixed set: route templates of the app (or "unmatc
 methods (or "other"), status codes, the two class names, and error types the code names. So the
 number of series is bounded whatever clients send.
 
-Under `python -m app` the values live in files in PROMETHEUS_MULTIPROC_DIR (app/metrics_dir.py),
-which the exposition (app/metrics_server.py) adds up over all workers. In a process without that
+Under `python -m app` the values live in files in PROMETHEUS_MULTIPROC_DIR
+(app/observability/metrics_dir.py), which the exposition (app/observability/exposition.py) adds
+up over all workers. In a process without that
 variable (tests, a bare uvicorn) they live in the process, in `REGISTRY`.
 
 Labelled children are looked up once per label set and kept: `labels(...)` takes a lock and

@@ -4,7 +4,7 @@ from typing import Final
 
 from starlette.types import Scope
 
-from app.telemetry import UNMATCHED
+from app.observability.prometheus import UNMATCHED
 
 __all__: Final = ["UNMATCHED", "route_template"]
 

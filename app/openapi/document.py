@@ -23,9 +23,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from app.errors import JSON_MEDIA_TYPE
-from app.predictor import ServedModel
-from app.settings import Settings
+from app.core.config import Settings
+from app.core.dataplane import ServedModel
+from app.core.errors import JSON_MEDIA_TYPE
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ keeps uvicorn's parser, request cycle and keep-alive handling, and adds per conn
 Every answer here is the service's JSON error shape with `Connection: close`, or, when the
 request's target (as far as it arrived) is under the EdgeConfig's `protocol_prefix` (/v2), the
 Open Inference Protocol's `{"error": ...}` with the same message, as the app answers there
-(app/http/protocol_errors.py). Each carries an X-Request-ID, as the app's answers do: the
+(app/middleware/v2_error_shape.py). Each carries an X-Request-ID, as the app's answers do: the
 client's when its headers arrived with a sane one, else a new one; the log line names it. The
 connection then lingers: it stops sending, reads and discards what the client still sends for up to
 LINGER_SECONDS, and closes. Closing at once with unread data would make the kernel reset the
@@ -48,10 +48,15 @@ from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.errors import JSON_MEDIA_TYPE, error_body, error_message
-from app.http.protocol_errors import protocol_error_body, under_prefix
-from app.http.request_id import accepted_or_new
-from app.schemas import ErrorItem
+from app.core.errors import (
+    JSON_MEDIA_TYPE,
+    ErrorItem,
+    error_body,
+    error_message,
+    protocol_error_body,
+    under_prefix,
+)
+from app.core.request_id import accepted_or_new
 
 logger = logging.getLogger("app.edge")
 

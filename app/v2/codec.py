@@ -33,7 +33,7 @@ import numpy as np
 import pydantic_core
 from numpy.typing import NDArray
 
-from app.predictor import Scored
+from app.core.dataplane import Scored
 from model.features import CLASS_NAMES, FEATURE_NAMES, N_FEATURES, SCORE_MAX, SCORE_MIN
 
 SCORES_INPUT: Final = "scores"

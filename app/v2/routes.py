@@ -13,28 +13,25 @@ show it with examples. With API_KEY set, infer checks the X-API-Key header exact
 does; health and metadata stay open.
 """
 
-import inspect
 import json
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from enum import Enum
 from typing import Annotated, Any, Final
 
 from fastapi import Body, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.exceptions import HTTPException
 
+from app.api.deps import api_key_error, check_api_key, served_model
 from app.api.responses import Responses
-from app.dependencies import api_key_error, check_api_key, served_model
-from app.errors import JSON_MEDIA_TYPE, ApiError
-from app.http.limits import PathLimit
-from app.http.protocol_errors import protocol_error_body, under_prefix
-from app.openapi import Example, ExampleContext, response_examples
-from app.predictor import ServedModel
-from app.settings import Settings
+from app.core.config import Settings
+from app.core.dataplane import ServedModel
+from app.core.errors import JSON_MEDIA_TYPE, V2_PREFIX, under_prefix, v2_error_response
+from app.core.version import package_version
+from app.middleware.body_limit import PathLimit
+from app.openapi.document import Example, ExampleContext, response_examples
 from app.v2.codec import (
     CLASS_OUTPUT,
     HEADER_LENGTH,
@@ -48,7 +45,7 @@ from app.v2.codec import (
     header_past_body,
     json_length,
 )
-from app.v2_schemas import (
+from app.v2.schemas import (
     BAD_INFER_EXAMPLES,
     INFER_EXAMPLES,
     InferenceRequest,
@@ -63,7 +60,7 @@ from app.v2_schemas import (
 )
 from model.features import N_FEATURES
 
-PREFIX: Final = "/v2"
+PREFIX: Final = V2_PREFIX
 SERVER_NAME: Final = "malignancy-predictor"
 EXTENSIONS: Final = ["binary_tensor_data"]
 PLATFORM: Final = "numpy_json"  # a NumPy network read from a JSON artifact
@@ -82,8 +79,7 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(protocol_error_body(message), status, headers, media_type=JSON_MEDIA_TYPE)
+error_response = v2_error_response
 
 
 def is_v2_path(scope_path: str, root_path: str = "") -> bool:
@@ -95,7 +91,7 @@ def too_large_message(max_bytes: int, setting: str) -> str:
 
 
 def body_limits(settings: Settings) -> list[PathLimit]:
-    """The body limits of /v2 paths, for app/http/limits.py: V2_MAX_BODY_BYTES for infer,
+    """The body limits of /v2 paths, for app/middleware/body_limit.py: V2_MAX_BODY_BYTES for infer,
     MAX_BODY_BYTES for the rest, each refused in the protocol's error shape."""
 
     def refuse(max_bytes: int, setting: str) -> Response:
@@ -115,7 +111,6 @@ def _error_example(summary: str, message: str) -> Example:
 
 
 def _server_examples(context: ExampleContext) -> Mapping[str, Example]:
-    from app.main import package_version  # the app's version, as create_app sets it
 
     answer = ServerMetadata(name=SERVER_NAME, version=package_version(), extensions=EXTENSIONS)
     return {"server": Example("This server", answer)}
@@ -357,9 +352,6 @@ def _check_headers(request: Request) -> None:
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type not in ACCEPTED_MEDIA_TYPES:
             raise V2Error(MEDIA_TYPE_MESSAGE, status=415)
-    encoding = request.headers.get("content-encoding")
-    if encoding is not None and encoding.strip().lower() != "identity":
-        raise V2Error("Content-Encoding is not supported: send the body uncompressed", status=415)
 
 
 @response_examples({**_INFER_EXAMPLES, 404: _unknown_model_examples})
@@ -397,32 +389,14 @@ class RawBodyRoute(APIRoute):
 
 # -- errors ------------------------------------------------------------------------------------
 def install_error_shape(app: FastAPI) -> None:
-    """Answer every error on a /v2 path as `{"error": ...}`, wrapping the app's handlers."""
+    """The codec's errors answered in the protocol's shape (app/core/errors.py renders the rest
+    of /v2's errors in it too)."""
     app.add_exception_handler(V2Error, _v2_error)
-    for kind in (HTTPException, RequestValidationError, Exception):
-        app.add_exception_handler(kind, _for_v2_paths(app.exception_handlers[kind]))
 
 
 async def _v2_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, V2Error)
     return error_response(exc.status, str(exc))
-
-
-def _for_v2_paths(native: ExceptionHandler) -> ExceptionHandler:
-    async def handler(request: Request, exc: Exception) -> Response:
-        if not is_v2_path(request.url.path, request.scope.get("root_path", "")):
-            answer = native(request, exc)
-            return await answer if inspect.isawaitable(answer) else answer
-        if isinstance(exc, ApiError):
-            return error_response(exc.status_code, str(exc.detail), exc.headers)
-        if isinstance(exc, HTTPException):
-            message = "no such /v2 endpoint" if exc.status_code == 404 else str(exc.detail)
-            return error_response(exc.status_code, message, exc.headers)
-        if isinstance(exc, RequestValidationError):
-            return error_response(400, "the request breaks the protocol's rules")
-        return error_response(500, "internal server error")
-
-    return handler
 
 
 # -- routes ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.examples import BENIGN, MALIGNANT
+from app.openapi.examples import BENIGN, MALIGNANT
 from app.v2.codec import DATATYPES, SCORES_INPUT
 from model.features import FEATURE_NAMES
 

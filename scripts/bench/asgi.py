@@ -8,7 +8,7 @@ row and reports the median over interleaved rounds of microseconds per request:
     default) and off (warning), with API_KEY set (the request carries the key), with
     LOG_FORMAT=json, and without its Prometheus and X-Request-ID middlewares (what those cost);
   - the same service with plain FastAPI routes (FastAPI's own request handler, no direct call):
-    what /predict cost before app/http/bodies.py;
+    what /predict cost before app/api/bodies.py;
   - the two baselines of scripts/bench/http_load.py: FastAPI with the same body model answering
     a constant, and a bare Starlette constant endpoint.
 This is where HTTP time goes inside the Python process; scripts/bench/http_load.py measures the
@@ -29,11 +29,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from app.examples import BENIGN
-from app.http.prometheus import RequestMetrics
-from app.http.request_id import RequestId
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
+from app.middleware.request_id import RequestId
+from app.middleware.request_metrics import RequestMetrics
+from app.openapi.examples import BENIGN
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from scripts.bench.baselines import fastapi_constant, starlette_constant
 from scripts.bench.common import machine_info, median, print_machine

@@ -4,7 +4,7 @@
     uvicorn --factory scripts.bench.baselines:starlette_constant  # constant answer, body unread
 
 `fastapi_constant` is the cost of FastAPI itself for /predict's contract: its POST /predict and
-POST /predict/batch take the service's own pydantic body models (app.schemas), so the JSON is
+POST /predict/batch take the service's own pydantic body models (app.api.schemas), so the JSON is
 parsed and validated exactly as the service does, and return a constant. `starlette_constant`
 is the floor of the server stack (uvicorn + Starlette routing): it answers a constant without
 reading the body.
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.schemas import BatchRequest, PredictRequest
+from app.api.schemas import BatchRequest, PredictRequest
 
 PREDICTION: Final[dict[str, Any]] = {
     "probability": 0.5,

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from app.__main__ import event_loop
-from app.predictor import ServedModel
+from app.core.dataplane import ServedModel
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.data import load_dataset
 from model.features import FEATURE_NAMES

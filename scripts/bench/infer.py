@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from app.predictor import ServedModel
+from app.core.dataplane import ServedModel
 from app.v2.codec import decode_request, encode_response
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact, load_artifact
 from model.data import load_dataset

@@ -12,7 +12,7 @@ answering WARM requests and then WARM + N, and the difference over N is what one
     counter its route adds), which says what that layer costs;
   - the same with FastAPI's native OpenTelemetry hooks on (FastAPI's default; app/main.py turns
     them off);
-  - uvicorn's HttpToolsProtocol and app/http/protocol.py's GuardedHttpToolsProtocol parsing the
+  - uvicorn's HttpToolsProtocol and app/server/edge.py's GuardedHttpToolsProtocol parsing the
     same request on one keep-alive connection to an app answering at once
     (scripts/bench/protocol.py's harness): the server's share, and what the edge limits add.
 Instructions are not time: a system call counts only its user-space side, and a request whose
@@ -84,7 +84,7 @@ def service_app(without: str | None = None, telemetry_on: bool = False) -> "Fast
     from fastapi import FastAPI
 
     import app.main
-    from app import telemetry
+    from app.observability import prometheus as telemetry
     from scripts.bench import asgi
 
     telemetry.TALLY.flush_seconds *= VALGRIND_SLOWDOWN
@@ -116,7 +116,7 @@ async def run_protocol(edge: bool, count: int) -> None:
     from uvicorn import Config
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from app.http.protocol import EdgeConfig, EdgeLimits, GuardedHttpToolsProtocol
+    from app.server.edge import EdgeConfig, EdgeLimits, GuardedHttpToolsProtocol
     from scripts.bench.protocol import answer, per_request_us
 
     protocol: type[HttpToolsProtocol] = GuardedHttpToolsProtocol if edge else HttpToolsProtocol

@@ -1,5 +1,5 @@
 """What the edge protocol costs per request, in process: uvicorn's HttpToolsProtocol beside
-app/http/protocol.py's GuardedHttpToolsProtocol, on one keep-alive connection.
+app/server/edge.py's GuardedHttpToolsProtocol, on one keep-alive connection.
 
     python -m scripts.bench.protocol [--requests N] [--rounds R]
 
@@ -22,7 +22,7 @@ from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.http.protocol import EdgeConfig, EdgeLimits, GuardedHttpToolsProtocol
+from app.server.edge import EdgeConfig, EdgeLimits, GuardedHttpToolsProtocol
 from scripts.bench.common import median
 from scripts.bench.http_load import bodies
 from scripts.cli import OneLineParser, positive_int

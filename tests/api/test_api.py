@@ -27,7 +27,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from app.examples import (
+from app.core.config import Settings
+from app.main import create_app
+from app.openapi.examples import (
     BENIGN,
     BENIGN_SAMPLE_ID,
     BORDERLINE,
@@ -35,8 +37,6 @@ from app.examples import (
     MALIGNANT,
     MALIGNANT_SAMPLE_ID,
 )
-from app.main import create_app
-from app.settings import Settings
 from model.artifact import Artifact
 from model.conformal import DEFAULT_CONFIDENCE
 from model.data import Dataset

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.examples import BENIGN
+from app.openapi.examples import BENIGN
 from tests.live_server import UVICORN_FACTORY, LiveServer, start_server
 
 MAX_BODY = 1024 * 1024  # the default MAX_BODY_BYTES

@@ -24,8 +24,8 @@ from schemathesis.checks import CheckFunction
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from tests.live_server import LiveServer, start_server
 

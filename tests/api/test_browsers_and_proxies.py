@@ -22,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from app.examples import BENIGN
+from app.openapi.examples import BENIGN
 from tests.api import test_docs_browser as docs
 from tests.live_server import LOOPBACK, start_server
 

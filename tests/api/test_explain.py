@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.examples import BENIGN, MALIGNANT
+from app.openapi.examples import BENIGN, MALIGNANT
 from model.artifact import Artifact
 from model.data import Dataset
 from model.features import FEATURE_NAMES

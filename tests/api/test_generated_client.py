@@ -19,7 +19,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from app.examples import BENIGN, MALIGNANT
+from app.openapi.examples import BENIGN, MALIGNANT
 from tests.live_server import LiveServer, start_server
 
 API_KEY: Final = "generated-client-key"

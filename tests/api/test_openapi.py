@@ -14,10 +14,10 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from app.examples import BENIGN, MALIGNANT
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
-from app.v2_schemas import BAD_INFER_EXAMPLES
+from app.openapi.examples import BENIGN, MALIGNANT
+from app.v2.schemas import BAD_INFER_EXAMPLES
 from model.artifact import DEFAULT_ARTIFACT_PATH, TrainingSettings, load_artifact
 from model.data import Dataset
 from model.training import train

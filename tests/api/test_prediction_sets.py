@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.examples import BENIGN, BORDERLINE, MALIGNANT, PREDICT_EXAMPLES
+from app.openapi.examples import BENIGN, BORDERLINE, MALIGNANT, PREDICT_EXAMPLES
 from model.artifact import Artifact
 from model.conformal import DEFAULT_CONFIDENCE, REPORT_CONFIDENCES
 from model.data import Dataset

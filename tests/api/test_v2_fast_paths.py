@@ -1,6 +1,6 @@
 """The V2 infer route's fast paths give the answers of the plain code they replace.
 
-- app/api/v2.py `read_binary_request`: binary tensors read chunk by chunk, never whole;
+- app/v2/routes.py `read_binary_request`: binary tensors read chunk by chunk, never whole;
 - app/v2/codec.py `_json_values`: JSON scores converted through bytearray;
 - app/v2/codec.py `encode_response`: the class tensor written from runs of eight rows and
   spliced into the JSON.
@@ -19,8 +19,7 @@ import pydantic_core
 import pytest
 from starlette.requests import Request
 
-from app.api.v2 import read_binary_request
-from app.predictor import ServedModel
+from app.core.dataplane import ServedModel
 from app.v2.codec import (
     DATATYPES,
     InferRequest,
@@ -29,6 +28,7 @@ from app.v2.codec import (
     decode_request,
     encode_response,
 )
+from app.v2.routes import read_binary_request
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact
 from model.data import Dataset
 from model.features import CLASS_NAMES, FEATURE_NAMES

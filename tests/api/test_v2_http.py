@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.examples import BENIGN, MALIGNANT
+from app.openapi.examples import BENIGN, MALIGNANT
 from model.features import FEATURE_NAMES
 from tests.api.v2_protocol import split_binary, validate
 from tests.live_server import start_server
@@ -133,7 +133,7 @@ def test_one_row_gets_the_bits_of_predict(
     client: httpx.Client, row: list[int], datatype: str
 ) -> None:
     """A single row is scored as /predict scores it, whatever route it comes by (one row in
-    plain floats, app/predictor.py), so the answers agree to the last bit."""
+    plain floats, app/core/dataplane.py), so the answers agree to the last bit."""
     body = dict(zip(FEATURE_NAMES, row, strict=True))
     native = client.post("/predict", json=body).json()["probability"]
     batch = client.post("/predict/batch", json={"instances": [body]}).json()

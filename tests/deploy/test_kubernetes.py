@@ -19,8 +19,8 @@ import pytest
 import yaml
 from starlette.routing import Route
 
+from app.core.config import Settings, load_settings
 from app.main import create_app
-from app.settings import Settings, load_settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
 
 REPO: Final = Path(__file__).resolve().parent.parent.parent

@@ -1,6 +1,6 @@
 """Raw-socket HTTP for the edge tests: send exactly these bytes, read the whole answer.
 
-The edge (app/http/protocol.py) answers before it has read what a hostile client sends, so the
+The edge (app/server/edge.py) answers before it has read what a hostile client sends, so the
 sender runs in a thread and may fail once the server stops reading; the answer is what counts.
 """
 

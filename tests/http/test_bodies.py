@@ -1,4 +1,4 @@
-"""The one-step route (app/http/bodies.py): a valid JSON body skips FastAPI's handler, and every
+"""The one-step route (app/api/bodies.py): a valid JSON body skips FastAPI's handler, and every
 answer, valid or not, is byte for byte the one FastAPI's own handler gives.
 
 The reference is the same service built with plain `APIRoute`s (FastAPI's handler, `json.loads`
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.features import FEATURE_NAMES
 from tests.plain_fastapi import plain_fastapi_app
@@ -329,8 +329,8 @@ def test_with_an_api_key_a_valid_body_is_checked_on_the_direct_path(
 
 
 def test_a_route_with_other_parameters_is_never_called_directly() -> None:
-    from app.http.bodies import OneStepJSONBodyRoute
-    from app.schemas import PredictRequest
+    from app.api.bodies import OneStepJSONBodyRoute
+    from app.api.schemas import PredictRequest
 
     async def endpoint(body: PredictRequest, verbose: bool = False) -> dict[str, bool]:
         return {"verbose": verbose}

@@ -18,7 +18,7 @@ from typing import Final
 import httpx
 import pytest
 
-from app.examples import BENIGN
+from app.openapi.examples import BENIGN
 from tests.api import v2_protocol
 from tests.http.edge_client import Answer, exchange
 from tests.live_server import LiveServer, start_server

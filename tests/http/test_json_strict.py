@@ -1,4 +1,4 @@
-"""app/http/json_strict.py: duplicate keys are found with their path, on the fast count and the
+"""app/api/json_strict.py: duplicate keys are found with their path, on the fast count and the
 exact scan alike, and integers of any length are read."""
 
 import json
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict
 
-from app.http.json_strict import (
+from app.api.json_strict import (
     DuplicateKeyError,
     check_unique_keys,
     count_keys,
@@ -17,7 +17,7 @@ from app.http.json_strict import (
     keys_certainly_unique,
     loads,
 )
-from app.schemas import BatchRequest, PredictRequest, Scores, limited_batch_request
+from app.api.schemas import BatchRequest, PredictRequest, Scores, limited_batch_request
 from model.features import FEATURE_NAMES
 
 BENIGN = dict.fromkeys(FEATURE_NAMES, 1)

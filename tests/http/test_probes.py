@@ -11,7 +11,7 @@ from typing import Final
 import httpx
 import pytest
 
-from app.examples import BENIGN
+from app.openapi.examples import BENIGN
 from model.artifact import Artifact
 from tests.live_server import LOOPBACK, LiveServer, start_server
 

@@ -24,8 +24,8 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.examples import BENIGN, MALIGNANT
-from app.metrics_dir import ENV_VAR
+from app.observability.metrics_dir import ENV_VAR
+from app.openapi.examples import BENIGN, MALIGNANT
 from model.artifact import Artifact
 from tests.live_server import LOOPBACK, LiveServer, free_port, run_server, start_server
 from tests.system_tools import require_tool
@@ -359,7 +359,7 @@ def test_a_taken_metrics_port_stops_startup_with_one_line() -> None:
 def test_a_given_directory_is_emptied_of_an_earlier_runs_counts(tmp_path: Path) -> None:
     # An earlier run's worker wrote counts into the directory and was killed.
     earlier = (
-        "from app import telemetry\n"
+        "from app.observability import prometheus as telemetry\n"
         "for _ in range(1000): telemetry.record_prediction('/predict', 'benign')\n"
     )
     env = {**os.environ, ENV_VAR: str(tmp_path)}

@@ -9,10 +9,10 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from app.examples import BENIGN
-from app.http.request_id import accepted_or_new
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
+from app.core.request_id import accepted_or_new
+from app.openapi.examples import BENIGN
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from tests.live_server import LiveServer, start_server
 

@@ -7,8 +7,8 @@ from typing import Final
 import httpx
 import pytest
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from model.artifact import DEFAULT_ARTIFACT_PATH
 
 PREFIX: Final = "/ml/predictor"

@@ -16,7 +16,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn import Config
 
-from app.http.server import CloseWhenDraining, DrainingServer
+from app.server.serve import CloseWhenDraining, DrainingServer
 from tests.live_server import LOOPBACK, free_port
 
 REQUEST: Final = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"

@@ -23,7 +23,7 @@ import httpx
 import psutil
 import pytest
 
-from app.examples import BENIGN
+from app.openapi.examples import BENIGN
 from tests.http.edge_client import parse
 from tests.live_server import LOOPBACK, LiveServer, start_server
 
