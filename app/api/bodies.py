@@ -16,10 +16,11 @@ answer is exactly FastAPI's. For that handler, the request's `json()` also valid
 (`OneStepJSONRequest`): an instance of the body model passes FastAPI's validation unchanged.
 
 Only endpoints taking exactly the body and the request are called directly; one with any other
-parameter always goes through FastAPI's handler, and so does one with dependencies, unless its
-route class names a request check that does what they do (`checked_by`): with API_KEY set,
-the prediction routes check the X-API-Key header with the same header reader and comparison as
-their FastAPI dependency, before the endpoint is called.
+parameter always goes through FastAPI's handler. The direct call runs the route's dependencies
+as FastAPI would: the route's request check (`checked_by`) stands in for the one it names
+(`stands_for`: with API_KEY set, the X-API-Key guard, checked before the body is read), and any
+other dependency must be an async function of the request alone, which is called before the
+endpoint. A dependency of another kind makes building the app fail: none is silently skipped.
 
 What pydantic's JSON parser accepts, `json.loads` and the model accept with the same values:
 both read JSON by the same rules (pydantic's parser is the stricter: UTF-8 only), and the model
@@ -126,8 +127,8 @@ class OneStepJSONBodyRoute(StrictJSONRoute):
     """A StrictJSONRoute whose body (one pydantic model) is validated from the JSON bytes in one
     step, and whose endpoint is called directly when it is valid (see the module docstring).
 
-    With a `request_check`, it stands in for the route's dependencies on the direct path; without
-    one, a route with dependencies is never called directly.
+    The direct call runs every dependency (see `_direct_call`); a route with a dependency it
+    could not run is refused when the app is built.
     """
 
     def get_route_handler(self) -> Handler:
@@ -137,7 +138,7 @@ class OneStepJSONBodyRoute(StrictJSONRoute):
             raise TypeError(f"{self.path}: the body must be one pydantic model")
         model: type[BaseModel] = body_model
         check = type(self).request_check
-        call_directly = _direct_call(self.dependant, dependencies_checked=check is not None)
+        call_directly = _direct_call(self.dependant, check, self.path)
 
         async def one_step_handler(request: Request) -> Response:
             request = OneStepJSONRequest(request.scope, request.receive, model)
@@ -159,18 +160,21 @@ class OneStepJSONBodyRoute(StrictJSONRoute):
 
 
 def _direct_call(
-    dependant: Dependant, dependencies_checked: bool
+    dependant: Dependant, check: RequestCheck | None, path: str
 ) -> Callable[[Any, Request], Coroutine[Any, Any, Response]] | None:
     """`call(body, request)` for an async endpoint that takes exactly one body parameter and,
-    optionally, the request, and has no dependencies unless `dependencies_checked` (a request
-    check stands in for them); None for any other endpoint."""
+    optionally, the request; None for any other endpoint, which FastAPI's handler serves.
+
+    The direct call runs what FastAPI would: the route's request check stands in for the
+    dependency it performs (the API-key guard), and every other dependency must be an async
+    function of the request alone, called in order. A dependency the direct call could not run
+    is a TypeError when the app is built, never a dependency silently skipped."""
     endpoint = dependant.call
     others = (
         dependant.path_params,
         dependant.query_params,
         dependant.header_params,
         dependant.cookie_params,
-        [] if dependencies_checked else dependant.dependencies,
         dependant.websocket_param_name,
         dependant.http_connection_param_name,
         dependant.response_param_name,
@@ -179,13 +183,48 @@ def _direct_call(
     )
     if any(others) or len(dependant.body_params) != 1 or not inspect.iscoroutinefunction(endpoint):
         return None
+    hooks = _request_hooks(dependant.dependencies, check, path)
     body_name = dependant.body_params[0].name
     request_name = dependant.request_param_name
     direct: Endpoint = endpoint
 
     async def call(body: Any, request: Request) -> Response:
+        for hook in hooks:
+            await hook(request)
         if request_name is None:
             return await direct(**{body_name: body})
         return await direct(**{body_name: body, request_name: request})
 
     return call
+
+
+def _request_hooks(
+    dependencies: list[Dependant], check: RequestCheck | None, path: str
+) -> list[RequestCheck]:
+    """The route's dependencies as functions of the request, for the direct call."""
+    hooks: list[RequestCheck] = []
+    for dependency in dependencies:
+        call = dependency.call
+        if check is not None and getattr(check, "stands_for", None) is call:
+            continue  # the request check runs it before the body is read
+        if not (
+            inspect.iscoroutinefunction(call)
+            and dependency.request_param_name is not None
+            and not dependency.dependencies
+            and not any(
+                (
+                    dependency.path_params,
+                    dependency.query_params,
+                    dependency.header_params,
+                    dependency.cookie_params,
+                    dependency.body_params,
+                )
+            )
+        ):
+            name = getattr(call, "__name__", repr(call))
+            raise TypeError(
+                f"{path}: dependency {name} is not an async function of the request alone, "
+                "which the one-step route could not run"
+            )
+        hooks.append(call)
+    return hooks
