@@ -4,7 +4,7 @@ call.
 `plain_fastapi_app(settings)` builds the service with `StrictJSONRoute` for the prediction
 routes: FastAPI's `APIRoute` and request handler, holding only the service's JSON rules (a
 repeated key is a 422, `json_strict.loads` reads the body) and checking the API key before the
-body is read. Every request takes FastAPI's request handler. tests/http/test_bodies.py compares
+body is read. Every request takes FastAPI's request handler. tests/unit/api/test_bodies.py compares
 answers with it; scripts/bench/asgi.py times it.
 """
 

@@ -39,7 +39,7 @@ def _ready(context: ExampleContext) -> Mapping[str, Example]:
 
 
 def _not_ready(context: ExampleContext) -> Mapping[str, Example]:
-    # tests/http/test_probes.py compares this with a real server's answer during its drain.
+    # tests/system/api/test_probes.py compares this with a real server's answer during its drain.
     return {"draining": error_example("During the SIGTERM drain", draining_error().item())}
 
 

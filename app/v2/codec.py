@@ -455,7 +455,7 @@ def _json_values(tensor: _Tensor, header: bytes) -> NDArray[Any] | bytearray:
         # bytearray takes Python ints 0..255 only (no float, string or null; booleans are
         # refused above), converting a list at C speed: the common case, where every score
         # is 1..10. 90,000 values took 0.45 ms, against 1.9 to 3.5 ms with array("q") and
-        # 2.4 ms with np.array(dtype=int64); tests/api/test_v2_fast_paths.py guards it.
+        # 2.4 ms with np.array(dtype=int64); tests/unit/v2/test_fast_paths.py guards it.
         ints = bytearray(flat)
     except (TypeError, ValueError):
         pass
@@ -575,7 +575,7 @@ def encode_response(
     rows, a JSON class tensor's data is written by `_class_run` and spliced in as the tensor's
     last field: 0.05 ms instead of 0.6 for 10,000 rows (to_json of 10,000 strings), 34% fewer
     instructions for a 10,000-row JSON request with the JSON-data change in _json_values.
-    tests/api/test_v2_fast_paths.py checks the bytes against to_json's.
+    tests/unit/v2/test_fast_paths.py checks the bytes against to_json's.
     """
     n = len(scored.probabilities)
     outputs: list[dict[str, Any]] = []

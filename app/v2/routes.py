@@ -320,7 +320,7 @@ async def read_binary_request(
     matrix, so that the body is never held whole. A 100,000-row INT64 body is 7.2 MB: read
     whole (into one memory map, the reader before), the worker serving such requests at 2
     connections in `make bench`, after its other scenarios, peaked at 107 MB; read as it
-    arrives, at 94-95 MB. tests/api/test_v2_fast_paths.py guards it."""
+    arrives, at 94-95 MB. tests/unit/v2/test_fast_paths.py guards it."""
     declared = request.headers.get("content-length", "")
     body_length = int(declared) if declared.isdigit() else None
     json_end = json_length(header_length, body_length)

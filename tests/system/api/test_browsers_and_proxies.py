@@ -23,8 +23,8 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from app.openapi.examples import BENIGN
-from tests.api import test_docs_browser as docs
 from tests.live_server import LOOPBACK, start_server
+from tests.system.api import test_docs_browser as docs
 
 KEY: Final = "cors-test-key"
 PREFIX: Final = "/ml"

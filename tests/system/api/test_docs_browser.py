@@ -48,7 +48,7 @@ INSTALL_HINT = "install Debian's Chromium with `sudo apt-get install chromium`"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
-ARTIFACT_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACT_DIR = Path(__file__).resolve().parents[3] / "test-artifacts"
 TIMEOUT_MS = 10_000
 PREDICT_PATH = "/predict"
 

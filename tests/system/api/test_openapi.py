@@ -196,7 +196,7 @@ REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
 }
 # Examples no single request can produce; each is compared with a real answer elsewhere.
 CHECKED_ELSEWHERE: Final = {
-    ("get_readiness", 503, "draining"): "tests/http/test_probes.py (a real SIGTERM drain)",
+    ("get_readiness", 503, "draining"): "tests/system/api/test_probes.py (a real SIGTERM drain)",
 }
 # With a key configured: the protected operations' 401 examples, each sent as the operation's
 # first success example, with these headers instead of the right key.

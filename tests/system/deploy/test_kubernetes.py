@@ -23,7 +23,7 @@ from app.core.config import Settings, load_settings
 from app.main import create_app
 from model.artifact import DEFAULT_ARTIFACT_PATH
 
-REPO: Final = Path(__file__).resolve().parent.parent.parent
+REPO: Final = Path(__file__).resolve().parents[3]
 MANIFESTS: Final = REPO / "deploy" / "kubernetes"
 KUBERNETES_VERSION: Final = "1.37.0"
 VALIDATOR: Final = Path(sys.executable).parent / "kubernetes-validate"

@@ -14,7 +14,7 @@ import pytest
 
 from tests.live_server import LiveServer
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 DOCUMENTED_URL = "http://127.0.0.1:8000"
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from app.main import create_app
 from app.core.request_id import accepted_or_new
+from app.main import create_app
 from app.openapi.examples import BENIGN
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from tests.live_server import LiveServer, start_server

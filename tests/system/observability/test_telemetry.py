@@ -2,7 +2,8 @@
 fewer writes, and soon.
 
 These run in the test process, whose metrics live in memory (no PROMETHEUS_MULTIPROC_DIR);
-tests/http/test_prometheus.py counts the same series across worker processes over HTTP.
+tests/system/observability/test_prometheus.py counts the same series across worker processes
+over HTTP.
 """
 
 import asyncio

@@ -10,7 +10,7 @@ import pytest
 from model.artifact import Artifact
 from model.conformal import REPORT_CONFIDENCES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "calibration_rows.py"
 README = ROOT / "README.md"
 

@@ -21,7 +21,7 @@ from model.defaults import SERVED
 from model.scaler import MinMaxScaler
 from scripts import evaluate as ev
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "evaluate.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "evaluate.py"
 FAST = ev.NetConfig(lr=0.07, iterations=200, hidden=15, seed=1)
 MODELS = ("TwoLayerNet", "LogisticRegression", "SVC (RBF)", "RandomForest", "kNN (k = 5)")
 SCALED = ("net", "LogisticRegression", "SVC (RBF)", "kNN (k = 5)")

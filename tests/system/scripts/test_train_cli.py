@@ -9,7 +9,7 @@ import pytest
 
 from model.artifact import load_artifact
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "train.py"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

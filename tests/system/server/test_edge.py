@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from app.openapi.examples import BENIGN
-from tests.api import v2_protocol
-from tests.http.edge_client import Answer, exchange
 from tests.live_server import LiveServer, start_server
+from tests.system.server.edge_client import Answer, exchange
+from tests.system.v2 import v2_protocol
 
 HEADER_TIMEOUT: Final = 1.0
 BODY_TIMEOUT: Final = 2.0

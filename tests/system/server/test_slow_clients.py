@@ -24,8 +24,8 @@ import psutil
 import pytest
 
 from app.openapi.examples import BENIGN
-from tests.http.edge_client import parse
 from tests.live_server import LOOPBACK, LiveServer, start_server
+from tests.system.server.edge_client import parse
 
 HEADER_TIMEOUT: Final = 2.0
 BODY_TIMEOUT: Final = 4.0

@@ -1,6 +1,6 @@
 """KServe's InferenceRESTClient (protocol v2) against a live server, run in KServe's own venv.
 
-Not a test module: tests/api/test_v2_kserve.py runs it with that venv's Python (KServe pins
+Not a test module: tests/system/v2/test_kserve.py runs it with that venv's Python (KServe pins
 pandas < 3, psutil < 6 and python-dateutil < 3, which the dev environment does not allow), as
 
     python kserve_client.py BASE_URL MODEL_NAME [API_KEY]

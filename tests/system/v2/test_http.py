@@ -1,5 +1,6 @@
 """The V2 routes over raw HTTP against a live server: KServe's request shapes, every answer
-validated against the protocol's schemas (tests/api/v2_protocol.py), and a table of bad requests,
+validated against the protocol's schemas (tests/system/v2/v2_protocol.py), and a table of bad
+requests,
 each a 4xx in the protocol's error shape."""
 
 import json
@@ -12,8 +13,8 @@ import pytest
 
 from app.openapi.examples import BENIGN, MALIGNANT
 from model.features import FEATURE_NAMES
-from tests.api.v2_protocol import split_binary, validate
 from tests.live_server import start_server
+from tests.system.v2.v2_protocol import split_binary, validate
 
 MODEL: Final = "malignancy-predictor"
 INFER: Final = f"/v2/models/{MODEL}/infer"

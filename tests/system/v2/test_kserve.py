@@ -6,7 +6,8 @@ response body validated against the suite's own schemas of the protocol's messag
 KServe cannot live in the dev environment: it pins pandas < 3, psutil < 6 and python-dateutil
 < 3. So the client runs in a venv of its own, `.venv-kserve`, installed on first use from the
 hashed lock `requirements/kserve-client.txt` (kserve 0.21.0 and what it pulls: kubernetes,
-grpcio, pandas, about 450 MB) and reused while the lock is unchanged. tests/api/kserve_client.py
+grpcio, pandas, about 450 MB) and reused while the lock is unchanged.
+tests/system/v2/kserve_client.py
 is the program it runs; it imports nothing from this project. A failed install fails these
 tests: they are never skipped.
 """
@@ -27,8 +28,8 @@ import pytest
 
 from model.data import Dataset
 from model.features import FEATURE_NAMES
-from tests.api.v2_protocol import validate
 from tests.live_server import REPO_ROOT, LiveServer, start_server
+from tests.system.v2.v2_protocol import validate
 
 MODEL: Final = "malignancy-predictor"
 API_KEY: Final = "kserve-secret"

@@ -14,8 +14,8 @@ from tritonclient.utils import InferenceServerException
 
 from model.data import Dataset
 from model.features import FEATURE_NAMES
-from tests.api.v2_protocol import validate
 from tests.live_server import LiveServer, start_server
+from tests.system.v2.v2_protocol import validate
 
 MODEL: Final = "malignancy-predictor"
 API_KEY: Final = "v2-secret"

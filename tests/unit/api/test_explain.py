@@ -1,7 +1,7 @@
 """POST /explain against a real uvicorn server: the model package's values, /predict's errors.
 
 Expected values come from `Artifact.explain` at test time. The API key is checked as on /predict:
-tests/api/test_api.py holds /explain in its table of protected routes.
+tests/system/api/test_api.py holds /explain in its table of protected routes.
 """
 
 import json
@@ -14,7 +14,7 @@ from app.openapi.examples import BENIGN, MALIGNANT
 from model.artifact import Artifact
 from model.data import Dataset
 from model.features import FEATURE_NAMES
-from tests.api.test_api_errors import CASES, Case
+from tests.system.api.test_api_errors import CASES, Case
 
 TOLERANCE = 1e-12
 
@@ -69,7 +69,7 @@ def test_answers_what_predict_answers(client: httpx.Client) -> None:
 
 
 def test_the_docs_page_shows_an_explanation_of_each_request_example(client: httpx.Client) -> None:
-    """tests/api/test_openapi.py checks that each example is what the server answers."""
+    """tests/system/api/test_openapi.py checks that each example is what the server answers."""
     spec = client.get("/openapi.json").json()
     operation = spec["paths"]["/explain"]["post"]
     ok = operation["responses"]["200"]["content"]["application/json"]

@@ -33,7 +33,7 @@ from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact
 from model.data import Dataset
 from model.features import CLASS_NAMES, FEATURE_NAMES
 from scripts.bench.v2_bodies import binary_body as v2_binary_body
-from tests.api.v2_protocol import split_binary
+from tests.system.v2.v2_protocol import split_binary
 
 MODEL: Final = "malignancy-predictor"
 INFER: Final = f"/v2/models/{MODEL}/infer"
