@@ -10,7 +10,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve test lint train evaluate bench container-check kube-check lock clean
+.PHONY: serve check test lint unit system train evaluate bench container-check kube-check lock clean
+# Coverage floor of `make test` (branch coverage of app/ and model/, both tiers together).
+COVERAGE_FLOOR ?= 85
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -33,9 +35,13 @@ $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
 serve: $(VENV)/.runtime
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(BIN)/python -m app
 
-## test: install the dev extras, then lint, type-check and run the whole pytest suite
+## check: the fast loop: ruff, mypy, the import contracts and the in-process unit tests
+check: lint unit
+
+## test: install the dev extras, then `make check` and the system tests (in parallel), with coverage
 test: $(VENV)/.dev lint
-	@$(BIN)/python -m pytest; rc=$$?; \
+	$(BIN)/python -m pytest -n 2 --cov --cov-report=term:skip-covered --cov-report=xml \
+		--cov-fail-under=$(COVERAGE_FLOOR); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$rc
 
@@ -43,6 +49,13 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(VENV)/.dev
+	$(BIN)/python -m pytest -n 2 -q tests/unit
+
+system: $(VENV)/.dev
+	$(BIN)/python -m pytest -n 2 tests/system
 
 ## train: retrain with the served defaults and rewrite model/weights.json and docs/plots/
 train: $(VENV)/.train
@@ -73,4 +86,4 @@ lock: $(VENV)/.dev
 		--no-emit-index-url --no-emit-find-links -o requirements/kserve-client.txt requirements/kserve-client.in
 
 clean:
-	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts
+	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts .coverage* coverage.xml
