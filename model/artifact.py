@@ -19,15 +19,16 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from model.batch import BatchScorer
 from model.calibration import CalibrationMetrics, calibration_metrics
 from model.conformal import ConformalClassifier, SetSummary, summarize_sets
+from model.defaults import SERVED
 from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 from model.metrics import ThresholdMetrics, evaluate
 from model.network import TwoLayerNet
 from model.scaler import MinMaxScaler
+from model.scoring.batch import BatchScorer
+from model.scoring.single_row import SingleRowScorer
 from model.shapley import Explanation, ShapleyExplainer
-from model.single_row import SingleRowScorer
 from model.splits import SPLITS
 
 FORMAT: Final = "malignancy-predictor/artifact"
@@ -53,11 +54,11 @@ class ArtifactError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    split: str = "stratified"
-    lr: float = 0.01
-    iterations: int = 15000
-    hidden: int = 15
-    seed: int = 1
+    split: str = SERVED.split
+    lr: float = SERVED.lr
+    iterations: int = SERVED.iterations
+    hidden: int = SERVED.hidden
+    seed: int = SERVED.seed
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +122,8 @@ class Artifact:
 
     def score_rows(self, rows: NDArray[np.integer]) -> NDArray[np.float64]:
         """P(malignant) for an (n, 9) array of raw scores that the caller has validated: the
-        batch routes' hot path (model/batch.py): the scaler folded into the first layer, chunk
+        batch routes' hot path (model/scoring/batch.py): the scaler folded into the first layer,
+        chunk
         by chunk into reused buffers; within 1e-15 of `predict_proba`, and as close to the exact
         values."""
         return self.batch.probabilities(rows)
@@ -132,7 +134,7 @@ class Artifact:
 
     def predict_one(self, scores: Sequence[float]) -> float:
         """P(malignant) for one row of nine raw scores that the caller has validated: the
-        service's hot path (model/single_row.py). The same formula in plain floats; it may
+        service's hot path (model/scoring/single_row.py). The same formula in plain floats; it may
         differ from `predict_proba` in the last bits."""
         return self.single_row.probability(scores)
 

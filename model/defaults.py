@@ -1,6 +1,6 @@
-"""The configuration the committed artifact is trained with, chosen by cross-validation.
-
-See the README's "How the served defaults were chosen" and `scripts/evaluate.py`.
+"""The configuration the committed artifact is trained with, chosen by cross-validation: the one
+place the training defaults are written (`TwoLayerNet`'s and `TrainingSettings`' defaults are
+these). How they were chosen: the docs' evaluation page and `scripts/evaluate.py`.
 """
 
 from dataclasses import dataclass

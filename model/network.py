@@ -34,6 +34,8 @@ from typing import Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from model.defaults import SERVED
+
 Array = NDArray[np.float64]
 ProgressCallback = Callable[[int, float], None]
 
@@ -48,7 +50,7 @@ def logistic(z: Array, out: Array | None = None) -> Array:
     of its cost (no logaddexp), for the batch scorer and the explanations. e^-z overflows to
     inf only where z < -709, and 1 / inf = 0 is then the sigmoid to within 1e-308 (the warning
     is silenced); elsewhere the two agree to 2.3e-16 in absolute terms, this one the closer to
-    the exact value (model/batch.py)."""
+    the exact value (model/scoring/batch.py)."""
     out = z if out is None else out
     np.negative(z, out=out)
     with np.errstate(over="ignore"):
@@ -88,10 +90,10 @@ class TwoLayerNet:
 
     def __init__(
         self,
-        hidden: int = 15,
-        lr: float = 0.01,
-        iterations: int = 15000,
-        seed: int = 1,
+        hidden: int = SERVED.hidden,
+        lr: float = SERVED.lr,
+        iterations: int = SERVED.iterations,
+        seed: int = SERVED.seed,
         log_every: int = 100,
         weight_decay: float = 0.0,
         early_stopping: bool = False,

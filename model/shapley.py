@@ -46,7 +46,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from model.network import TwoLayerNet, logistic
 from model.scaler import MinMaxScaler
-from model.single_row import SingleRowScorer, sigmoid
+from model.scoring.single_row import SingleRowScorer, sigmoid
 
 Array = NDArray[np.float64]
 # Background rows per block: bounds the working array (hidden x 512 x rows floats, 3.9 MB for

@@ -12,8 +12,8 @@ two NumPy steps fewer than `MinMaxScaler.transform` then `TwoLayerNet.forward`, 
 -z2)). The products sum the same terms differently rounded, so the two differ in the last bits:
 on a million random rows the largest difference was 7.8e-16, and each was as close to the exact
 probability (long double, same weights) as the other: 4.7e-16 at most here, 4.8e-16 for
-`predict_proba` (tests/unit/model/test_batch.py holds both bounds). The single-row scorer
-(model/single_row.py) differs from `predict_proba` by as much, for the same reason.
+`predict_proba` (tests/unit/model/scoring/test_batch.py holds both bounds). The single-row scorer
+(model/scoring/single_row.py) differs from `predict_proba` by as much, for the same reason.
 `model.network.logistic` costs a fifth of the logaddexp form (2.7 against 12.7 us for 1,024
 logits). What differs besides is how NumPy is asked to run the steps:
 

@@ -16,7 +16,8 @@ instructions (416,000 and 413,000): at roughly 20 ns a miss here, about 30 us of
 the 8 us the NumPy row takes in a tight loop did not show. Side by side over HTTP
 (`python -m scripts.bench.ab`), /predict answered 5-30% more requests a second (1.10x at 8
 connections). The sums run in another order than BLAS's, so a probability may differ from
-`Artifact.predict_proba`'s in the last bits (tests/unit/model/test_single_row.py bounds it); the
+`Artifact.predict_proba`'s in the last bits (tests/unit/model/scoring/test_single_row.py bounds it);
+the
 sigmoid is NumPy's `logaddexp` formula, term for term.
 """
 

@@ -97,7 +97,7 @@ def test_every_row_is_predicted_as_the_model_package_predicts_it(
         assert response.status_code == 200, response.text
         answer = strict_json(response)
         expected = float(artifact.predict_proba(x[np.newaxis, :])[0])
-        # /predict scores one row in plain floats (model/single_row.py), the batch path with
+        # /predict scores one row in plain floats (model/scoring/single_row.py), the batch path with
         # BLAS: the same formula, summed in another order.
         assert answer["probability"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
         members = conformal.predict_set([expected], DEFAULT_CONFIDENCE)[0]
@@ -123,7 +123,8 @@ def test_batch_equals_the_model_and_the_single_endpoint_row_by_row(
     expected = artifact.predict_proba(dataset.X)
     predictions = answer["predictions"]
     # the batch path folds the scaler into the first layer and takes 1 / (1 + e^-z),
-    # predict_proba scales first and takes exp(-logaddexp(0, -z)) (model/batch.py): the last bits
+    # predict_proba scales first and takes exp(-logaddexp(0, -z)) (model/scoring/batch.py): the last
+    # bits
     probabilities = [p["probability"] for p in predictions]
     np.testing.assert_allclose(probabilities, expected, rtol=1e-12, atol=1e-15)
     t = artifact.default_threshold

@@ -103,7 +103,7 @@ def _check_answers(result: triton.InferResult, native: dict[str, Any]) -> None:
     assert probability.dtype == np.float64
     # /predict/batch scores the same matrix through the same call: equal to the last bit.
     np.testing.assert_array_equal(probability, native["batch_probability"])
-    # /predict scores one row in plain floats (model/single_row.py): last bits may differ.
+    # /predict scores one row in plain floats (model/scoring/single_row.py): last bits may differ.
     np.testing.assert_allclose(probability, native["probability"], rtol=0, atol=1e-15)
     assert _names(classes) == native["class"].tolist()
 

@@ -5,8 +5,8 @@ import pytest
 
 from app.core.dataplane import ServedModel
 from model.artifact import DEFAULT_ARTIFACT_PATH
-from model.batch import CHUNK_ROWS
 from model.data import Dataset
+from model.scoring.batch import CHUNK_ROWS
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import pytest
 from numpy.typing import NDArray
 
 from model.artifact import Artifact
-from model.batch import CHUNK_ROWS, BatchScorer
 from model.data import Dataset
 from model.network import TwoLayerNet
 from model.scaler import MinMaxScaler
+from model.scoring.batch import CHUNK_ROWS, BatchScorer
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from model.data import Dataset
 from model.network import TwoLayerNet
 from model.network import sigmoid as numpy_sigmoid
 from model.scaler import MinMaxScaler
-from model.single_row import SingleRowScorer, sigmoid
+from model.scoring.single_row import SingleRowScorer, sigmoid
 
 
 @pytest.fixture(scope="module")
