@@ -32,6 +32,7 @@ from app.logging_config import configure_logging
 from app.openapi import install_openapi, operation_id
 from app.predictor import PinnedArtifact
 from app.settings import Settings, load_settings
+from app.ui import add_ui
 
 TITLE: Final = "Malignancy predictor"
 CORS_METHODS: Final = ("GET", "HEAD", "POST")
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
         api_key_required=settings.api_key is not None,
         max_batch_size=settings.max_batch_size,
     )
+    add_ui(app)  # the page at / and its assets under /ui
     # Starlette tries the routes in order: put the API's (/predict first) before the docs'.
     routes = app.router.routes
     routes[:] = routes[docs_routes:] + routes[:docs_routes]
