@@ -109,11 +109,17 @@ def answer(request: Request, asset: Asset, extra: dict[str, str] | None = None) 
     return Response(asset.body, headers=headers, media_type=asset.content_type)
 
 
+def check_template(template: str) -> str:
+    """The page's template, if it has the places the base and the config go; else RuntimeError."""
+    missing = [mark for mark in (BASE_MARK, CONFIG_MARK) if mark not in template]
+    if missing:
+        raise RuntimeError(f"{PAGE_FILE} lacks {' and '.join(missing)}")
+    return template
+
+
 def add_ui(app: FastAPI) -> None:
     """Serve the page at / and its assets under /ui (GET and HEAD), outside the schema."""
-    template = (STATIC / PAGE_FILE).read_text(encoding="utf-8")
-    if BASE_MARK not in template or CONFIG_MARK not in template:
-        raise RuntimeError(f"{PAGE_FILE} lacks {BASE_MARK} or {CONFIG_MARK}")
+    template = check_template((STATIC / PAGE_FILE).read_text(encoding="utf-8"))
     assets = load_assets()
 
     async def page(request: Request) -> Response:
