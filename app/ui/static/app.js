@@ -565,21 +565,26 @@
   }
   const isScalar = (v) => !isObject(v) || isEstimate(v);
 
-  // An object of objects is a table (the longer key list down the side); an object of scalars a
+  // Objects of plain figures side by side in one table (live beside validated, say); any other
+  // object of objects a table of its own (the longer key list down the side); plain figures a
   // list of terms; anything deeper, sections.
+  const isFlat = (v) => isObject(v) && !isEstimate(v) && Object.values(v).every(isScalar);
   function renderJson(value, depth) {
     const out = document.createDocumentFragment();
     const entries = Object.entries(value);
     const scalars = entries.filter(([, v]) => isScalar(v));
-    const nested = entries.filter(([, v]) => !isScalar(v));
+    const flat = entries.filter(([, v]) => isFlat(v));
+    const side = flat.length >= 2 ? Object.fromEntries(flat) : {};
+    const nested = entries.filter(([k, v]) => !isScalar(v) && !(k in side));
     if (scalars.length) {
       out.append(el("dl", { class: "facts compact" }, ...scalars.map(([k, v]) =>
         el("div", { "data-key": k }, el("dt", {}, words(k)), el("dd", {}, scalarText(v))))));
     }
+    if (flat.length >= 2) out.append(el("section", { class: "block" }, table(side)));
     for (const [k, v] of nested) {
       const heading = el(`h${Math.min(depth + 2, 6)}`, {}, words(k));
       const inner = Object.values(v);
-      const tabular = inner.length > 0 && inner.every((x) => isObject(x) && !isEstimate(x) && Object.values(x).every(isScalar));
+      const tabular = inner.length > 0 && inner.every(isFlat);
       out.append(el("section", { class: "block", "data-key": k }, heading, tabular ? table(v) : renderJson(v, depth + 1)));
     }
     return out;
