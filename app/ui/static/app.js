@@ -347,9 +347,9 @@
 
   function drawWaterfall(holder, x, sorted, body) {
     const rowH = 26;
-    const left = 230;
-    const width = 720;
-    const right = width - 70;
+    const left = 200;
+    const width = 640;
+    const right = width - 64;
     const rows = sorted.length + 2;
     const height = rows * rowH + 40;
     // The running positions, for drawing only: base value, then each contribution added.

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
+    FloatRect,
     Page,
     Request,
     Route,
@@ -103,9 +104,13 @@ class UiPage:
         self.page.goto(f"{self.base}{'/' if slash else ''}#{view}")
         expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
 
-    def screenshot(self, name: str) -> None:
+    def screenshot(self, name: str, height: int | None = None) -> None:
+        """The whole page, or its top `height` pixels, as test-artifacts/ui-{name}.png."""
         ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=ARTIFACTS / f"ui-{name}.png", full_page=True)
+        clip = (
+            None if height is None else FloatRect(x=0, y=0, width=VIEWPORT["width"], height=height)
+        )
+        self.page.screenshot(path=ARTIFACTS / f"ui-{name}.png", full_page=True, clip=clip)
 
 
 @pytest.fixture(scope="module")

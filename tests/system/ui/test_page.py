@@ -116,6 +116,7 @@ def test_scoring_an_example_shows_exactly_the_apis_answer(ui: UiPage, example: s
         ).to_have_count(len(FEATURE_NAMES))
         if example == "borderline":
             ui.screenshot("case")
+            ui.screenshot("case-top", height=1270)  # docs/images/page.png
         ui.guard.assert_clean(ui.page)
 
 
