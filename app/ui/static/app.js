@@ -742,7 +742,8 @@
         const size422 = error instanceof ApiError && error.status === 422 && /instances/.test(error.message)
           ? ` The service refused a batch of ${chunk.length} rows; its limit may be lower than the ${size} this page was told.`
           : "";
-        showError($("batch-error"), new ApiError(`The ${which} and any after them were not scored: ${error.message}.${size422}`, 0));
+        const said = error instanceof ApiError ? error.message.replace(/\.$/, "") : String(error);
+        showError($("batch-error"), new ApiError(`The ${which} and any after them were not scored: ${said}.${size422}`, 0));
         break;
       }
     }

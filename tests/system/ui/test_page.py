@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Route, expect
 
 from app.examples import BENIGN, BORDERLINE, MALIGNANT
 from model.data import Dataset
@@ -396,6 +396,35 @@ def test_a_csv_of_the_data_set_round_trips_to_the_batch_answers(
         expect(first).to_have_text(expected[0]["probability"])
         expect(ui.page.locator("#batch-problems")).to_be_hidden()
         ui.guard.assert_clean(ui.page)
+
+
+def test_a_batch_over_the_services_limit_shows_the_apis_refusal(
+    browser: Browser, small_batches: LiveServer, tmp_path: Path
+) -> None:
+    """A page told a higher limit than the replica that scores (another release, say) sends a
+    batch the service refuses: the page says so, with the API's own message."""
+    rows = [[str(BENIGN[name]) for name in FEATURE_NAMES]] * (SMALL_BATCH + 1)
+    upload = write_csv(tmp_path / "big.csv", list(FEATURE_NAMES), rows)
+    body = {"instances": [BENIGN] * len(rows)}
+    refusal = api_text(small_batches.url, "POST", "predict/batch", json=body)
+    assert refusal.status_code == 422
+
+    def told_more(route: Route) -> None:
+        page = route.fetch().text()
+        told = page.replace(f'"max_batch_size":{SMALL_BATCH}', f'"max_batch_size":{len(rows)}')
+        assert told != page
+        route.fulfill(status=200, content_type="text/html; charset=utf-8", body=told)
+
+    with ui_page(browser, small_batches.url) as ui, docs.diagnosed(ui.guarded, "ui-batch-limit"):
+        ui.page.route(f"{small_batches.url}/", told_more)
+        ui.open("batch")
+        ui.page.locator("#csv-file").set_input_files(upload)
+        error = ui.page.locator("#batch-error")
+        expect(error).to_contain_text(refusal.json()["message"])
+        expect(error).to_contain_text(f"refused a batch of {len(rows)} rows")
+        expect(error).to_contain_text(f"lines 2 to {len(rows) + 1}")
+        expect(ui.page.locator("#batch-result")).to_be_hidden()
+        ui.guard.assert_clean(ui.page, expected_console=["status of 422"])
 
 
 BAD_LINES: Final = [
