@@ -2,7 +2,8 @@
 `json_response`.
 
 Each error example is the body the service really sends, written by the same code
-(`error_body`, the errors the guard and the body limit raise); tests/system/api/test_openapi.py sends the
+(`error_body`, the errors the guard and the body limit raise); tests/system/api/test_openapi.py
+sends the
 request each one describes to a live server and compares the answers byte for byte.
 """
 

@@ -1,9 +1,8 @@
-"""GET /health, GET /model and the root redirect: open even when API_KEY is set."""
+"""GET /health and GET /model: open even when API_KEY is set."""
 
 from collections.abc import Mapping
 
-from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi import FastAPI
 
 from app.api.deps import ModelDep
 from app.api.schemas import Health, ModelCard
@@ -31,12 +30,6 @@ async def get_model_card(model: ModelDep) -> ModelCard:
     return model.card
 
 
-async def root(request: Request) -> RedirectResponse:
-    # A path, never an absolute URL: one built from the request's Host header would send the
-    # client wherever that header says. Under a root path (a proxy's prefix) it stays inside it.
-    return RedirectResponse(f"{request.scope.get('root_path', '')}/docs")
-
-
 def add_routes(app: FastAPI) -> None:
     app.add_api_route(
         "/health",
@@ -55,4 +48,3 @@ def add_routes(app: FastAPI) -> None:
         tags=["service"],
     )
     app.add_api_route("/health", get_health, methods=["HEAD"], include_in_schema=False)
-    app.add_api_route("/", root, methods=["GET"], include_in_schema=False)

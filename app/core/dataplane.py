@@ -187,11 +187,12 @@ class ServedModel:
         """Score an (n, 9) batch whose values the caller has validated (whole numbers 1..10 in
         the feature order), at `threshold` or the model's default."""
         t = self.default_threshold if threshold is None else threshold
-        if len(rows) == 1:  # as /predict scores it (model/single_row.py): its bits, in less time
+        # One row as /predict scores it (model/scoring/single_row.py): its bits, in less time.
+        if len(rows) == 1:
             (row,) = rows.tolist() if isinstance(rows, np.ndarray) else rows
             p = self.artifact.predict_one(row)
             return Scored(np.array([p]), np.array([p > t]), t)  # no ufunc call: see single_row
-        probabilities = self.artifact.score_rows(np.asarray(rows))  # model/batch.py
+        probabilities = self.artifact.score_rows(np.asarray(rows))  # model/scoring/batch.py
         return Scored(probabilities, probabilities > t, t)
 
     def predict_batch(

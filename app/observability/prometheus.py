@@ -160,7 +160,8 @@ def observe_all(histogram: Histogram, amounts: list[float]) -> None:
 
     prometheus-client has no call for many observations, so this uses its Histogram's own parts
     (`_upper_bounds`, `_buckets`, `_sum`, as its `observe` does; pinned in constraints.txt);
-    tests/system/observability/test_telemetry.py holds the result to that of `observe`, one amount at a time.
+    tests/system/observability/test_telemetry.py holds the result to that of `observe`, one amount
+    at a time.
     """
     bounds = histogram._upper_bounds  # observe's rule: the first bucket whose bound >= amount
     for index, count in Tallies(bisect_left(bounds, amount) for amount in amounts).items():

@@ -462,7 +462,7 @@ def _json_values(tensor: _Tensor, header: bytes) -> NDArray[Any] | bytearray:
     else:
         # A few values are checked by Python's min and max and copied into the rows as they
         # are, with no NumPy call (each costs a request far more than its own time: see
-        # model/single_row.py); many, by NumPy's reductions.
+        # model/scoring/single_row.py); many, by NumPy's reductions.
         if len(ints) <= _SMALL_TENSOR and min(ints) >= SCORE_MIN and max(ints) <= SCORE_MAX:
             return ints
         return _checked(tensor, np.frombuffer(ints, dtype=np.uint8))

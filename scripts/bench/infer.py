@@ -8,7 +8,8 @@ artifact (`model.artifact.load_artifact`, which scales the raw scores, then runs
 as a one-row list of tuples and as a (1, 9) NumPy array; and for a
 scikit-learn MLPClassifier of the same shape fitted on the same rows, given the already scaled
 (1, 9) array. Batch throughput: rows per second for 1,000 and 10,000 rows, from a NumPy array and
-(ours) from a list of tuples, and `ServedModel.score` (model/batch.py's scorer) on 10,000 rows.
+(ours) from a list of tuples, and `ServedModel.score` (model/scoring/batch.py's scorer) on 10,000
+rows.
 Explanation latency: `Artifact.explain` (exact Shapley values, 512 coalitions x the
 background's distinct rows) on rows of the data set, timed call by call (median and p99),
 beside `predict_one` on the same rows. The Open Inference Protocol (V2) in process, 10,000

@@ -250,10 +250,11 @@ def test_redoc_renders_under_the_prefix(
     assert outside == [], f"the page asked for paths outside {PREFIX}: {outside}"
 
 
-def test_the_root_redirects_to_the_docs_under_the_prefix(
+def test_the_root_serves_the_page_under_the_prefix(
     behind_proxy: tuple[str, list[str]],
 ) -> None:
     base, _ = behind_proxy
     response = httpx.get(f"{base}/", timeout=10)
-    assert response.status_code == 307
-    assert response.headers["location"] == f"{PREFIX}/docs"
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert f'<base href="{PREFIX}/">' in response.text

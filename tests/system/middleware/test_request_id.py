@@ -29,7 +29,7 @@ ANSWERS: Final[list[tuple[str, str, dict[str, str], Any, int]]] = [
     ("GET", "/health", {}, None, 200),
     ("HEAD", "/health/ready", {}, None, 200),
     ("GET", "/docs", {}, None, 200),
-    ("GET", "/", {}, None, 307),
+    ("GET", "/", {}, None, 200),
     ("POST", "/predict", JSON, BENIGN, 401),
     ("GET", "/no/such/path", {}, None, 404),
     ("GET", "/predict", KEYED, None, 405),
