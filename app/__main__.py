@@ -81,6 +81,10 @@ def limits(settings: Settings) -> "EdgeLimits":
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["audit"]:  # the record's tools (app/record/cli.py)
+        from app.record.cli import main as audit
+
+        return audit(args[1:])
     if args in (["--help"], ["-h"]):
         print(help_text())
         return 0
