@@ -39,8 +39,14 @@ class Answers:
         row = self.rows(1)[0].tolist()
         p = self.model.predict(row, None, CONFIDENCE)
         return self._record(
-            [row], [p.probability], [p.predicted_class == "malignant"], [p.prediction_set], "single",
-            p.threshold, answered_ns, **extra,
+            [row],
+            [p.probability],
+            [p.predicted_class == "malignant"],
+            [p.prediction_set],
+            "single",
+            p.threshold,
+            answered_ns,
+            **extra,
         )
 
     def batch(self, n: int, answered_ns: int | None = None, **extra: object) -> PredictionRecord:
@@ -61,12 +67,18 @@ class Answers:
         row = self.rows(1)[0].tolist()
         e = self.model.explain(row, None, CONFIDENCE)
         return self._record(
-            [row], [e.probability], [e.predicted_class == "malignant"], [e.prediction_set], "single",
-            e.threshold, None, route="/explain",
+            [row],
+            [e.probability],
+            [e.predicted_class == "malignant"],
+            [e.prediction_set],
+            "single",
+            e.threshold,
+            None,
+            route="/explain",
             explanation=(e.base_value, list(e.contributions.model_dump().values())),
         )
 
-    def _record(  # noqa: PLR0913 - the answer's parts, as the service holds them
+    def _record(
         self,
         rows: object,
         probabilities: Sequence[float],

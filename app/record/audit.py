@@ -34,7 +34,9 @@ class Problem:
     request_id: str | None  # None for a removed record
 
     def describe(self) -> str:
-        seqs = f"seq {self.seq}" if self.seq == self.last_seq else f"seq {self.seq}..{self.last_seq}"
+        seqs = (
+            f"seq {self.seq}" if self.seq == self.last_seq else f"seq {self.seq}..{self.last_seq}"
+        )
         rid = f" request_id {self.request_id}" if self.request_id is not None else ""
         return f"{self.kind}: writer {self.writer_id} {seqs}{rid}"
 
@@ -207,7 +209,9 @@ class _Differ:
     def _add(self, name: str, row: int | None, recorded: str, replayed: str) -> None:
         link = self.link
         self.found.append(
-            Difference(link.writer_id, link.seq, self.record.request_id, row, name, recorded, replayed)
+            Difference(
+                link.writer_id, link.seq, self.record.request_id, row, name, recorded, replayed
+            )
         )
 
 

@@ -140,8 +140,8 @@ _COMMANDS: Final = {"verify": _verify, "replay": _replay, "export": _export, "pr
 # -- output -----------------------------------------------------------------------------------
 def _open_text(output: str) -> IO[str]:
     if output == "-":
-        return open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)  # noqa: SIM115
-    return open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        return open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)
+    return open(output, "w", encoding="utf-8", newline="")
 
 
 def _write_jsonl(out: IO[str], columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
@@ -166,8 +166,8 @@ def _write_csv(out: IO[str], columns: Sequence[str], rows: Iterable[tuple[Any, .
 
 def _write_parquet(path: Path, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
     except ImportError:
         raise StoreError("store_error", "parquet needs pyarrow: pip install '.[audit]'") from None
     schema = _arrow_schema(pa, columns)

@@ -35,7 +35,12 @@ SET_NONE: Final = 0
 SET_BENIGN: Final = 1
 SET_MALIGNANT: Final = 2
 SET_BOTH: Final = 3
-SET_NAMES: Final[tuple[tuple[str, ...], ...]] = ((), ("benign",), ("malignant",), ("benign", "malignant"))
+SET_NAMES: Final[tuple[tuple[str, ...], ...]] = (
+    (),
+    ("benign",),
+    ("malignant",),
+    ("benign", "malignant"),
+)
 
 EXPLANATION_VALUES: Final = 1 + N_FEATURES  # base value, then one contribution per feature
 MAX_ROWS: Final = 1_000_000  # far above any request the service accepts
@@ -139,6 +144,9 @@ class PredictionRecord:
             raise RecordError(f"scores must be whole numbers {SCORE_MIN}..{SCORE_MAX}")
         if matrix.dtype.kind == "f" and not np.array_equal(matrix, np.rint(matrix)):
             raise RecordError("scores must be whole numbers")
+        flags = np.asarray(classes)
+        if flags.dtype != np.bool_ and not np.isin(flags, (0, 1)).all():
+            raise RecordError("classes must be booleans (or 0 and 1)")
         return cls(
             request_id=request_id,
             received_ns=received if isinstance(received, int) else epoch_ns(received),
@@ -155,7 +163,7 @@ class PredictionRecord:
             confidence=None if confidence is None else float(confidence),
             scores=np.ascontiguousarray(matrix, dtype=np.uint8).tobytes(),
             probabilities=np.ascontiguousarray(probabilities, dtype=_F64).tobytes(),
-            classes=np.ascontiguousarray(classes, dtype=np.bool_).view(np.uint8).tobytes(),
+            classes=np.ascontiguousarray(flags, dtype=np.bool_).view(np.uint8).tobytes(),
             sets=np.ascontiguousarray(sets, dtype=np.uint8).tobytes(),
             explanation=None if explanation is None else _pack_explanation(*explanation),
             status=int(status),

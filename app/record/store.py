@@ -19,6 +19,7 @@ SQLite's write lock), so several workers starting together migrate once.
 Errors surface as `StoreError(reason)`, reason one of STORE_REASONS, message redacted.
 """
 
+import contextlib
 import errno
 import os
 import sqlite3
@@ -142,10 +143,8 @@ class SqlStore:
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken connection is being dropped anyway
                 conn.close()
-            except Exception:  # noqa: S110 - a broken connection is being dropped anyway
-                pass
 
     def __enter__(self) -> "SqlStore":
         self.connect()
@@ -176,10 +175,8 @@ class SqlStore:
             try:
                 yield cur
             except BaseException:
-                try:
+                with contextlib.suppress(Exception):  # the original error is the one to report
                     cur.execute("ROLLBACK")
-                except Exception:  # noqa: S110 - the original error is the one to report
-                    pass
                 raise
             cur.execute("COMMIT")
 
@@ -205,8 +202,9 @@ class SqlStore:
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = _version(cur, self.dialect)
             if current > SCHEMA_VERSION:
-                raise StoreError("store_error", 
-                    f"the store is at schema {current}, newer than this code's {SCHEMA_VERSION}"
+                raise StoreError(
+                    "store_error",
+                    f"the store is at schema {current}, newer than this code's {SCHEMA_VERSION}",
                 )
             for version in range(current + 1, target + 1):
                 for step in MIGRATIONS[version - 1]:
@@ -265,7 +263,8 @@ class SqlStore:
     ) -> Iterator[StoredLink]:
         """Stored records, by writer and seq (or by answered time with `by_time`), answered in
         [since_ns, until_ns) and made by one of `model_versions` when given."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if since_ns is not None:
             where.append("answered_ns >= ?")
             params.append(since_ns)

@@ -46,7 +46,7 @@ _Waiter = tuple[PredictionRecord, asyncio.AbstractEventLoop, "asyncio.Future[Non
 _STOP: Final = object()
 
 
-class RecordUnavailable(Exception):
+class RecordUnavailable(Exception):  # noqa: N818 - the name the issue and the lead use
     """The record could not be committed, so the prediction must not be answered (503).
     `reason` is one of app.record.metrics.FAILURE_REASONS."""
 

@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.record.audit import BASE_COLUMNS, Problem, replay, verify
-from app.record.chain import ChainHead
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
 from app.record.store import SqlStore
@@ -33,7 +32,11 @@ def audit(config: RecordConfig, *args: str) -> subprocess.CompletedProcess[str]:
         env["DATABASE_URL"] = config.database_url
     return subprocess.run(
         [sys.executable, "-m", "app", "audit", *args],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
     )
 
 
@@ -146,14 +149,15 @@ def test_replay_of_10000_predictions_is_bit_for_bit_and_names_an_altered_input(
     scores[row * 9 + 5] = 11 - scores[row * 9 + 5]  # one score of one row changed
     set_value(store, "scores", bytes(scores), "w", 4_002)
     found = replay(store, artifact).differences
-    assert found and {(d.seq, d.row, d.request_id) for d in found} == {
-        (4_002, row, batches[1].request_id)
-    }
+    assert found
+    assert {(d.seq, d.row, d.request_id) for d in found} == {(4_002, row, batches[1].request_id)}
     assert "probability" in {d.field for d in found}
     run = audit(config, "replay", "--model", str(DEFAULT_ARTIFACT_PATH))
     assert run.returncode == 1
-    assert all(f"seq 4002 request_id {batches[1].request_id} row {row}:" in line
-               for line in run.stdout.splitlines())
+    assert all(
+        f"seq 4002 request_id {batches[1].request_id} row {row}:" in line
+        for line in run.stdout.splitlines()
+    )
 
 
 # -- export -----------------------------------------------------------------------------------
@@ -193,9 +197,7 @@ def test_export_parses_back_row_for_row(
     explained = [x for x in rows if x["request_id"] == records[2].request_id]
     base, contributions = records[2].explanation_values() or (None, ())
     assert float(explained[0]["base_value"]) == base
-    assert [float(explained[0][f"contribution_{n}"]) for n in FEATURE_NAMES] == list(
-        contributions
-    )
+    assert [float(explained[0][f"contribution_{n}"]) for n in FEATURE_NAMES] == list(contributions)
 
 
 def test_export_selects_by_answered_time(
@@ -203,8 +205,16 @@ def test_export_selects_by_answered_time(
 ) -> None:
     day = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
     append(store, "w", [answers.single(answered_ns=day + i * DAY_NS) for i in range(5)])
-    run = audit(config, "export", "--format", "jsonl", "--since", "2026-01-02",
-                "--until", "2026-01-04T00:00:00+00:00")
+    run = audit(
+        config,
+        "export",
+        "--format",
+        "jsonl",
+        "--since",
+        "2026-01-02",
+        "--until",
+        "2026-01-04T00:00:00+00:00",
+    )
     assert run.returncode == 0, run.stderr
     stamps = [json.loads(line)["answered_at"] for line in run.stdout.splitlines()]
     assert stamps == ["2026-01-02T00:00:00.000000000Z", "2026-01-03T00:00:00.000000000Z"]
@@ -225,7 +235,12 @@ def peak_kib(config: RecordConfig, out: Path) -> int:
         env["DATABASE_URL"] = config.database_url
     run = subprocess.run(
         [sys.executable, "-c", EXPORT_PEAK, "export", "--format", "jsonl", "--output", str(out)],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=900,
+        check=True,
     )
     kib, code = run.stdout.split()
     assert code == "0", run.stderr

@@ -65,14 +65,14 @@ def test_appends_and_reads_back_every_field(store: SqlStore, answers: Answers) -
 
 
 def test_reads_by_time_and_by_model(store: SqlStore, answers: Answers) -> None:
-    times = [1_000, 3_000, 2_000, 4_000]
+    times = [1_700_000_000_000_000_000 + t for t in (1_000, 3_000, 2_000, 4_000)]
     records = [answers.single(answered_ns=t) for t in times]
     head = store.head("w")
     store.append(head, head.extend(records), 0)
     by_time = [s.record().answered_ns for s in store.links(by_time=True)]
     assert by_time == sorted(times)
-    window = [s.record().answered_ns for s in store.links(since_ns=2_000, until_ns=4_000)]
-    assert window == [3_000, 2_000]  # by writer and seq, not by time
+    window = [s.record().answered_ns for s in store.links(since_ns=times[2], until_ns=times[3])]
+    assert window == [times[1], times[2]]  # by writer and seq, not by time
     assert list(store.links(model_versions=["0" * 64])) == []
     assert len(list(store.links(model_versions=[answers.version]))) == len(times)
 

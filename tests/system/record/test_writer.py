@@ -86,16 +86,15 @@ def test_a_full_queue_refuses_at_once(config: RecordConfig, answers: Answers) ->
     records = [answers.single() for _ in range(20)]
 
     async def main() -> list[object]:
-        return await asyncio.gather(
-            *(recorder.commit(r) for r in records), return_exceptions=True
-        )
+        return await asyncio.gather(*(recorder.commit(r) for r in records), return_exceptions=True)
 
     try:
         results = asyncio.run(main())
     finally:
         recorder.close()
     refused = [r for r in results if isinstance(r, RecordUnavailable)]
-    assert refused and all(r.reason == "queue_full" for r in refused)
+    assert refused
+    assert all(r.reason == "queue_full" for r in refused)
     with open_store(config) as store:  # what was accepted was committed, nothing else
         assert len(list(store.links())) == len(results) - len(refused)
 

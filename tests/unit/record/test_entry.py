@@ -42,7 +42,9 @@ def make(**changes: Any) -> PredictionRecord:
     [
         ("urn:case:42", True),
         ("a", True),
-        ("A-z_0.9:/+=@x", False),  # "_" is not allowed
+        ("A-z_0.9:/+=@x", True),
+        ("case#1", False),
+        ("50%", False),
         ("x" * 128, True),
         ("x" * 129, False),
         ("", False),
@@ -78,7 +80,7 @@ def test_arrays_read_back_as_given() -> None:
         ({"probabilities": [0.1]}, "same rows"),
         ({"probabilities": [0.1, float("nan")]}, r"in \[0, 1\]"),
         ({"probabilities": [0.1, 1.5]}, r"in \[0, 1\]"),
-        ({"classes": [0, 2]}, "same rows|0 or 1"),
+        ({"classes": [0, 2]}, "booleans"),
         ({"sets": [0, 4]}, "0..3"),
         ({"sets": [0]}, "same rows"),
         ({"threshold": float("nan")}, "threshold"),
@@ -87,7 +89,7 @@ def test_arrays_read_back_as_given() -> None:
         ({"status": 99}, "status"),
         ({"latency_s": -0.1}, "latency_s"),
         ({"received": datetime(2026, 12, 7, tzinfo=UTC)}, "received <= answered"),
-        ({"answered": datetime(2026, 12, 7)}, "naive"),  # noqa: DTZ001 - the case refused
+        ({"answered": datetime(2026, 12, 7)}, "naive"),
         ({"caller": "has space"}, "caller"),
         ({"caller": ""}, "caller"),
         ({"case_ref": "x" * 129}, "case_ref"),
@@ -112,7 +114,7 @@ def test_a_record_is_immutable() -> None:
 
 
 def test_the_chain_hashes_every_field_in_the_records_order() -> None:
-    assert FIELD_NAMES == tuple(f.name for f in fields(PredictionRecord))
+    assert tuple(f.name for f in fields(PredictionRecord)) == FIELD_NAMES
 
 
 @pytest.mark.parametrize("offset", [timedelta(0), timedelta(hours=5, minutes=30)])
