@@ -57,7 +57,11 @@ class RecordConfig:
             return f"sqlite:{self.sqlite_path}"
         parts = urlsplit(self.database_url)
         host = parts.hostname or "local socket"
-        return f"postgresql://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # not a number: the connection will say so, redacted
+            port = ""
+        return f"postgresql://{host}{port}{parts.path}"
 
     def redact(self, text: str) -> str:
         return redact(text, self.database_url)

@@ -222,3 +222,32 @@ def test_a_store_unreachable_at_start_does_not_stop_the_start(tmp_path: Path) ->
         assert os.path.isfile(blocker)
     finally:
         recorder.close()
+
+
+def test_postgres_read_only_fails_closed_and_resumes(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    name = "record_read_only"
+    config = RecordConfig(database_url=pg_server.database(name))
+    recorder = recorder_for(config, retry_seconds=60.0)  # no probe: the commits reconnect
+    recorder.start()
+    admin = RecordConfig(database_url=pg_server.url())
+    try:
+        with open_store(admin) as db:
+            db.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            db.execute(  # the recorder's session ends: its next connection is read-only
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ?",
+                (name,),
+            )
+        reasons = [commit_one(recorder, answers.single()) for _ in range(3)]
+        assert reasons[-1] == "read_only"  # the first may see the ended session first
+        assert recorder.health() == (False, "read_only")
+        with open_store(admin) as db:
+            db.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = off')
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert sum(1 for _ in store.links()) == 1
