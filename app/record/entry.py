@@ -12,13 +12,14 @@ Unix epoch, UTC) so that they hash and compare exactly.
 
 import math
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from model.features import N_FEATURES, SCORE_MAX, SCORE_MIN
 
@@ -50,6 +51,8 @@ _CASE_REF: Final = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 _TEXT: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a header or a route can hold
 _HEX: Final = re.compile(r"[0-9a-f]{12,64}")
 _F64: Final = np.dtype("<f8")
+_SCORE_CODES: Final = bytes(range(SCORE_MIN, SCORE_MAX + 1))
+_SMALL: Final = 32  # rows up to which plain Python checks faster than NumPy
 
 
 class RecordError(ValueError):
@@ -126,10 +129,10 @@ class PredictionRecord:
         scorer: Scorer,
         threshold: float,
         confidence: float | None,
-        scores: ArrayLike,
-        probabilities: ArrayLike,
-        classes: ArrayLike,
-        sets: ArrayLike,
+        scores: "NDArray[Any] | Sequence[Sequence[int]]",
+        probabilities: "NDArray[Any] | Sequence[float]",
+        classes: "NDArray[Any] | Sequence[bool]",
+        sets: "NDArray[Any] | Sequence[int]",
         explanation: tuple[float, Sequence[float]] | None = None,
         status: int = 200,
         latency_s: float,
@@ -137,16 +140,6 @@ class PredictionRecord:
         """A record from the answer's arrays: scores (n, 9) whole numbers 1..10,
         probabilities (n,), classes (n,) booleans, sets (n,) codes 0..3, and for /explain the
         (base value, nine contributions) in probability."""
-        matrix = np.asarray(scores)
-        if matrix.ndim != 2 or matrix.shape[1] != N_FEATURES:
-            raise RecordError(f"scores must be (n, {N_FEATURES}), not {matrix.shape}")
-        if matrix.size and (matrix.min() < SCORE_MIN or matrix.max() > SCORE_MAX):
-            raise RecordError(f"scores must be whole numbers {SCORE_MIN}..{SCORE_MAX}")
-        if matrix.dtype.kind == "f" and not np.array_equal(matrix, np.rint(matrix)):
-            raise RecordError("scores must be whole numbers")
-        flags = np.asarray(classes)
-        if flags.dtype != np.bool_ and not np.isin(flags, (0, 1)).all():
-            raise RecordError("classes must be booleans (or 0 and 1)")
         return cls(
             request_id=request_id,
             received_ns=received if isinstance(received, int) else epoch_ns(received),
@@ -161,10 +154,10 @@ class PredictionRecord:
             scorer=scorer,
             threshold=float(threshold),
             confidence=None if confidence is None else float(confidence),
-            scores=np.ascontiguousarray(matrix, dtype=np.uint8).tobytes(),
-            probabilities=np.ascontiguousarray(probabilities, dtype=_F64).tobytes(),
-            classes=np.ascontiguousarray(flags, dtype=np.bool_).view(np.uint8).tobytes(),
-            sets=np.ascontiguousarray(sets, dtype=np.uint8).tobytes(),
+            scores=_pack_scores(scores),
+            probabilities=_pack_floats(probabilities),
+            classes=_pack_codes(classes, "classes", 1),
+            sets=_pack_codes(sets, "sets", SET_BOTH),
             explanation=None if explanation is None else _pack_explanation(*explanation),
             status=int(status),
             latency_s=float(latency_s),
@@ -259,16 +252,16 @@ def _check_rows(record: PredictionRecord) -> None:
         raise RecordError("scores, probabilities, classes and sets must hold the same rows")
     if len(record.sets) != n:
         raise RecordError("scores, probabilities, classes and sets must hold the same rows")
-    scores = np.frombuffer(record.scores, dtype=np.uint8)
-    if scores.min() < SCORE_MIN or scores.max() > SCORE_MAX:
+    # bytes.translate deletes the allowed codes: whatever is left was not allowed (C speed at
+    # any size, where a NumPy reduction costs microseconds even for one row)
+    if record.scores.translate(None, _SCORE_CODES):
         raise RecordError(f"scores must be whole numbers {SCORE_MIN}..{SCORE_MAX}")
-    p = record.probability_array()
-    if not (np.all(p >= 0.0) and np.all(p <= 1.0)):  # NaN fails both
-        raise RecordError("probabilities must be in [0, 1]")
-    if np.frombuffer(record.classes, dtype=np.uint8).max() > 1:
+    if record.classes.translate(None, b"\x00\x01"):
         raise RecordError("classes must be 0 or 1")
-    if record.set_array().max() > SET_BOTH:
+    if record.sets.translate(None, b"\x00\x01\x02\x03"):
         raise RecordError("set codes must be 0..3")
+    if not _all_probabilities(record.probabilities, n):
+        raise RecordError("probabilities must be in [0, 1]")
     if record.explanation is not None:
         _check_explanation(record.explanation)
 
@@ -276,8 +269,58 @@ def _check_rows(record: PredictionRecord) -> None:
 def _check_explanation(raw: Any) -> None:
     if not isinstance(raw, bytes) or len(raw) != EXPLANATION_VALUES * 8:
         raise RecordError(f"explanation must be {EXPLANATION_VALUES} float64 values")
-    if not np.all(np.isfinite(np.frombuffer(raw, dtype=_F64))):
+    if not all(math.isfinite(v) for v in struct.unpack(f"<{EXPLANATION_VALUES}d", raw)):
         raise RecordError("explanation values must be finite")
+
+
+def _all_probabilities(raw: bytes, n: int) -> bool:
+    if n <= _SMALL:
+        return all(0.0 <= p <= 1.0 for p in struct.unpack(f"<{n}d", raw))  # NaN fails
+    p = np.frombuffer(raw, dtype=_F64)
+    return bool(((p >= 0.0) & (p <= 1.0)).all())
+
+
+def _pack_scores(scores: "NDArray[Any] | Sequence[Sequence[int]]") -> bytes:
+    """(n, 9) whole numbers as n x 9 bytes (their range is checked on construction)."""
+    if not isinstance(scores, np.ndarray):
+        rows = [list(row) for row in scores]
+        if any(len(row) != N_FEATURES for row in rows):
+            raise RecordError(f"scores must be rows of {N_FEATURES}")
+        try:  # bytes() refuses a float or a value outside 0..255
+            return bytes(v for row in rows for v in row)
+        except (TypeError, ValueError):
+            raise RecordError(f"scores must be whole numbers {SCORE_MIN}..{SCORE_MAX}") from None
+    if scores.ndim != 2 or scores.shape[1] != N_FEATURES:
+        raise RecordError(f"scores must be (n, {N_FEATURES}), not {scores.shape}")
+    if scores.dtype != np.uint8:
+        whole = scores.dtype.kind in "iu" or np.array_equal(scores, np.rint(scores))
+        if not whole or (scores.size and (scores.min() < SCORE_MIN or scores.max() > SCORE_MAX)):
+            raise RecordError(f"scores must be whole numbers {SCORE_MIN}..{SCORE_MAX}")
+    return np.ascontiguousarray(scores, dtype=np.uint8).tobytes()
+
+
+def _pack_floats(values: "NDArray[Any] | Sequence[float]") -> bytes:
+    if isinstance(values, np.ndarray):
+        return np.ascontiguousarray(values, dtype=_F64).tobytes()
+    try:
+        items = list(values)
+        return struct.pack(f"<{len(items)}d", *items)
+    except (TypeError, struct.error):
+        raise RecordError("probabilities must be numbers") from None
+
+
+def _pack_codes(values: "NDArray[Any] | Sequence[int]", name: str, largest: int) -> bytes:
+    """Booleans or small codes as one byte each (their range is checked on construction)."""
+    if isinstance(values, np.ndarray):
+        if values.dtype == np.bool_ or values.dtype == np.uint8:
+            return np.ascontiguousarray(values).view(np.uint8).tobytes()
+        if values.size and (values.min() < 0 or values.max() > largest):
+            raise RecordError(f"{name} must be 0..{largest}")
+        return np.ascontiguousarray(values, dtype=np.uint8).tobytes()
+    try:
+        return bytes(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise RecordError(f"{name} must be 0..{largest}") from None
 
 
 def _finite(value: object) -> bool:
