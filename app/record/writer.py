@@ -22,18 +22,20 @@ was unknown is neither duplicated nor forked. The first commit that succeeds mak
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from app.record import metrics
 from app.record.chain import ChainHead, new_writer_id
+from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
-from app.record.store import SqlStore, StoreError
+from app.record.store import SqlStore, StoreError, open_store
 
 logger = logging.getLogger("app.record")
 
@@ -65,9 +67,9 @@ class RecorderStats:
 
 
 class Recorder:
-    """`Recorder(lambda: open_store(config))`, then `start()`, `await commit(record)` per
-    answered request, `close()` at shutdown. The factory is called in the writer thread, again
-    after each failure."""
+    """`Recorder.from_config(RecordConfig.from_env())` in each worker process (its thread does
+    not survive a fork), then `start()`, `await commit(record)` per answered request, `close()`
+    at shutdown. The store factory is called in the writer thread, again after each failure."""
 
     def __init__(
         self,
@@ -95,6 +97,11 @@ class Recorder:
         self._accepting = False
         self._first_attempt = threading.Event()
         self._commits = self._records = self._rows = self._failed = 0
+
+    @classmethod
+    def from_config(cls, config: RecordConfig, **options: Any) -> "Recorder":
+        """The recorder of the store `config` names (options as for the constructor)."""
+        return cls(functools.partial(open_store, config), **options)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, wait: float = 10.0) -> tuple[bool, str | None]:

@@ -21,8 +21,8 @@ from tests.record_records import Answers
 CONCURRENT = 200
 
 
-def recorder_for(config: RecordConfig, **options: object) -> Recorder:
-    return Recorder(lambda: open_store(config), **options)  # type: ignore[arg-type]
+def recorder_for(config: RecordConfig, **options: float) -> Recorder:
+    return Recorder.from_config(config, **options)
 
 
 def visible(config: RecordConfig, request_id: str) -> bool:
