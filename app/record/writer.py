@@ -18,6 +18,9 @@ waiter of that group gets RecordUnavailable(reason), `health()` reports the reas
 connection is dropped, and the next group (or, while idle, a probe every `retry_seconds`)
 reconnects and re-reads this writer's chain head from the store, so that a commit whose outcome
 was unknown is neither duplicated nor forked. The first commit that succeeds makes it healthy.
+A connection found broken when a group is written (the database restarted while the writer was
+idle) is replaced at once and the group written on the new one, unless the head read back shows
+it was committed already: a restart between requests costs no answer.
 """
 
 import asyncio
@@ -215,24 +218,53 @@ class Recorder:
         _resolve(group, None)
 
     def _write(self, records: list[PredictionRecord]) -> None:
-        if self._store is None or self._head is None:
-            store = self._factory()
-            try:
-                store.migrate()
-                self._head = store.head(self.writer_id)
-            except BaseException:
-                store.close()
+        """Commit `records` as the next links of this writer's chain. A connection that broke
+        while idle (the database restarted, a failover) is found only by using it: then
+        reconnect once and read the head back, which says whether the commit was applied
+        before the break; write the group again only if it was not."""
+        store, head = self._store, self._head
+        if store is None or head is None:
+            store, head = self._open()
+            self._append(store, head, records)
+            return
+        before = head.seq
+        try:
+            self._append(store, head, records)
+        except StoreError as exc:
+            if exc.reason != "unreachable":
                 raise
-            self._store = store
-        links = self._head.extend(records)
-        self._store.append(self._head, links, self._started_ns)
-        if links:
-            self._head.advance(links[-1])
+            self._drop()
+            store, head = self._open()
+            if head.seq == before + len(records):  # it was committed: only the answer was lost
+                return
+            if head.seq != before:
+                raise StoreError("store_error", f"writer {self.writer_id}: head moved") from None
+            self._append(store, head, records)
 
-    def _fail(self, group: list[_Waiter], reason: str, detail: str) -> None:
+    def _open(self) -> tuple[SqlStore, ChainHead]:
+        store = self._factory()
+        try:
+            store.migrate()
+            head = store.head(self.writer_id)
+        except BaseException:
+            store.close()
+            raise
+        self._store, self._head = store, head
+        return store, head
+
+    def _append(self, store: SqlStore, head: ChainHead, records: list[PredictionRecord]) -> None:
+        links = head.extend(records)
+        store.append(head, links, self._started_ns)
+        if links:
+            head.advance(links[-1])
+
+    def _drop(self) -> None:
         if self._store is not None:
             self._store.close()
         self._store, self._head = None, None
+
+    def _fail(self, group: list[_Waiter], reason: str, detail: str) -> None:
+        self._drop()
         self._failed += 1
         if self._health != (False, reason):
             logger.error("record unavailable (%s): %s", reason, detail)

@@ -191,6 +191,25 @@ def test_postgres_stopped_fails_closed_and_resumes_when_started(
         assert sum(1 for _ in store.links()) == 2
 
 
+def test_a_database_restart_between_commits_costs_no_answer(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=pg_server.database("record_bounce"))
+    recorder = recorder_for(config, retry_seconds=60.0)
+    recorder.start()
+    try:
+        assert commit_one(recorder, answers.single()) is None
+        pg_server.stop()  # the writer's connection breaks while idle
+        pg_server.start()
+        assert commit_one(recorder, answers.batch(3)) is None  # reconnected, written once
+        assert recorder.stats().failed_commits == 0
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert [link.seq for link in store.links()] == [1, 2]
+
+
 def test_an_idle_recorder_recovers_its_health_by_probing(
     pg_server: PostgresServer, answers: Answers
 ) -> None:
