@@ -1,6 +1,7 @@
 """`python -m app`: serve with uvicorn, configured from the environment (see app/core/config.py).
 
-`python -m app --help` lists the settings with their defaults; any other argument is an error.
+`python -m app --help` lists the settings with their defaults; `python -m app audit ...` runs
+the record's tools (app/record/cli.py); any other argument is an error.
 Bad arguments or settings, or a bad model artifact, end the process with one line on stderr
 before uvicorn starts: exit code 2 for arguments and settings, 1 for the artifact. A stop by
 SIGTERM or Ctrl+C exits 0.
@@ -82,6 +83,10 @@ def limits(settings: Settings) -> "EdgeLimits":
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["audit"]:  # the record's tools (app/record/cli.py)
+        from app.record.cli import main as audit
+
+        return audit(args[1:])
     if args in (["--help"], ["-h"]):
         print(help_text())
         return 0

@@ -1,0 +1,148 @@
+"""Tamper evidence: every record is a link in its writer's hash chain.
+
+A writer (one per process start: `new_writer_id`) numbers its records 1, 2, 3, ... and stores
+with each `hash = sha256(prev_hash || canonical_bytes(writer_id, seq, record))`, where
+prev_hash is the hash of its record seq - 1 (32 zero bytes before the first). Changing a stored
+value breaks that record's hash; deleting one leaves a gap in the sequence; moving one changes
+the seq its hash was made with; cutting the tail leaves the writer's head (stored in the same
+transaction as the records) ahead of the last record. `audit verify` checks all four.
+
+Canonical bytes are a fixed binary layout, independent of platform, locale and Python's float
+formatting: the tag b"PR1", then each field in the order of `FIELDS`:
+- str: its UTF-8 length as 4 bytes big-endian, then the UTF-8 bytes;
+- int: 8 bytes big-endian two's complement;
+- float: the IEEE 754 binary64 bits, 8 bytes big-endian (so 0.0 and -0.0 differ; NaN never
+  reaches here, PredictionRecord refuses it);
+- bytes: 4 bytes big-endian length, then the bytes;
+- an optional field: one byte 0 when absent, else 1 followed by the value as above.
+"""
+
+import hashlib
+import os
+import secrets
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from app.record.entry import PredictionRecord
+
+GENESIS: Final = bytes(32)  # prev_hash of a writer's first record
+TAG: Final = b"PR1"
+
+# (field, kind, optional) in canonical order; the record's fields after writer_id and seq.
+FIELDS: Final[tuple[tuple[str, str, bool], ...]] = (
+    ("request_id", "str", False),
+    ("received_ns", "int", False),
+    ("answered_ns", "int", False),
+    ("route", "str", False),
+    ("protocol", "str", False),
+    ("encoding", "str", False),
+    ("caller", "str", True),
+    ("case_ref", "str", True),
+    ("model_version", "str", False),
+    ("service_version", "str", False),
+    ("scorer", "str", False),
+    ("threshold", "float", False),
+    ("confidence", "float", True),
+    ("scores", "bytes", False),
+    ("probabilities", "bytes", False),
+    ("classes", "bytes", False),
+    ("sets", "bytes", False),
+    ("explanation", "bytes", True),
+    ("status", "int", False),
+    ("latency_s", "float", False),
+)
+
+FIELD_NAMES: Final = tuple(name for name, _, _ in FIELDS)
+_LEN: Final = struct.Struct(">I")
+_INT: Final = struct.Struct(">q")
+_FLOAT: Final = struct.Struct(">d")
+
+
+def new_writer_id() -> str:
+    """Unique per process start: the host, the pid and 64 random bits (a pid is reused after
+    a restart, and hosts share pids)."""
+    host = socket.gethostname().encode("ascii", "replace").decode()[:64] or "host"
+    return f"{host}:{os.getpid()}:{secrets.token_hex(8)}"
+
+
+def canonical_bytes(writer_id: str, seq: int, record: PredictionRecord) -> bytes:
+    return canonical_values(writer_id, seq, [getattr(record, name) for name in FIELD_NAMES])
+
+
+def canonical_values(writer_id: str, seq: int, values: Sequence[object]) -> bytes:
+    """The canonical bytes of a record given as its values in FIELDS order (as stored: a value
+    of the wrong type raises TypeError, which verify reports as an altered record)."""
+    if len(values) != len(FIELDS):
+        raise ValueError(f"{len(FIELDS)} values expected")
+    parts = [TAG, _str(writer_id), _INT.pack(seq)]
+    for (_, kind, optional), value in zip(FIELDS, values, strict=True):
+        if optional:
+            if value is None:
+                parts.append(b"\x00")
+                continue
+            parts.append(b"\x01")
+        parts.append(_encode(kind, value))
+    return b"".join(parts)
+
+
+def link_hash(prev_hash: bytes, writer_id: str, seq: int, record: PredictionRecord) -> bytes:
+    return hashlib.sha256(prev_hash + canonical_bytes(writer_id, seq, record)).digest()
+
+
+def canonical_values_hash(
+    prev_hash: bytes, writer_id: str, seq: int, values: Sequence[object]
+) -> bytes:
+    return hashlib.sha256(prev_hash + canonical_values(writer_id, seq, values)).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A record with its place in its writer's chain, as stored."""
+
+    writer_id: str
+    seq: int
+    hash: bytes
+    record: PredictionRecord
+
+
+@dataclass(slots=True)
+class ChainHead:
+    """A writer's last link: the next record gets seq + 1 and chains to `hash`."""
+
+    writer_id: str
+    seq: int = 0
+    hash: bytes = GENESIS
+
+    def extend(self, records: list[PredictionRecord]) -> list[Link]:
+        """The links for `records` after this head; the head itself moves only when the
+        caller `advance`s it to the last link, once those links are committed."""
+        links = []
+        seq, prev = self.seq, self.hash
+        for record in records:
+            seq += 1
+            prev = link_hash(prev, self.writer_id, seq, record)
+            links.append(Link(self.writer_id, seq, prev, record))
+        return links
+
+    def advance(self, last: Link) -> None:
+        self.seq, self.hash = last.seq, last.hash
+
+
+def _encode(kind: str, value: object) -> bytes:
+    if kind == "str" and isinstance(value, str):
+        return _str(value)
+    if kind == "int" and type(value) is int:
+        return _INT.pack(value)
+    if kind == "float" and type(value) is float:
+        return _FLOAT.pack(value)
+    if kind == "bytes" and isinstance(value, bytes):
+        return _LEN.pack(len(value)) + value
+    raise TypeError(f"a {kind} was expected, not {type(value).__name__}")
+
+
+def _str(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return _LEN.pack(len(raw)) + raw

@@ -1,0 +1,232 @@
+"""`python -m app audit verify|replay|export|prune`: the operator's tools on the record.
+
+The store is the one the service uses, found from the same environment (DATABASE_URL, else the
+SQLite file in RECORD_DIR; app/record/config.py). Exit codes: 0 all is well, 1 problems found
+(or the store cannot be read), 2 usage. No message shows DATABASE_URL or its password.
+"""
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final
+
+from app.record import audit
+from app.record.config import RecordConfig, RecordConfigError
+from app.record.entry import RecordError, epoch_ns
+from app.record.store import SqlStore, StoredLink, StoreError, open_store
+from model.features import FEATURE_NAMES
+
+PROG: Final = "python -m app audit"
+FORMATS: Final = ("jsonl", "csv", "parquet")
+PARQUET_ROW_GROUP: Final = 16_384  # rows held in memory at once when writing parquet
+DAY_NS: Final = 86_400 * 1_000_000_000
+
+# Columns that later parts add to every export (the next issue's outcomes): append an
+# audit.ExtraColumns here.
+EXTRA_COLUMNS: list[audit.ExtraColumns] = []
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line and exit code 2, like argparse, no usage
+        self.exit(2, f"{PROG}: {message}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Check, replay, export and prune the record of predictions. The store is "
+        "found as the service finds it: PostgreSQL when DATABASE_URL is set, else the SQLite "
+        "file record.sqlite3 in RECORD_DIR (default var/record).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("verify", help="walk every writer's hash chain; name what was altered")
+    replay = sub.add_parser("replay", help="recompute the records of one model artifact")
+    replay.add_argument("--model", type=Path, required=True, help="the artifact's JSON file")
+    export = sub.add_parser("export", help="one row per scored row, streamed")
+    export.add_argument("--since", type=_when, help="ISO 8601 date or time (UTC if no zone)")
+    export.add_argument("--until", type=_when, help="exclusive; ISO 8601 (UTC if no zone)")
+    export.add_argument("--format", choices=FORMATS, required=True)
+    export.add_argument("--output", default="-", help="a file, or - for standard output")
+    prune = sub.add_parser("prune", help="delete the records answered more than DAYS ago")
+    prune.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        args = parser().parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        config = RecordConfig.from_env()
+    except RecordConfigError as exc:
+        return _fail(str(exc), 2)
+    if args.command == "export" and args.format == "parquet" and args.output == "-":
+        return _fail("parquet needs --output FILE", 2)
+    if config.backend == "sqlite" and not config.sqlite_path.is_file():
+        return _fail(f"no record at {config.sqlite_path} (set RECORD_DIR or DATABASE_URL)", 1)
+    try:
+        with open_store(config) as store:
+            store.migrate()
+            return _COMMANDS[args.command](store, args)
+    except StoreError as exc:
+        return _fail(f"cannot read the record ({config.describe()}): {config.redact(str(exc))}")
+
+
+def _verify(store: SqlStore, args: argparse.Namespace) -> int:
+    problems = audit.verify(store)
+    for problem in problems:
+        print(problem.describe())
+    writers = len(store.writers())
+    print(f"{len(problems)} problem(s) in the chains of {writers} writer(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _replay(store: SqlStore, args: argparse.Namespace) -> int:
+    from model.artifact import ArtifactError, load_artifact
+
+    try:
+        artifact = load_artifact(args.model)
+    except ArtifactError as exc:
+        return _fail(str(exc), 2)
+    result = audit.replay(store, artifact)
+    for difference in result.differences:
+        print(difference.describe())
+    print(
+        f"replayed {result.records} record(s), {result.rows} row(s) of model "
+        f"{artifact.model_version}: {len(result.differences)} difference(s)",
+        file=sys.stderr,
+    )
+    return 1 if result.differences else 0
+
+
+def _export(store: SqlStore, args: argparse.Namespace) -> int:
+    since = None if args.since is None else epoch_ns(args.since)
+    until = None if args.until is None else epoch_ns(args.until)
+    invalid: list[str] = []
+
+    def note(link: StoredLink, exc: RecordError) -> None:
+        invalid.append(f"writer {link.writer_id} seq {link.seq}: {exc}")
+
+    rows = audit.export_rows(store, since, until, EXTRA_COLUMNS, note)
+    columns = audit.export_columns(EXTRA_COLUMNS)
+    if args.format == "parquet":
+        count = _write_parquet(Path(args.output), columns, rows)
+    else:
+        with _open_text(args.output) as out:
+            writer = _write_jsonl if args.format == "jsonl" else _write_csv
+            count = writer(out, columns, rows)
+    for line in invalid:
+        print(f"skipped an invalid record: {line} (run verify)", file=sys.stderr)
+    print(f"exported {count} row(s)", file=sys.stderr)
+    return 1 if invalid else 0
+
+
+def _prune(store: SqlStore, args: argparse.Namespace) -> int:
+    now = time.time_ns()
+    deleted = store.prune(now - int(args.older_than * DAY_NS), now)
+    print(f"deleted {sum(deleted.values())} record(s) of {len(deleted)} writer(s)", file=sys.stderr)
+    return 0
+
+
+_COMMANDS: Final = {"verify": _verify, "replay": _replay, "export": _export, "prune": _prune}
+
+
+# -- output -----------------------------------------------------------------------------------
+def _open_text(output: str) -> IO[str]:
+    if output == "-":
+        return open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)
+    return open(output, "w", encoding="utf-8", newline="")
+
+
+def _write_jsonl(out: IO[str], columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+    count = 0
+    encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+    for row in rows:
+        out.write(encode(dict(zip(columns, row, strict=True))))
+        out.write("\n")
+        count += 1
+    return count
+
+
+def _write_csv(out: IO[str], columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    count = 0
+    for row in rows:
+        writer.writerow(row)  # floats as repr: the shortest text that reads back exactly
+        count += 1
+    return count
+
+
+def _write_parquet(path: Path, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+    try:
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    except ImportError:
+        raise StoreError("store_error", "parquet needs pyarrow: pip install '.[audit]'") from None
+    schema = _arrow_schema(pa, columns)
+    count = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        chunk: list[tuple[Any, ...]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) == PARQUET_ROW_GROUP:
+                writer.write_table(_table(pa, schema, chunk))
+                count += len(chunk)
+                chunk = []
+        if chunk or not count:
+            writer.write_table(_table(pa, schema, chunk))
+            count += len(chunk)
+    return count
+
+
+def _arrow_schema(pa: Any, columns: Sequence[str]) -> Any:
+    ints = {"row", "seq", "status", *FEATURE_NAMES}
+    floats = {"threshold", "confidence", "probability", "base_value", "latency_s"}
+    fields = []
+    for name in columns:
+        if name in ints:
+            kind = pa.int64()
+        elif name in floats or name.startswith("contribution_"):
+            kind = pa.float64()
+        else:
+            kind = pa.string()
+        fields.append(pa.field(name, kind))
+    return pa.schema(fields)
+
+
+def _table(pa: Any, schema: Any, chunk: list[tuple[Any, ...]]) -> Any:
+    arrays = [
+        pa.array([row[i] for row in chunk], type=field.type) for i, field in enumerate(schema)
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# -- arguments --------------------------------------------------------------------------------
+def _when(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 < days < 100_000:
+        raise argparse.ArgumentTypeError("DAYS must be more than 0")
+    return days
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,77 @@
+"""Where the record is kept, read from the environment the service runs in.
+
+`DATABASE_URL` (a `postgresql://` URL) puts it in PostgreSQL; without it the record is a SQLite
+file `record.sqlite3` in `RECORD_DIR` (default `var/record`, relative to the working directory,
+so that `python -m app audit ...` run where the service runs finds the same store).
+
+The URL holds a password: it is kept out of `repr`, and `redact` strips it (and the whole URL)
+from any message before that message is logged or shown.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+DEFAULT_RECORD_DIR: Final = Path("var/record")
+SQLITE_NAME: Final = "record.sqlite3"
+_SCHEMES: Final = ("postgresql", "postgres")
+_USERINFO: Final = re.compile(r"(postgres(?:ql)?://)[^@/\s]*@")
+
+
+class RecordConfigError(ValueError):
+    """A setting of the record that cannot be used (its message never holds the URL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    record_dir: Path = DEFAULT_RECORD_DIR
+    database_url: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.database_url is not None:
+            scheme = urlsplit(self.database_url).scheme
+            if scheme not in _SCHEMES:
+                raise RecordConfigError("DATABASE_URL must be a postgresql:// URL")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "RecordConfig":
+        url = environ.get("DATABASE_URL", "").strip() or None
+        record_dir = environ.get("RECORD_DIR", "").strip()
+        return cls(Path(record_dir) if record_dir else DEFAULT_RECORD_DIR, url)
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.database_url else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.record_dir / SQLITE_NAME
+
+    def describe(self) -> str:
+        """Where the record is, safe to log: the database's host and name, or the file."""
+        if self.database_url is None:
+            return f"sqlite:{self.sqlite_path}"
+        parts = urlsplit(self.database_url)
+        host = parts.hostname or "local socket"
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # not a number: the connection will say so, redacted
+            port = ""
+        return f"postgresql://{host}{port}{parts.path}"
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.database_url)
+
+
+def redact(text: str, url: str | None) -> str:
+    """`text` without `url`, its password or any user:password@ of a postgres URL in it."""
+    if url:
+        text = text.replace(url, "<DATABASE_URL>")
+        password = urlsplit(url).password
+        if password:
+            text = text.replace(password, "***")
+    return _USERINFO.sub(r"\1***@", text)

@@ -1,0 +1,460 @@
+"""The record's store: SQLite (the embedded default) or PostgreSQL, behind one class.
+
+psycopg 3 directly, not SQLAlchemy Core: the store issues a dozen fixed statements, all plain
+SQL that SQLite and PostgreSQL read alike (`INSERT ... ON CONFLICT`, `BIGINT`, `DOUBLE
+PRECISION`), so a `Dialect` of five strings (the parameter marker, the blob type, how a write
+transaction begins, the migration lock, how a streaming cursor is made) is the whole difference.
+SQLAlchemy would add a large dependency and a second layer between us and the two things that
+matter here, the transaction boundary and the fsync; Alembic would add a migration tool for a
+list of DDL steps. So: one code path in `SqlStore`, stdlib `sqlite3` or psycopg underneath.
+
+Durability: SQLite runs in WAL mode with `synchronous=FULL`, so a COMMIT returns after the WAL
+is fsynced; PostgreSQL commits with its defaults (`fsync=on`, `synchronous_commit=on`), and the
+store refuses a server or session that turned either off.
+
+Schema: a `schema_version` table and `MIGRATIONS`, a list of DDL steps per version, applied
+forward only, each version in one transaction (under an advisory lock on PostgreSQL, under
+SQLite's write lock), so several workers starting together migrate once.
+
+Errors surface as `StoreError(reason)`, reason one of STORE_REASONS, message redacted.
+"""
+
+import contextlib
+import errno
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from app.record.chain import FIELD_NAMES, ChainHead, Link
+from app.record.config import RecordConfig, redact
+from app.record.entry import PredictionRecord
+
+RECORD_COLUMNS: Final = ("writer_id", "seq", "hash", *FIELD_NAMES)
+STORE_REASONS: Final = ("disk_full", "read_only", "unreachable", "store_error")
+_MIGRATION_LOCK: Final = 0x7265636F7264  # "record": the advisory lock key of migrations
+
+# Each version's steps. {blob}, {i64}, {f64} are the dialect's types. Never edit a released
+# version's steps: add a version.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (  # 1: the records and each writer's head
+        "CREATE TABLE records ("
+        " writer_id TEXT NOT NULL, seq {i64} NOT NULL, hash {blob} NOT NULL,"
+        " request_id TEXT NOT NULL, received_ns {i64} NOT NULL, answered_ns {i64} NOT NULL,"
+        " route TEXT NOT NULL, protocol TEXT NOT NULL, encoding TEXT NOT NULL,"
+        " caller TEXT, case_ref TEXT, model_version TEXT NOT NULL,"
+        " service_version TEXT NOT NULL, scorer TEXT NOT NULL, threshold {f64} NOT NULL,"
+        " confidence {f64}, scores {blob} NOT NULL, probabilities {blob} NOT NULL,"
+        " classes {blob} NOT NULL, sets {blob} NOT NULL, explanation {blob},"
+        " status INTEGER NOT NULL, latency_s {f64} NOT NULL, n_rows INTEGER NOT NULL,"
+        " PRIMARY KEY (writer_id, seq))",
+        "CREATE TABLE writers (writer_id TEXT PRIMARY KEY, started_ns {i64} NOT NULL,"
+        " last_seq {i64} NOT NULL, last_hash {blob} NOT NULL)",
+    ),
+    (  # 2: where prune cut each chain; the indexes of export, replay and case look-ups
+        "CREATE TABLE chain_cuts (writer_id TEXT PRIMARY KEY, first_seq {i64} NOT NULL,"
+        " prev_hash {blob} NOT NULL, cut_ns {i64} NOT NULL)",
+        "CREATE INDEX records_answered ON records (answered_ns)",
+        "CREATE INDEX records_model ON records (model_version)",
+        "CREATE INDEX records_case_ref ON records (case_ref)",
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; `reason` is one of STORE_REASONS."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    param: str  # the parameter marker
+    blob: str
+    begin_write: str
+    lock: str | None  # taken first in a migration's transaction
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", self.param) if self.param != "?" else text
+
+    def ddl(self, text: str) -> str:
+        return text.format(blob=self.blob, i64="BIGINT", f64="DOUBLE PRECISION")
+
+
+SQLITE: Final = Dialect("sqlite", "?", "BLOB", "BEGIN IMMEDIATE", None)
+POSTGRES: Final = Dialect(
+    "postgresql", "%s", "BYTEA", "BEGIN", f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLink:
+    """A stored record as its columns, unvalidated: verify hashes these values as they are;
+    `record()` validates them (RecordError for a value no answer could have had)."""
+
+    writer_id: str
+    seq: int
+    hash: bytes
+    values: tuple[Any, ...]  # in FIELD_NAMES order
+
+    def record(self) -> PredictionRecord:
+        return PredictionRecord(**dict(zip(FIELD_NAMES, self.values, strict=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class WriterHead:
+    writer_id: str
+    started_ns: int
+    last_seq: int
+    last_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCut:
+    writer_id: str
+    first_seq: int  # the first record kept
+    prev_hash: bytes  # the hash of the record before it, which prune deleted
+    cut_ns: int
+
+
+class SqlStore:
+    """One connection to the store. Not thread-safe: one per thread (the Recorder's writer
+    thread has its own)."""
+
+    def __init__(self, dialect: Dialect, connect: Callable[[], Any], url: str | None) -> None:
+        self.dialect = dialect
+        self._connect = connect
+        self._url = url  # only to redact messages
+        self._conn: Any = None
+
+    # -- connection and transactions ------------------------------------------------------
+    def connect(self) -> None:
+        if self._conn is None:
+            with self.errors():
+                self._conn = self._connect()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection is being dropped anyway
+                conn.close()
+
+    def __enter__(self) -> "SqlStore":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Any database or OS error as a StoreError with a reason and a redacted message."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            reason = classify(exc)
+            if reason is None:
+                raise
+            raise StoreError(reason, redact(f"{type(exc).__name__}: {exc}", self._url)) from None
+
+    @contextmanager
+    def transaction(self, begin: str = "BEGIN") -> Iterator[Any]:
+        self.connect()
+        with self.errors():
+            cur = self._conn.cursor()
+            cur.execute(begin)
+            try:
+                yield cur
+            except BaseException:
+                with contextlib.suppress(Exception):  # the original error is the one to report
+                    cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def write(self) -> Any:
+        return self.transaction(self.dialect.begin_write)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One statement in its own transaction; its rows (tests and the CLI use this)."""
+        with self.transaction(self.dialect.begin_write) as cur:
+            cur.execute(self.dialect.sql(sql), tuple(params))
+            return list(cur.fetchall()) if cur.description else []
+
+    # -- schema ---------------------------------------------------------------------------
+    def version(self) -> int:
+        with self.transaction() as cur:
+            return _version(cur, self.dialect)
+
+    def migrate(self, target: int = SCHEMA_VERSION) -> int:
+        """Apply the forward steps up to `target`; the version the store is at after."""
+        with self.write() as cur:
+            if self.dialect.lock:
+                cur.execute(self.dialect.lock)
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = _version(cur, self.dialect)
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    "store_error",
+                    f"the store is at schema {current}, newer than this code's {SCHEMA_VERSION}",
+                )
+            for version in range(current + 1, target + 1):
+                for step in MIGRATIONS[version - 1]:
+                    cur.execute(self.dialect.ddl(step))
+            if target > current:
+                cur.execute("DELETE FROM schema_version")
+                cur.execute(self.dialect.sql("INSERT INTO schema_version VALUES (?)"), (target,))
+            return max(current, target)
+
+    # -- writing --------------------------------------------------------------------------
+    def head(self, writer_id: str) -> ChainHead:
+        """The writer's last committed link (a new writer starts at seq 0)."""
+        with self.transaction() as cur:
+            cur.execute(
+                self.dialect.sql("SELECT last_seq, last_hash FROM writers WHERE writer_id = ?"),
+                (writer_id,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return ChainHead(writer_id)
+        return ChainHead(writer_id, int(row[0]), bytes(row[1]))
+
+    def append(self, head: ChainHead, links: Sequence[Link], started_ns: int) -> None:
+        """Insert `links` (the chain after `head`) and move the writer's head to the last, in
+        one transaction; with no links, write the head as it is (a probe that the store takes
+        writes)."""
+        last = (links[-1].seq, links[-1].hash) if links else (head.seq, head.hash)
+        with self.write() as cur:
+            if links:
+                cur.executemany(_INSERT[self.dialect.name], [_row(link) for link in links])
+            cur.execute(
+                self.dialect.sql(
+                    "INSERT INTO writers (writer_id, started_ns, last_seq, last_hash)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (writer_id) DO UPDATE"
+                    " SET last_seq = excluded.last_seq, last_hash = excluded.last_hash"
+                ),
+                (head.writer_id, started_ns, *last),
+            )
+
+    # -- reading (streamed: constant memory whatever the size of the record) ---------------
+    def writers(self) -> list[WriterHead]:
+        rows = self._fetch("SELECT writer_id, started_ns, last_seq, last_hash FROM writers", ())
+        return [WriterHead(r[0], int(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+
+    def cuts(self) -> dict[str, ChainCut]:
+        rows = self._fetch("SELECT writer_id, first_seq, prev_hash, cut_ns FROM chain_cuts", ())
+        return {r[0]: ChainCut(r[0], int(r[1]), bytes(r[2]), int(r[3])) for r in rows}
+
+    def links(
+        self,
+        *,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        model_versions: Sequence[str] | None = None,
+        by_time: bool = False,
+    ) -> Iterator[StoredLink]:
+        """Stored records, by writer and seq (or by answered time with `by_time`), answered in
+        [since_ns, until_ns) and made by one of `model_versions` when given."""
+        where: list[str] = []
+        params: list[Any] = []
+        if since_ns is not None:
+            where.append("answered_ns >= ?")
+            params.append(since_ns)
+        if until_ns is not None:
+            where.append("answered_ns < ?")
+            params.append(until_ns)
+        if model_versions is not None:
+            where.append(f"model_version IN ({', '.join('?' for _ in model_versions)})")
+            params.extend(model_versions)
+        order = "answered_ns, writer_id, seq" if by_time else "writer_id, seq"
+        sql = (
+            f"SELECT {', '.join(RECORD_COLUMNS)} FROM records"  # noqa: S608 - fixed names only
+            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order}"
+        )
+        for row in self._stream(sql, params):
+            yield StoredLink(row[0], row[1], bytes(row[2]), tuple(_value(v) for v in row[3:]))
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self.transaction() as cur:
+            cur.execute(self.dialect.sql(sql), tuple(params))
+            return list(cur.fetchall())
+
+    def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        with self.transaction() as cur:
+            if self.dialect is POSTGRES:  # a server-side cursor, fetched 2,000 rows at a time
+                cur = self._conn.cursor(name="record_stream")
+                cur.itersize = 2_000
+            cur.execute(self.dialect.sql(sql), tuple(params))
+            with self.errors():
+                yield from cur
+            if self.dialect is POSTGRES:
+                cur.close()
+
+    # -- pruning --------------------------------------------------------------------------
+    def prune(self, before_ns: int, now_ns: int) -> dict[str, int]:
+        """Delete, writer by writer, the longest first part of each chain answered before
+        `before_ns` (never a record answered later), and note in chain_cuts where each chain
+        now starts and the hash it continues from. The records deleted per writer."""
+        deleted: dict[str, int] = {}
+        with self.write() as cur:
+            for writer_id, keep_from in self._keep_from(cur, before_ns):
+                cur.execute(
+                    self.dialect.sql("SELECT hash FROM records WHERE writer_id = ? AND seq = ?"),
+                    (writer_id, keep_from - 1),
+                )
+                row = cur.fetchone()
+                if row is None:  # nothing old, or the chain is already broken there
+                    continue
+                cur.execute(
+                    self.dialect.sql("DELETE FROM records WHERE writer_id = ? AND seq < ?"),
+                    (writer_id, keep_from),
+                )
+                deleted[writer_id] = int(cur.rowcount)
+                cur.execute(
+                    self.dialect.sql(
+                        "INSERT INTO chain_cuts (writer_id, first_seq, prev_hash, cut_ns)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT (writer_id) DO UPDATE"
+                        " SET first_seq = excluded.first_seq, prev_hash = excluded.prev_hash,"
+                        " cut_ns = excluded.cut_ns"
+                    ),
+                    (writer_id, keep_from, bytes(row[0]), now_ns),
+                )
+        return deleted
+
+    def _keep_from(self, cur: Any, before_ns: int) -> list[tuple[str, int]]:
+        cur.execute(
+            self.dialect.sql(
+                "SELECT w.writer_id, w.last_seq, (SELECT MIN(r.seq) FROM records r"
+                " WHERE r.writer_id = w.writer_id AND r.answered_ns >= ?) FROM writers w"
+            ),
+            (before_ns,),
+        )
+        return [(w, int(last) + 1 if first is None else int(first)) for w, last, first in cur]
+
+
+_PLACEHOLDERS: Final = ", ".join("?" for _ in (*RECORD_COLUMNS, "n_rows"))
+_INSERT_SQL: Final = (
+    f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, n_rows) VALUES ({_PLACEHOLDERS})"  # noqa: S608
+)
+_INSERT: Final = {d.name: d.sql(_INSERT_SQL) for d in (SQLITE, POSTGRES)}
+
+
+def _row(link: Link) -> tuple[Any, ...]:
+    r = link.record
+    return (
+        link.writer_id,
+        link.seq,
+        link.hash,
+        *(getattr(r, name) for name in FIELD_NAMES),
+        r.n_rows,
+    )
+
+
+def _value(v: Any) -> Any:
+    return bytes(v) if isinstance(v, memoryview) else v
+
+
+def _version(cur: Any, dialect: Dialect) -> int:
+    cur.execute(
+        dialect.sql(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = ?"
+            if dialect is POSTGRES
+            else "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+        ),
+        ("schema_version",),
+    )
+    if cur.fetchone()[0] == 0:
+        return 0
+    cur.execute("SELECT MAX(version) FROM schema_version")
+    found = cur.fetchone()[0]
+    return 0 if found is None else int(found)
+
+
+# -- opening --------------------------------------------------------------------------------
+def open_store(config: RecordConfig) -> SqlStore:
+    """The store the config names, not yet connected (connect() or `with` opens it)."""
+    if config.database_url is not None:
+        url = config.database_url
+        return SqlStore(POSTGRES, lambda: _connect_postgres(url), url)
+    path = config.sqlite_path
+    return SqlStore(SQLITE, lambda: _connect_sqlite(path), None)
+
+
+def _connect_sqlite(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the
+    # database file's permissions.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=True)
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError("store_error", f"{path}: SQLite would not use WAL (got {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect_postgres(url: str) -> Any:
+    import psycopg  # the postgres extra: imported only when DATABASE_URL names a server
+
+    conn = psycopg.connect(
+        url, autocommit=True, connect_timeout=5, application_name="malignancy-predictor-record"
+    )
+    try:
+        settings = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+            for name in ("fsync", "synchronous_commit")
+        }
+        if settings["fsync"] != "on" or settings["synchronous_commit"] == "off":
+            raise StoreError("store_error", "PostgreSQL runs with fsync or synchronous_commit off")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def classify(exc: BaseException) -> str | None:
+    """The STORE_REASONS reason for a database or OS error, None for anything else (a bug)."""
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "disk_full"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return "read_only"
+        return "store_error"
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc).lower()
+        if "full" in text:
+            return "disk_full"
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return "read_only"
+        return "store_error"
+    return _classify_postgres(exc)
+
+
+def _classify_postgres(exc: BaseException) -> str | None:
+    try:
+        import psycopg
+        from psycopg import errors
+    except ImportError:
+        return None
+    if isinstance(exc, errors.DiskFull):
+        return "disk_full"
+    if isinstance(exc, errors.ReadOnlySqlTransaction):
+        return "read_only"
+    if isinstance(exc, psycopg.OperationalError):
+        return "unreachable"
+    if isinstance(exc, psycopg.Error):
+        return "store_error"
+    return None

@@ -1,0 +1,103 @@
+"""What a durable record costs per request: the Recorder's group commit on SQLite and PostgreSQL.
+
+    python -m scripts.bench.record [--committers 1,8,64] [--seconds 5] [--database-url URL]
+
+N asyncio tasks on one event loop (as the requests of one worker) each commit single-row
+records back to back for the given time, through the real Recorder, to SQLite in a temporary
+folder on the repository's disk (WAL, synchronous=FULL: each commit fsyncs) and to PostgreSQL:
+the server DATABASE_URL names, or else a throwaway local cluster (Debian's postgresql,
+tests/postgres.py) on loopback, fsync on. Prints per backend and N: records committed per
+second, transactions per second, the mean and largest group, and the commit latency each
+caller saw (from `commit` called to returned): p50, p99, max.
+"""
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from app.record.config import RecordConfig
+from app.record.store import open_store
+from app.record.writer import Recorder
+from scripts.bench.common import REPO_ROOT
+from scripts.cli import OneLineParser
+from tests.record_records import Answers
+
+DEFAULT_COMMITTERS: Final = (1, 8, 64)
+
+
+async def _committer(recorder: Recorder, make: Callable[[], object], until: float) -> list[float]:
+    latencies = []
+    while time.perf_counter() < until:
+        record = make()
+        started = time.perf_counter()
+        await recorder.commit(record)  # type: ignore[arg-type]
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def measure(config: RecordConfig, committers: int, seconds: float, answers: Answers) -> str:
+    recorder = Recorder(lambda: open_store(config))
+    ok, reason = recorder.start()
+    if not ok:
+        raise SystemExit(f"record store unavailable: {reason}")
+    pool = [answers.single() for _ in range(256)]  # records made before the clock starts
+    count = iter(range(10**9))
+
+    def make() -> object:
+        return pool[next(count) % len(pool)]
+
+    async def run() -> list[float]:
+        until = time.perf_counter() + seconds
+        runs = await asyncio.gather(*(_committer(recorder, make, until) for _ in range(committers)))
+        return [x for r in runs for x in r]
+
+    started = time.perf_counter()
+    latencies = np.array(asyncio.run(run()))
+    elapsed = time.perf_counter() - started
+    recorder.close()
+    stats = recorder.stats()
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1e3
+    return (
+        f"{config.backend:<10} {committers:>4} {stats.records / elapsed:>10,.0f} "
+        f"{stats.commits / elapsed:>8,.0f} {stats.records / max(stats.commits, 1):>7.1f} "
+        f"{p50:>8.2f} {p99:>8.2f} {latencies.max() * 1e3:>8.2f}"
+    )
+
+
+def main() -> None:
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--committers", default=",".join(map(str, DEFAULT_COMMITTERS)))
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    args = parser.parse_args()
+    counts = [int(n) for n in args.committers.split(",")]
+    answers = Answers()
+    server = None
+    url = args.database_url
+    if not url:
+        from tests.postgres import PostgresServer
+
+        server = PostgresServer()
+        server.start()
+        url = server.database("record_bench")
+    print("backend    conc  records/s  commits/s  group  p50 ms   p99 ms   max ms")
+    try:
+        with tempfile.TemporaryDirectory(dir=REPO_ROOT, prefix=".bench-record-") as folder:
+            for n in counts:
+                sqlite = RecordConfig(record_dir=Path(folder) / f"c{n}")
+                print(measure(sqlite, n, args.seconds, answers), flush=True)
+                postgres = RecordConfig(database_url=url)
+                print(measure(postgres, n, args.seconds, answers), flush=True)
+    finally:
+        if server is not None:
+            server.remove()
+
+
+if __name__ == "__main__":
+    main()

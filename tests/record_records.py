@@ -1,0 +1,115 @@
+"""Prediction records for the record's tests: made by the real model, as the service answers.
+
+`Answers` scores rows with `app.predictor.ServedModel` (the service's own code), so that a
+record built here holds what the service would have answered and replay can be checked
+against it.
+"""
+
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.predictor import ServedModel
+from app.record.entry import SET_BENIGN, SET_MALIGNANT, PredictionRecord
+from model.artifact import DEFAULT_ARTIFACT_PATH
+from model.features import N_FEATURES
+
+CONFIDENCE: Final = 0.9
+SERVICE_VERSION: Final = "0.1.0"
+
+
+def set_code(names: Sequence[str]) -> int:
+    return SET_BENIGN * ("benign" in names) + SET_MALIGNANT * ("malignant" in names)
+
+
+class Answers:
+    def __init__(self, seed: int = 23) -> None:
+        self.model = ServedModel.load(DEFAULT_ARTIFACT_PATH)
+        self.version = self.model.artifact.content_sha256
+        self.rng = np.random.default_rng(seed)
+        self.count = 0
+
+    def rows(self, n: int) -> NDArray[np.int64]:
+        return self.rng.integers(1, 11, size=(n, N_FEATURES))
+
+    def single(self, answered_ns: int | None = None, **extra: object) -> PredictionRecord:
+        row = self.rows(1)[0].tolist()
+        p = self.model.predict(row, None, CONFIDENCE)
+        return self._record(
+            [row],
+            [p.probability],
+            [p.predicted_class == "malignant"],
+            [p.prediction_set],
+            "single",
+            p.threshold,
+            answered_ns,
+            **extra,
+        )
+
+    def batch(self, n: int, answered_ns: int | None = None, **extra: object) -> PredictionRecord:
+        rows = self.rows(n)
+        b = self.model.predict_batch(rows.tolist(), None, CONFIDENCE)
+        return self._record(
+            rows,
+            [x.probability for x in b.predictions],
+            [x.predicted_class == "malignant" for x in b.predictions],
+            [x.prediction_set for x in b.predictions],
+            "single" if n == 1 else "batch",
+            b.threshold,
+            answered_ns,
+            **extra,
+        )
+
+    def explained(self) -> PredictionRecord:
+        row = self.rows(1)[0].tolist()
+        e = self.model.explain(row, None, CONFIDENCE)
+        return self._record(
+            [row],
+            [e.probability],
+            [e.predicted_class == "malignant"],
+            [e.prediction_set],
+            "single",
+            e.threshold,
+            None,
+            route="/explain",
+            explanation=(e.base_value, list(e.contributions.model_dump().values())),
+        )
+
+    def _record(
+        self,
+        rows: object,
+        probabilities: Sequence[float],
+        classes: Sequence[bool],
+        sets: Sequence[Sequence[str]],
+        scorer: str,
+        threshold: float,
+        answered_ns: int | None,
+        **extra: object,
+    ) -> PredictionRecord:
+        self.count += 1
+        answered = answered_ns if answered_ns is not None else time.time_ns()
+        fields: dict[str, Any] = {
+            "request_id": f"req-{self.count}",
+            "received": answered - 1_000_000,
+            "answered": answered,
+            "route": "/predict" if scorer == "single" else "/predict/batch",
+            "protocol": "native",
+            "encoding": "json",
+            "caller": "clinic-a",
+            "case_ref": f"case:{self.count}",
+            "model_version": self.version,
+            "service_version": SERVICE_VERSION,
+            "scorer": scorer,
+            "threshold": threshold,
+            "confidence": CONFIDENCE,
+            "scores": np.asarray(rows),
+            "probabilities": probabilities,
+            "classes": classes,
+            "sets": [set_code(s) for s in sets],
+            "latency_s": 0.001,
+            **extra,
+        }
+        return PredictionRecord.of(**fields)

@@ -1,0 +1,52 @@
+"""Fixtures of the record's system tests: every store test runs on SQLite and on a real
+PostgreSQL server (tests/postgres.py), through the `config` fixture."""
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.record.config import RecordConfig
+from app.record.store import SqlStore, open_store
+from tests.postgres import PostgresServer
+from tests.record_records import Answers
+
+BACKENDS = ("sqlite", "postgresql")
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> RecordConfig:
+    """An empty store of the backend: a fresh SQLite folder, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        return RecordConfig(record_dir=tmp_path / "record")
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return RecordConfig(database_url=server.database(f"record_{next(_names)}"))
+
+
+@pytest.fixture
+def store(config: RecordConfig) -> Iterator[SqlStore]:
+    with open_store(config) as s:
+        s.migrate()
+        yield s
+
+
+@pytest.fixture(scope="session")
+def answers() -> Answers:
+    return Answers()

@@ -1,0 +1,272 @@
+"""The group-commit Recorder against real stores: it returns only after the commit, shares
+transactions under concurrency, fails closed when the store cannot write and resumes alone."""
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.record import metrics
+from app.record.audit import verify
+from app.record.config import RecordConfig
+from app.record.entry import PredictionRecord
+from app.record.store import open_store
+from app.record.writer import Recorder, RecordUnavailable
+from tests.postgres import PostgresServer
+from tests.record_records import Answers
+
+CONCURRENT = 200
+
+
+def recorder_for(config: RecordConfig, **options: float) -> Recorder:
+    return Recorder.from_config(config, **options)
+
+
+def visible(config: RecordConfig, request_id: str) -> bool:
+    with open_store(config) as other:  # a second connection: what another reader sees
+        rows = other.execute("SELECT COUNT(*) FROM records WHERE request_id = ?", (request_id,))
+    return rows == [(1,)]
+
+
+async def commit_and_check(recorder: Recorder, config: RecordConfig, r: PredictionRecord) -> bool:
+    await recorder.commit(r)
+    return await asyncio.to_thread(visible, config, r.request_id)
+
+
+def test_concurrent_commits_share_transactions_and_return_after_commit(
+    config: RecordConfig, answers: Answers
+) -> None:
+    records = [answers.single() for _ in range(CONCURRENT)]
+    recorder = recorder_for(config)
+    assert recorder.start() == (True, None)
+
+    async def main() -> list[bool]:
+        return await asyncio.gather(*(commit_and_check(recorder, config, r) for r in records))
+
+    try:
+        seen = asyncio.run(main())
+    finally:
+        recorder.close()
+    stats = recorder.stats()
+    assert all(seen)
+    assert stats.records == CONCURRENT
+    assert stats.commits < CONCURRENT  # requests waiting together shared commits
+    with open_store(config) as store:
+        assert verify(store) == []
+        if store.dialect.name == "postgresql":  # the server's own count of transactions
+            (count,) = store.execute("SELECT COUNT(DISTINCT xmin::text) FROM records")
+            assert count == (stats.commits,)
+
+
+def test_close_commits_what_is_queued(config: RecordConfig, answers: Answers) -> None:
+    recorder = recorder_for(config)
+    recorder.start()
+    records = [answers.batch(10) for _ in range(50)]
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(recorder.commit(r)) for r in records]
+        await asyncio.sleep(0)  # every record queued
+        await asyncio.to_thread(recorder.close)
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    with open_store(config) as store:
+        assert len(list(store.links())) == len(records)
+    with pytest.raises(RecordUnavailable) as raised:
+        asyncio.run(recorder.commit(records[0]))
+    assert raised.value.reason == "closed"
+
+
+def test_a_full_queue_refuses_at_once(config: RecordConfig, answers: Answers) -> None:
+    recorder = recorder_for(config, max_queue=1)
+    recorder.start()
+    records = [answers.single() for _ in range(20)]
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(recorder.commit(r) for r in records), return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        recorder.close()
+    refused = [r for r in results if isinstance(r, RecordUnavailable)]
+    assert refused
+    assert all(r.reason == "queue_full" for r in refused)
+    with open_store(config) as store:  # what was accepted was committed, nothing else
+        assert len(list(store.links())) == len(results) - len(refused)
+
+
+# -- fail closed, recover by itself -----------------------------------------------------------
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MiB tmpfs (mount needs root and CAP_SYS_ADMIN; without it this fails rather
+    than pretend: an unwritable folder does not stop root, who runs CI)."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount_point)],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65_536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def commit_one(recorder: Recorder, record: PredictionRecord) -> str | None:
+    try:
+        asyncio.run(recorder.commit(record))
+    except RecordUnavailable as exc:
+        return exc.reason
+    return None
+
+
+def available_gauge() -> float:
+    value = metrics.REGISTRY.get_sample_value("predictor_record_available")
+    return -1.0 if value is None else value
+
+
+def test_sqlite_on_a_full_disk_fails_closed_and_resumes(
+    small_tmpfs: Path, answers: Answers
+) -> None:
+    config = RecordConfig(record_dir=small_tmpfs / "record")
+    recorder = recorder_for(config, retry_seconds=0.05)
+    assert recorder.start() == (True, None)
+    try:
+        assert commit_one(recorder, answers.batch(100)) is None
+        filler = fill(small_tmpfs)
+        failures = [commit_one(recorder, answers.batch(2_000)) for _ in range(3)]
+        assert "disk_full" in failures  # the WAL may take a commit or two before it is full
+        assert recorder.health() == (False, "disk_full")
+        assert available_gauge() == 0.0
+        filler.unlink()
+        assert commit_one(recorder, answers.batch(100)) is None
+        assert recorder.health() == (True, None)
+        assert available_gauge() == 1.0
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        committed = sum(1 for _ in store.links())
+    assert committed == 2 + failures.count(None)
+
+
+def test_postgres_stopped_fails_closed_and_resumes_when_started(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=pg_server.database("record_restart"))
+    recorder = recorder_for(config, retry_seconds=0.05)
+    assert recorder.start() == (True, None)
+    try:
+        assert commit_one(recorder, answers.single()) is None
+        pg_server.stop()
+        try:
+            assert commit_one(recorder, answers.single()) == "unreachable"
+            assert recorder.health() == (False, "unreachable")
+            assert commit_one(recorder, answers.single()) == "unreachable"  # retried, still down
+        finally:
+            pg_server.start()
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert sum(1 for _ in store.links()) == 2
+
+
+def test_a_database_restart_between_commits_costs_no_answer(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=pg_server.database("record_bounce"))
+    recorder = recorder_for(config, retry_seconds=60.0)
+    recorder.start()
+    try:
+        assert commit_one(recorder, answers.single()) is None
+        pg_server.stop()  # the writer's connection breaks while idle
+        pg_server.start()
+        assert commit_one(recorder, answers.batch(3)) is None  # reconnected, written once
+        assert recorder.stats().failed_commits == 0
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert [link.seq for link in store.links()] == [1, 2]
+
+
+def test_an_idle_recorder_recovers_its_health_by_probing(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=pg_server.database("record_probe"))
+    recorder = recorder_for(config, retry_seconds=0.05)
+    recorder.start()
+    try:
+        pg_server.stop()
+        try:
+            assert commit_one(recorder, answers.single()) == "unreachable"
+        finally:
+            pg_server.start()
+        for _ in range(200):  # no commit comes: the writer's probe finds the store back
+            if recorder.health()[0]:
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+
+
+def test_a_store_unreachable_at_start_does_not_stop_the_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # RECORD_DIR under a file: the folder cannot be made
+    recorder = recorder_for(RecordConfig(record_dir=blocker / "record"), retry_seconds=0.05)
+    ok, reason = recorder.start()
+    try:
+        assert (ok, reason) == (False, "store_error")
+        assert os.path.isfile(blocker)
+    finally:
+        recorder.close()
+
+
+def test_postgres_read_only_fails_closed_and_resumes(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    name = "record_read_only"
+    config = RecordConfig(database_url=pg_server.database(name))
+    recorder = recorder_for(config, retry_seconds=60.0)  # no probe: the commits reconnect
+    recorder.start()
+    admin = RecordConfig(database_url=pg_server.url())
+    try:
+        with open_store(admin) as db:
+            db.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            db.execute(  # the recorder's session ends: its next connection is read-only
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ?",
+                (name,),
+            )
+        reasons = [commit_one(recorder, answers.single()) for _ in range(3)]
+        assert reasons[-1] == "read_only"  # the first may see the ended session first
+        assert recorder.health() == (False, "read_only")
+        with open_store(admin) as db:
+            db.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = off')
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert sum(1 for _ in store.links()) == 1
