@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -313,7 +313,7 @@ def calibration_metrics(y: NDArray[np.int64], proba: Scores) -> dict[str, float]
     }
 
 
-def corrected_ttest(diffs: Sequence[float], test_train_ratio: float) -> tuple[float, float]:
+def corrected_ttest(diffs: ArrayLike, test_train_ratio: float) -> tuple[float, float]:
     """Nadeau and Bengio's corrected repeated-CV t-test of mean(diffs) = 0: (mean, p).
 
     The folds share training rows, so their differences are correlated; the variance of the
@@ -697,7 +697,8 @@ def noise_sentence(
         index=["repeat", "fold"], columns=["model", "rule", "variant", "metric"], values="value"
     )
     real: list[str] = []
-    for model, rule, variant, metric in wide.columns:
+    # pivoting on four columns gives four-level columns, which the stubs type as Index[str]
+    for model, rule, variant, metric in cast("pd.MultiIndex", wide.columns):
         if model == reference[0] or metric not in METRICS:  # the network's other rules too
             continue
         mean, p = corrected_ttest(
@@ -797,7 +798,7 @@ def report_temporal(df: "pd.DataFrame", run: Run) -> str:
     per = acc.pivot_table(index=["model", "rule"], columns="fold", values="value", sort=False)
     per.columns = [
         f"{g + 1} ({int(np.sum(group == g))}, {int(run.data.y[group == g].sum())} m)"
-        for g in per.columns
+        for g in cast("pd.Index[int]", per.columns)  # the fold numbers
     ]
     per = per.map(lambda v: f"{v:.3f}").reset_index()
     n_test = int(np.sum(group > 0))
@@ -829,7 +830,8 @@ def report_conformal(df: "pd.DataFrame", run: Run) -> str:
     shown = ["coverage_benign", "coverage_malignant", "coverage_all", "singleton", "two_class"]
     shown += ["empty"]
     out: list[dict[str, str]] = []
-    for (model, variant, conf), g in rows.groupby(["model", "variant", "confidence"], sort=False):
+    for key, g in rows.groupby(["model", "variant", "confidence"], sort=False):
+        model, variant, conf = cast("tuple[str, str, float]", key)
         values = {m: g[g.metric == m]["value"] for m in (*shown, "always_malignant")}
         checked = ["coverage_benign", "coverage_malignant"]
         if variant == "marginal":

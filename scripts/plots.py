@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers or in CI
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from model.calibration import ECE_BINS, reliability
 from model.metrics import roc_curve
@@ -16,7 +17,7 @@ from model.training import TrainingResult
 PNG_METADATA = {"Software": None}
 
 
-def _save(fig: "plt.Figure", path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata=PNG_METADATA)
     plt.close(fig)

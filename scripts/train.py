@@ -13,6 +13,10 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Never
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -142,13 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainingSettings(
         split=args.split, lr=args.lr, iterations=args.iterations, hidden=args.hidden, seed=args.seed
     )
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the progress bar is a convenience of the train extra
-        tqdm = None
-        if not args.quiet:
-            print("train.py: no progress bar: tqdm (the train extra) is not installed")
-    bar = None if args.quiet or tqdm is None else tqdm(total=settings.iterations, unit="it")
+    bar = None if args.quiet else _progress_bar(settings.iterations)
 
     def progress(i: int, loss: float) -> None:
         if bar is not None:
@@ -184,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.resolve() == DEFAULT_ARTIFACT_PATH.resolve():
         print(_overwrite_notice(previous, version))
     return 0
+
+
+def _progress_bar(total: int) -> "tqdm[Never] | None":
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the progress bar is a convenience of the train extra
+        print("train.py: no progress bar: tqdm (the train extra) is not installed")
+        return None
+    return tqdm(total=total, unit="it")
 
 
 def _plot_writer() -> Callable[[TrainingResult, Path], list[Path]]:

@@ -125,7 +125,7 @@ def unobserved_service() -> ASGIApp:
     """The service without request metrics and request ids (Starlette builds the middleware
     stack from this list on the first request)."""
     app = create_app(_settings("info"))
-    left_out = (RequestMetrics, RequestId)
+    left_out: tuple[object, ...] = (RequestMetrics, RequestId)  # m.cls is typed as a factory
     app.user_middleware = [m for m in app.user_middleware if m.cls not in left_out]
     return app
 

@@ -37,7 +37,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,7 +271,7 @@ class PeakMemory:
 def in_process_rows_per_second(model: ServedModel, X: Any) -> dict[str, float]:
     """Rows/s of the model alone on X: the fastest of 20 calls, so that a busy moment of this
     machine counts as little as it can."""
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "Artifact.predict_proba": lambda: model.artifact.predict_proba(X),
         "ServedModel.score": lambda: model.score(X, None),
     }
@@ -405,10 +405,10 @@ def main() -> int:
             f"V2 binary {V2_ROWS:,} rows": binary_body(v2_rows(V2_ROWS)),
             f"V2 binary {V2_BIG_ROWS:,} rows": binary_body(v2_rows(V2_BIG_ROWS)),
         }
-        for i, (label, body) in enumerate(v2.items()):
+        for i, (label, v2_body) in enumerate(v2.items()):
             data = tmpdir / f"v2-{i}.body"
-            data.write_bytes(body.body)
-            headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in body.headers.items())
+            data.write_bytes(v2_body.body)
+            headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in v2_body.headers.items())
             lua[label] = tmpdir / f"v2-{i}.lua"
             lua[label].write_text(
                 LUA_FILE_TEMPLATE.format(headers=headers, path=data), encoding="utf-8"
@@ -432,10 +432,10 @@ def main() -> int:
             )
         for conns in (1, 8):
             scenarios.append(Scenario("service", "/explain", conns, lua["/explain"]))
-        for label, body in v2.items():
-            conns = 2 if body.rows == V2_BIG_ROWS else 8
+        for label, v2_body in v2.items():
+            conns = 2 if v2_body.rows == V2_BIG_ROWS else 8
             scenarios.append(
-                Scenario("service", V2_INFER, conns, lua[label], rows=body.rows, label=label)
+                Scenario("service", V2_INFER, conns, lua[label], rows=v2_body.rows, label=label)
             )
         big = scenarios[-1]
         peak_memory = 0.0

@@ -75,6 +75,10 @@ def rows_per_second(call: Call, rows: int, min_seconds: float) -> float:
     return rows / best
 
 
+def run_steps(steps: dict[str, Call]) -> list[object]:
+    return [step() for step in steps.values()]
+
+
 def v2_steps(model: ServedModel, body: V2Body) -> dict[str, Call]:
     """The three steps of a V2 infer request in process, each callable on its own."""
     header = body.headers.get(HEADER_LENGTH)
@@ -160,7 +164,7 @@ def main() -> int:
     for name, steps in v2.items():
         batches[f"{name}, 10,000 rows, decode + score + encode"] = (
             10_000,
-            lambda steps=steps: [step() for step in steps.values()],
+            partial(run_steps, steps),
         )
     step_us: dict[str, dict[str, list[float]]] = {
         name: {step: [] for step in steps} for name, steps in v2.items()

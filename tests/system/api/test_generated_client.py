@@ -57,7 +57,14 @@ def generated(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> I
     schema.write_bytes(httpx.get(f"{server.url}/openapi.json").content)
     tools = Path(sys.executable).parent  # the generator formats its output with this ruff
     env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
-    command = [tools / "openapi-python-client", "generate", "--path", schema, "--meta", "none"]
+    command: list[str | Path] = [
+        tools / "openapi-python-client",
+        "generate",
+        "--path",
+        schema,
+        "--meta",
+        "none",
+    ]
     result = subprocess.run(
         [*command, "--output-path", root / PACKAGE, "--fail-on-warning"],
         capture_output=True,

@@ -5,8 +5,9 @@ nested choice of regularisation, the tidy frame and the CLI."""
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from model.calibration import brier_score, expected_calibration_error, log_loss
+from model.conformal import ConformalClassifier
 from model.data import Dataset
 from model.defaults import SERVED
 from model.scaler import MinMaxScaler
@@ -276,13 +278,13 @@ def test_conformal_part_covers_each_class_and_shares_add_up(
 ) -> None:
     splits = ev.stratified_splits(dataset.y, 5, 1, 0)
     fitted: list[NDArray[Any]] = []
-    fit = ev.ConformalClassifier.fit
+    fit = ConformalClassifier.fit
 
     def spy(self: Any, proba: Any, y: Any) -> Any:
         fitted.append(np.asarray(y))
         return fit(self, proba, y)
 
-    monkeypatch.setattr(ev.ConformalClassifier, "fit", spy)
+    monkeypatch.setattr(ConformalClassifier, "fit", spy)
     records = ev.carved(dataset, splits, FAST, 0.2, 0.25, (0.9, 0.95), None, scaling=False)
     df = ev.frame(records)
     assert len(fitted) == 5 * 2 * 2  # folds x models x (class-conditional, marginal)
@@ -296,9 +298,10 @@ def test_conformal_part_covers_each_class_and_shares_add_up(
     for conf in ("0.9", "0.95"):
         assert f"| class-conditional | {conf}" in text.replace("  ", "").replace("| ", "| ")
     mondrian = wide.xs("class-conditional", level="variant")
-    for (_, conf), g in mondrian.groupby(level=["model", "confidence"]):
+    for key, g in mondrian.groupby(level=["model", "confidence"]):
+        _, confidence = cast("tuple[str, float]", key)
         for cls in ("coverage_benign", "coverage_malignant"):
-            assert ev.coverage_holds(g[cls], conf), (conf, cls)
+            assert ev.coverage_holds(g[cls], confidence), (confidence, cls)
 
 
 def test_coverage_check_uses_three_standard_errors() -> None:
@@ -341,7 +344,7 @@ def test_scaling_part_compares_against_the_served_fits(dataset: Dataset) -> None
 
 def test_nested_choice_scores_the_candidate_its_inner_cv_picked(dataset: Dataset) -> None:
     splits = ev.stratified_splits(dataset.y, 3, 1, 0)
-    candidates = [FAST, ev.replace(FAST, weight_decay=0.05), ev.replace(FAST, early_stopping=True)]
+    candidates = [FAST, replace(FAST, weight_decay=0.05), replace(FAST, early_stopping=True)]
     df = ev.frame(ev.regularize(dataset, splits, candidates, 0.2, 2, None))
     chosen = df[df.metric == "chosen"]
     assert len(chosen) == 3  # one pick per outer fold
@@ -401,6 +404,7 @@ def test_frame_round_trips_through_csv(tmp_path: Path, dataset: Dataset) -> None
 def test_bad_arguments_get_one_line_and_exit_code_2(
     args: list[str], problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    code: str | int | None
     try:
         code = ev.main([*args, "--quiet"])
     except SystemExit as exc:

@@ -96,7 +96,11 @@ def test_wrapper_leaves_other_scopes_alone() -> None:
 
     wrapper = CloseWhenDraining(app)
     wrapper.draining = True
-    asyncio.run(wrapper({"type": "lifespan"}, receive, send))
+
+    async def lifespan() -> None:  # the wrapper returns an awaitable, not a coroutine
+        await wrapper({"type": "lifespan"}, receive, send)
+
+    asyncio.run(lifespan())
     assert seen == [send]
 
 

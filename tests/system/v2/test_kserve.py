@@ -125,7 +125,10 @@ def test_infer_every_row_equals_predict(results: Any, native: dict[str, Any], na
 
 
 def _recorded(results: Any, request_id: str) -> dict[str, Any]:
-    (found,) = [r for r in results["responses"] if (r["json"] or {}).get("id") == request_id]
+    matches: list[dict[str, Any]] = [
+        r for r in results["responses"] if (r["json"] or {}).get("id") == request_id
+    ]
+    (found,) = matches
     return found
 
 

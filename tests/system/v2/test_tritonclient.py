@@ -118,7 +118,7 @@ def test_infer_every_row_equals_predict(
     dataset: Dataset,
     native: dict[str, Any],
     datatype: str,
-    numpy_type: type,
+    numpy_type: type[np.number],
     binary: bool,
 ) -> None:
     X = dataset.X.astype(numpy_type)

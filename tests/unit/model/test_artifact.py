@@ -185,8 +185,13 @@ def _del(key: str) -> Callable[[dict[str, Any]], None]:
     return lambda payload: payload.pop(key)
 
 
-def _scores(name: str, edit: Callable[[list[float]], object]) -> Callable[[dict[str, Any]], None]:
-    return lambda payload: edit(payload["conformal"]["scores"][name])
+def _scores(name: str, edit: Callable[[list[Any]], object]) -> Callable[[dict[str, Any]], None]:
+    """Edit one class's scores in the JSON payload, where they may be made anything at all."""
+
+    def apply(payload: dict[str, Any]) -> None:
+        edit(payload["conformal"]["scores"][name])
+
+    return apply
 
 
 CONFORMAL_CORRUPTIONS: list[tuple[str, Callable[[str], str], str]] = [

@@ -72,7 +72,7 @@ def test_marginal_pools_the_scores() -> None:
 def test_coverage_holds_per_class_on_exchangeable_rows() -> None:
     """Class-conditional coverage on simulated scores where one class is much harder."""
     rng = np.random.default_rng(1)
-    covered = {0: [], 1: []}
+    covered: dict[int, list[float]] = {0: [], 1: []}
     for _ in range(200):
         y = (rng.uniform(size=400) < 0.35).astype(int)
         # malignant rows get noisier probabilities than benign rows

@@ -13,7 +13,7 @@ def test_maps_training_range_to_unit_interval() -> None:
     scaler = MinMaxScaler().fit(X)
     np.testing.assert_array_equal(scaler.min_, [1.0, 1.0])
     np.testing.assert_array_equal(scaler.max_, [10.0, 10.0])
-    np.testing.assert_allclose(scaler.transform(X), [[0, 1], [1 / 3, 4 / 9], [1, 0]])
+    np.testing.assert_allclose(scaler.transform(X), [[0.0, 1.0], [1 / 3, 4 / 9], [1.0, 0.0]])
 
 
 def test_fit_returns_self_and_learns_only_from_what_it_is_given(dataset: Dataset) -> None:

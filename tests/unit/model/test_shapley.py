@@ -170,7 +170,7 @@ def test_weights_add_up_to_full_minus_empty() -> None:
     np.testing.assert_allclose(column_sums, expected, rtol=0, atol=1e-15)
 
 
-def _explainer(W1: NDArray[np.float64], rows: NDArray[np.float64]) -> ShapleyExplainer:
+def _explainer(W1: NDArray[np.float64], rows: NDArray[np.integer]) -> ShapleyExplainer:
     rng = np.random.default_rng(7)
     net = TwoLayerNet().set_params(
         W1, rng.normal(size=W1.shape[0]), rng.normal(size=(1, W1.shape[0])), [0.3]

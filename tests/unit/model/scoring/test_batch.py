@@ -17,10 +17,12 @@ def scorer(artifact: Artifact) -> BatchScorer:
     return BatchScorer(artifact.network, artifact.scaler)
 
 
-def chunk_by_chunk(artifact: Artifact, rows: NDArray[np.integer]) -> NDArray[np.float64]:
+def chunk_by_chunk(artifact: Artifact, rows: NDArray[np.number]) -> NDArray[np.float64]:
     """What the scorer must equal bit for bit: the module's equations, with the scaler folded
     into the first layer, on each CHUNK_ROWS rows in turn, as NumPy writes them."""
     net, scaler = artifact.network, artifact.scaler
+    assert scaler.min_ is not None  # a loaded artifact's scaler is fitted
+    assert scaler.scale_ is not None
     V = net.W1_ / scaler.scale_
     VT, c = np.ascontiguousarray(V.T), net.b1_ - V @ scaler.min_
     logits = [
@@ -28,7 +30,7 @@ def chunk_by_chunk(artifact: Artifact, rows: NDArray[np.integer]) -> NDArray[np.
         + net.b2_[0]
         for i in range(0, len(rows), CHUNK_ROWS)
     ]
-    z = np.concatenate(logits)
+    z: NDArray[np.float64] = np.concatenate(logits)
     return 1 / (1 + np.exp(-z))
 
 
@@ -36,16 +38,18 @@ def exact(artifact: Artifact, rows: NDArray[np.integer]) -> NDArray[np.longdoubl
     """P(malignant) through predict_proba's own steps (scale, then the forward pass) in long
     double: 64 bits of mantissa on x86, against float64's 53."""
     net, scaler, L = artifact.network, artifact.scaler, np.longdouble
+    assert scaler.min_ is not None  # a loaded artifact's scaler is fitted
+    assert scaler.scale_ is not None
     x = (rows.astype(L) - scaler.min_.astype(L)) / scaler.scale_.astype(L)
     Z1 = x @ net.W1_.T.astype(L) + net.b1_.astype(L)
-    z2 = np.maximum(Z1, L(0)) @ net.W2_[0].astype(L) + L(net.b2_[0])
-    return 1 / (1 + np.exp(-z2))
+    z2: NDArray[np.longdouble] = np.maximum(Z1, L(0)) @ net.W2_[0].astype(L) + L(net.b2_[0])
+    return L(1) / (L(1) + np.exp(-z2))
 
 
 @pytest.mark.parametrize("n", [1, 2, 9, CHUNK_ROWS - 1, CHUNK_ROWS, CHUNK_ROWS + 1, 5000])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32, np.int64, np.float64])
 def test_random_rows_score_as_the_folded_equations_bit_for_bit(
-    scorer: BatchScorer, artifact: Artifact, n: int, dtype: type
+    scorer: BatchScorer, artifact: Artifact, n: int, dtype: type[np.number]
 ) -> None:
     rows = np.random.default_rng(n).integers(1, 11, size=(n, 9)).astype(dtype)
     ours = scorer.probabilities(rows)
