@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.config import Settings
 from app.core.dataplane import PinnedArtifact, ServedModel
 from app.observability import prometheus as telemetry
+from app.record.config import RecordConfig
+from app.record.writer import Recorder
 from model.artifact import ArtifactError
 
 logger = logging.getLogger("app.startup")
@@ -50,13 +52,39 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
             )
         app.state.model = model
         telemetry.record_model(model.version)
+        app.state.recorder = start_recorder(settings)
         tune_garbage_collection()
         source = settings.model_path if pinned is None else f"{pinned.source} (pinned at startup)"
         logger.info("serving model %s from %s", model.version, source)
-        async with telemetry.process_sampler():
-            yield
+        try:
+            async with telemetry.process_sampler():
+                yield
+        finally:
+            if app.state.recorder is not None:
+                app.state.recorder.close()
 
     return lifespan
+
+
+def record_config(settings: Settings) -> RecordConfig:
+    url = settings.database_url
+    return RecordConfig(settings.record_dir, None if url is None else url.get_secret_value())
+
+
+def start_recorder(settings: Settings) -> Recorder | None:
+    """This process's writer of the record, started (None with RECORD off). A store that cannot
+    be reached does not stop the start: predictions are refused until it can be."""
+    if not settings.record:
+        logger.warning("the record of predictions is OFF (RECORD=false): answers are not kept")
+        return None
+    config = record_config(settings)
+    recorder = Recorder.from_config(config)
+    healthy, reason = recorder.start()
+    if healthy:
+        logger.info("recording every prediction in %s", config.describe())
+    else:
+        logger.error("the record in %s cannot be written (%s)", config.describe(), reason)
+    return recorder
 
 
 def tune_garbage_collection() -> None:

@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
         redirect_slashes=False,  # a redirect would be built from the client's Host header
     )
     app.state.settings = settings
+    app.state.callers = settings.callers()
+    app.state.recorder = None  # the lifespan starts it
     install_openapi(app, SHARED_ERROR_EXAMPLES)
     install_error_handlers(app)
     add_routes(app, settings)
@@ -58,7 +60,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     """The routes in the order Starlette tries them: the most frequent first, the docs last."""
     docs = app.router.routes[:]  # /openapi.json, the docs pages and their assets
     app.router.routes.clear()
-    keyed = settings.api_key is not None
+    keyed = bool(settings.callers())
     guard = [Security(require_api_key)] if keyed else []
     predictions.add_routes(app, guard, keyed, settings.max_batch_size)
     v2.add_infer_routes(app, guard, keyed)

@@ -67,6 +67,7 @@ class LiveServer:
     metrics_port: int = 0  # 0: no metrics server
 
     final_stderr: str | None = None  # kept when the server stops and its log file is removed
+    record_dir: Path | None = None  # where its record of predictions is (SQLite)
 
     def stderr(self) -> str:
         """What the server has written to stderr (and stdout) so far: logs and errors."""
@@ -118,6 +119,8 @@ def run_server(
         {**where, **metrics, **uvicorn_cli, "UVICORN_NO_ACCESS_LOG": "true", **(env or {})}
     )
     with tempfile.TemporaryDirectory(prefix="live-server-") as tmp:
+        # The record in the test's own folder, never the checkout's var/record.
+        full_env.setdefault("RECORD_DIR", str(Path(tmp) / "record"))
         stderr_path = Path(tmp) / "stderr.log"
         with stderr_path.open("wb") as stderr:
             process = subprocess.Popen(
@@ -131,6 +134,7 @@ def run_server(
             )
         metrics_port = int(full_env["METRICS_PORT"]) if full_env["METRICS_PORT"].isdigit() else 0
         server = LiveServer(f"http://{LOOPBACK}:{port}", port, process, stderr_path, metrics_port)
+        server.record_dir = Path(full_env["RECORD_DIR"])
         try:
             yield server
         finally:

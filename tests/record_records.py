@@ -1,6 +1,6 @@
 """Prediction records for the record's tests: made by the real model, as the service answers.
 
-`Answers` scores rows with `app.predictor.ServedModel` (the service's own code), so that a
+`Answers` scores rows with `app.core.dataplane.ServedModel` (the service's own code), so that a
 record built here holds what the service would have answered and replay can be checked
 against it.
 """
@@ -12,7 +12,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from app.predictor import ServedModel
+from app.core.dataplane import ServedModel
 from app.record.entry import SET_BENIGN, SET_MALIGNANT, PredictionRecord
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.features import N_FEATURES

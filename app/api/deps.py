@@ -5,6 +5,7 @@ from typing import Annotated, Final
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
+from pydantic import SecretStr
 
 from app.core.config import Settings
 from app.core.dataplane import ServedModel
@@ -16,7 +17,7 @@ api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
     auto_error=False,
     scheme_name="ApiKey",
-    description="The service's API key (the API_KEY setting).",
+    description="One of the service's API keys (the API_KEY and API_KEYS settings).",
 )
 
 
@@ -39,17 +40,24 @@ async def get_model(request: Request) -> ServedModel:
 async def require_api_key(
     request: Request, given: Annotated[str | None, Security(api_key_header)]
 ) -> None:
-    """401 unless the X-API-Key header equals the API_KEY setting (compared in constant time).
+    """401 unless the X-API-Key header is one of the service's keys (API_KEY, API_KEYS), each
+    compared in constant time; the caller's name is then the request's `caller` for the record.
 
     Header values arrive decoded as latin-1, so encoding them back gives the bytes on the wire.
     """
-    expected = request.app.state.settings.api_key
-    if expected is None:
+    callers: dict[str, SecretStr] = request.app.state.callers
+    if not callers:
         return
-    if given is None or not hmac.compare_digest(
-        given.encode("latin-1"), expected.get_secret_value().encode("utf-8")
-    ):
-        raise api_key_error(given)
+    if given is not None:
+        wire = given.encode("latin-1")
+        found = None
+        for name, key in callers.items():  # every key compared: the time says nothing of which
+            if hmac.compare_digest(wire, key.get_secret_value().encode("utf-8")):
+                found = name
+        if found is not None:
+            request.state.caller = found
+            return
+    raise api_key_error(given)
 
 
 def api_key_error(given: str | None) -> ApiError:

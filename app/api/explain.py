@@ -28,8 +28,10 @@ from app.api.responses import (
     json_response,
 )
 from app.api.schemas import Explanation, PredictRequest, as_row
+from app.core.recording import record, set_code
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.openapi.examples import BENIGN, EXPLAIN_EXAMPLES
+from model.features import FEATURE_NAMES
 
 
 def _answers(context: ExampleContext) -> Mapping[str, Example]:
@@ -62,7 +64,23 @@ async def explain(
     probability. `log_odds` gives the same for the network's log-odds output. It explains this
     model's answer, not the disease, and not causes."""
     model = served_model(request)
-    answer = await run_in_threadpool(model.explain, as_row(body), body.threshold, body.confidence)
+    row = as_row(body)
+    answer = await run_in_threadpool(model.explain, row, body.threshold, body.confidence)
+    contributions = [getattr(answer.contributions, name) for name in FEATURE_NAMES]
+    await record(
+        request,
+        route="/explain",
+        protocol="native",
+        encoding="json",
+        scorer="single",
+        rows=[row],
+        probabilities=[answer.probability],
+        malignant=[answer.predicted_class == "malignant"],
+        sets=[set_code(answer.prediction_set)],
+        threshold=answer.threshold,
+        confidence=answer.confidence,
+        explanation=(answer.base_value, contributions),
+    )
     return json_response(answer)
 
 

@@ -38,6 +38,7 @@ from app.api.schemas import (
     as_row,
     limited_batch_request,
 )
+from app.core.recording import record, set_code
 from app.observability import prometheus as telemetry
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.openapi.examples import BATCH_EXAMPLES, BENIGN, MALIGNANT, PREDICT_EXAMPLES
@@ -100,7 +101,21 @@ async def predict(
     probability is strictly greater than the threshold, else `benign`; and the prediction set
     at the confidence: the classes the model cannot rule out. `["benign"]` or `["malignant"]`
     is a confident answer; both classes, or none, means refer the biopsy to a person."""
-    answer = served_model(request).predict(as_row(body), body.threshold, body.confidence)
+    row = as_row(body)
+    answer = served_model(request).predict(row, body.threshold, body.confidence)
+    await record(
+        request,
+        route=PREDICT_PATH,
+        protocol="native",
+        encoding="json",
+        scorer="single",
+        rows=[row],
+        probabilities=[answer.probability],
+        malignant=[answer.predicted_class == "malignant"],
+        sets=[set_code(answer.prediction_set)],
+        threshold=answer.threshold,
+        confidence=answer.confidence,
+    )
     telemetry.record_prediction(PREDICT_PATH, answer.predicted_class)
     return json_response(answer)
 
@@ -121,6 +136,20 @@ def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Res
         batch: BatchRequest = body
         rows = [as_row(instance) for instance in batch.instances]
         answer = served_model(request).predict_batch(rows, batch.threshold, batch.confidence)
+        predictions = answer.predictions
+        await record(
+            request,
+            route=BATCH_PATH,
+            protocol="native",
+            encoding="json",
+            scorer="single" if len(rows) == 1 else "batch",
+            rows=rows,
+            probabilities=[p.probability for p in predictions],
+            malignant=[p.predicted_class == "malignant" for p in predictions],
+            sets=[set_code(p.prediction_set) for p in predictions],
+            threshold=answer.threshold,
+            confidence=answer.confidence,
+        )
         telemetry.record_predictions(
             BATCH_PATH, [prediction.predicted_class for prediction in answer.predictions]
         )

@@ -17,11 +17,15 @@ from app.api.responses import Responses, error_doc, error_example
 from app.api.schemas import Liveness, Readiness
 from app.core.dataplane import ServedModel
 from app.core.errors import ApiError
+from app.core.recording import record_unavailable
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.server.serve import DRAINING
 
 NOT_READY: Final[Responses] = {
-    503: error_doc("Not ready: the server is shutting down, or the model is not loaded."),
+    503: error_doc(
+        "Not ready: the server is shutting down, the model is not loaded, or the record of "
+        "predictions cannot be written."
+    ),
 }
 
 
@@ -57,6 +61,11 @@ async def get_readiness(request: Request) -> Readiness:
     model: ServedModel | None = getattr(request.app.state, "model", None)
     if model is None:
         raise ApiError(503, ["server"], "The model is not loaded", "model_not_loaded")
+    recorder = request.app.state.recorder
+    if recorder is not None:
+        healthy, reason = recorder.health()
+        if not healthy:
+            raise record_unavailable(reason or "unknown")
     return Readiness(status="ready", model_version=model.version)
 
 

@@ -57,6 +57,9 @@ DEFAULT_METRICS_PORT: Final = 9464  # Prometheus' registry of default ports list
 # A path prefix: segments of URL-safe characters, no trailing slash, no dot segments.
 _ROOT_PATH: Final = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
 _ORIGIN_SCHEMES: Final = frozenset({"http", "https"})
+_PG_SCHEMES: Final = frozenset({"postgresql", "postgres"})
+_CALLER: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+DEFAULT_CALLER: Final = "default"
 
 
 class SettingsError(ValueError):
@@ -80,8 +83,27 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field(default="info", description="Log level of the service's logs.")
     api_key: SecretStr | None = Field(
         default=None,
-        description="When set, /predict, /predict/batch, /explain and /metrics require header "
-        "X-API-Key.",
+        description="When set (or API_KEYS), /predict, /predict/batch, /explain, /metrics, "
+        "/feedback, /monitoring and the V2 infer routes require header X-API-Key; its caller "
+        "name in the record is `default`.",
+    )
+    api_keys: Annotated[tuple[tuple[str, SecretStr], ...], NoDecode] = Field(
+        default=(),
+        description="Named API keys, comma-separated name=key pairs (names: 1 to 32 of "
+        "[A-Za-z0-9_.-]); the record names the caller by its key's name, never the key.",
+    )
+    record: bool = Field(
+        default=True,
+        description="Keep the durable record of every prediction (committed before it is "
+        "answered); false turns it off, said at startup and in /model.",
+    )
+    record_dir: Path = Field(
+        default=Path("var/record"),
+        description="Folder of the record's SQLite file when DATABASE_URL is unset.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="A postgresql:// URL: the record is kept in that PostgreSQL database.",
     )
     host: str = Field(default="127.0.0.1", min_length=1, description="Bind address.")
     port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="Bind port.")
@@ -214,12 +236,42 @@ class Settings(BaseSettings):
             raise ValueError("METRICS_PORT must differ from PORT (or be 0 for no metrics server)")
         return self
 
-    @field_validator("model_path", "prometheus_multiproc_dir", mode="before")
+    @field_validator("model_path", "prometheus_multiproc_dir", "record_dir", mode="before")
     @classmethod
     def _non_empty_path(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _named_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            name, sep, key = part.partition("=")
+            if not sep or not _CALLER.fullmatch(name.strip()) or not key.strip():
+                raise ValueError("must be comma-separated name=key pairs (the key not empty)")
+            pairs.append((name.strip(), SecretStr(key.strip())))
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names) or (DEFAULT_CALLER in names):
+            raise ValueError(f"names must be distinct and not {DEFAULT_CALLER!r}")
+        return tuple(pairs)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in _PG_SCHEMES:
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    def callers(self) -> dict[str, SecretStr]:
+        """Each API key by its caller's name: API_KEY as `default`, then API_KEYS."""
+        named = dict(self.api_keys)
+        return {DEFAULT_CALLER: self.api_key, **named} if self.api_key is not None else named
 
     @field_validator("api_key")
     @classmethod

@@ -23,6 +23,7 @@ _SANE: Final = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,%d}" % MAX_LENGTH)
 # Each request runs in its own task (uvicorn), with its own copy of the context: no reset needed,
 # and the 500 handler, running after this middleware has exited, still sees the value.
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_received_ns: ContextVar[int | None] = ContextVar("received_ns", default=None)
 
 
 def current_request_id() -> str | None:
@@ -37,6 +38,13 @@ def accepted_or_new(value: bytes | None) -> str:
     return secrets.token_hex(16)
 
 
-def set_request_id(request_id: str) -> None:
-    """Name the request being answered, for the rest of its task."""
+def set_request_id(request_id: str, received: int | None = None) -> None:
+    """Name the request being answered, and when it arrived (ns since the epoch), for the rest
+    of its task."""
     _request_id.set(request_id)
+    _received_ns.set(received)
+
+
+def received_ns() -> int | None:
+    """When the request being answered arrived (the request-id middleware's clock)."""
+    return _received_ns.get()

@@ -1,6 +1,8 @@
 """The request-id middleware: choose the request's id (app/core/request_id.py), expose it to
 logs, and add it to the answer."""
 
+import time
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.request_id import HEADER, HEADER_KEY, accepted_or_new, set_request_id
@@ -24,7 +26,7 @@ class RequestId:
                 given = value
                 break
         request_id = accepted_or_new(given)
-        set_request_id(request_id)
+        set_request_id(request_id, time.time_ns())
         header = (HEADER_KEY, request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:

@@ -166,8 +166,8 @@ def _write_csv(out: IO[str], columns: Sequence[str], rows: Iterable[tuple[Any, .
 
 def _write_parquet(path: Path, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
     try:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
     except ImportError:
         raise StoreError("store_error", "parquet needs pyarrow: pip install '.[audit]'") from None
     schema = _arrow_schema(pa, columns)

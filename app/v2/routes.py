@@ -29,6 +29,7 @@ from app.api.responses import Responses
 from app.core.config import Settings
 from app.core.dataplane import ServedModel
 from app.core.errors import JSON_MEDIA_TYPE, V2_PREFIX, under_prefix, v2_error_response
+from app.core.recording import record, set_codes
 from app.core.version import package_version
 from app.middleware.body_limit import PathLimit
 from app.openapi.document import Example, ExampleContext, response_examples
@@ -287,7 +288,7 @@ async def model_version_ready(request: Request, model_name: str, model_version: 
 async def infer_request(request: Request) -> Response:
     """Answer one infer request, reading its body as the protocol sends it."""
     settings: Settings = request.app.state.settings
-    if settings.api_key is not None:
+    if request.app.state.callers:
         await check_api_key(request)
     params = request.path_params
     _check_model(request, params["model_name"], params.get("model_version"))
@@ -303,8 +304,24 @@ async def infer_request(request: Request) -> Response:
         decoded = await read_binary_request(
             request, header_length, model_name=name, model_version=version, max_rows=max_rows
         )
-    scored = model.score(decoded.rows, decoded.threshold)
-    decoded = decoded.without_rows()  # the rows' memory goes back before the answer is built
+    rows = decoded.rows
+    scored = model.score(rows, decoded.threshold)
+    decoded = decoded.without_rows()
+    await record(
+        request,
+        route=INFER_ROUTE,
+        protocol="v2",
+        encoding="json" if header_length is None else "binary",
+        scorer="single" if len(scored.probabilities) == 1 else "batch",
+        rows=rows,
+        probabilities=scored.probabilities,
+        malignant=scored.malignant,
+        # V2 answers no set: the record keeps the set at the default confidence.
+        sets=set_codes(scored.probabilities, model.sets.default_bounds),
+        threshold=scored.threshold,
+        confidence=model.sets.default_confidence,
+    )
+    del rows  # the rows' memory goes back before the answer is built
     encoded = encode_response(scored, decoded, model_name=name, model_version=version)
     if encoded.header_length is None:
         return Response(encoded.body, media_type=JSON_MEDIA_TYPE)
@@ -404,6 +421,7 @@ _ERRORS: Final[dict[str, Any]] = {"model": V2ErrorResponse}
 
 
 _MODEL: Final = PREFIX + "/models/{model_name}"
+INFER_ROUTE: Final = _MODEL + "/infer"
 _VERSION: Final = _MODEL + "/versions/{model_version}"
 _NOT_FOUND: Final[Responses] = {404: {**_ERRORS, "description": "Unknown model or version."}}
 

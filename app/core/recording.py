@@ -1,0 +1,119 @@
+"""The prediction record on the request path: an answer is sent only once its record is committed.
+
+Every route that scores rows calls `record(...)` after scoring and before answering: the record
+(app/record/) is written by this process's group-commit writer, and `record` returns when the
+transaction that holds it is durable. When it cannot be written (the disk is full, the database
+is down), the request is answered 503 `record_unavailable` with Retry-After: never a prediction
+without its record. With the RECORD setting off, there is no recorder and `record` returns at once.
+
+The caller is the name of the API key the request presented (`request.state.caller`, set by the
+key guard); the case reference is the client's opaque X-Case-Reference header, checked here before
+anything is scored, and never interpreted.
+"""
+
+import time
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from starlette.requests import Request
+
+from app.core.errors import ApiError
+from app.core.request_id import current_request_id, received_ns
+from app.core.version import package_version
+from app.record.entry import SET_BENIGN, SET_MALIGNANT, PredictionRecord, valid_case_ref
+from app.record.writer import Recorder, RecordUnavailable
+
+CASE_HEADER: Final = "X-Case-Reference"
+RETRY_AFTER_SECONDS: Final = "1"
+
+
+def case_reference(request: Request) -> str | None:
+    """The client's case reference, if any; 400 unless it is 1 to 128 of [A-Za-z0-9._:/+=@-]."""
+    value = request.headers.get(CASE_HEADER)
+    if value is None:
+        return None
+    value = value.strip()
+    if not valid_case_ref(value):
+        raise ApiError(
+            400,
+            ["header", CASE_HEADER],
+            f"{CASE_HEADER} must be 1 to 128 characters of letters, digits and ._:/+=@-",
+            "invalid_case_reference",
+        )
+    return value
+
+
+def set_codes(probabilities: NDArray[np.float64], bounds: tuple[float, float]) -> NDArray[np.uint8]:
+    """Each row's prediction set as the record codes it, by the same floating-point operations
+    as `model.conformal.set_membership`."""
+    benign = (1.0 - (1.0 - probabilities)) <= bounds[0]
+    malignant = (1.0 - probabilities) <= bounds[1]
+    return (benign * SET_BENIGN + malignant * SET_MALIGNANT).astype(np.uint8)
+
+
+def set_code(prediction_set: Sequence[str]) -> int:
+    return SET_BENIGN * ("benign" in prediction_set) + SET_MALIGNANT * (
+        "malignant" in prediction_set
+    )
+
+
+async def record(
+    request: Request,
+    *,
+    route: str,
+    protocol: Literal["native", "v2"],
+    encoding: Literal["json", "binary"],
+    scorer: Literal["single", "batch"],
+    rows: Any,
+    probabilities: Any,
+    malignant: Any,
+    sets: Any,
+    threshold: float,
+    confidence: float | None,
+    explanation: tuple[float, Sequence[float]] | None = None,
+) -> None:
+    """Commit the record of one answered request; ApiError 503 if it cannot be committed."""
+    recorder: Recorder | None = request.app.state.recorder
+    if recorder is None:
+        return
+    now = time.time_ns()
+    received = received_ns() or now
+    entry = PredictionRecord.of(
+        request_id=current_request_id() or "unknown",
+        received=received,
+        answered=now,
+        route=route,
+        protocol=protocol,
+        encoding=encoding,
+        caller=getattr(request.state, "caller", None),
+        case_ref=case_reference(request),
+        model_version=request.app.state.model.artifact.content_sha256,
+        service_version=package_version(),
+        scorer=scorer,
+        threshold=threshold,
+        confidence=confidence,
+        scores=rows,
+        probabilities=probabilities,
+        classes=malignant,
+        sets=sets,
+        explanation=explanation,
+        status=200,
+        latency_s=(now - received) / 1e9,
+    )
+    try:
+        await recorder.commit(entry)
+    except RecordUnavailable as exc:
+        raise record_unavailable(str(exc)) from None
+
+
+def record_unavailable(reason: str) -> ApiError:
+    return ApiError(
+        503,
+        ["server"],
+        f"The record of predictions cannot be written ({reason}): nothing was answered; "
+        "try again later",
+        "record_unavailable",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
