@@ -2,6 +2,7 @@
 PostgreSQL server (tests/postgres.py), through the `config` fixture."""
 
 import itertools
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,3 +51,32 @@ def store(config: RecordConfig) -> Iterator[SqlStore]:
 @pytest.fixture(scope="session")
 def answers() -> Answers:
     return Answers()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MiB tmpfs (mount needs root and CAP_SYS_ADMIN; without it this fails rather
+    than pretend: an unwritable folder does not stop root, who runs CI)."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount_point)],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as f:  # unbuffered: nothing left to flush at close
+        try:
+            while True:
+                f.write(b"\0" * 65_536)
+                f.flush()
+        except OSError:
+            pass
+    return filler

@@ -3,8 +3,6 @@ transactions under concurrency, fails closed when the store cannot write and res
 
 import asyncio
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from app.record.store import open_store
 from app.record.writer import Recorder, RecordUnavailable
 from tests.postgres import PostgresServer
 from tests.record_records import Answers
+from tests.system.record.conftest import fill
 
 CONCURRENT = 200
 
@@ -100,35 +99,6 @@ def test_a_full_queue_refuses_at_once(config: RecordConfig, answers: Answers) ->
 
 
 # -- fail closed, recover by itself -----------------------------------------------------------
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A real 4 MiB tmpfs (mount needs root and CAP_SYS_ADMIN; without it this fails rather
-    than pretend: an unwritable folder does not stop root, who runs CI)."""
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount_point)],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=True)
-
-
-def fill(folder: Path) -> Path:
-    filler = folder / "filler"
-    with filler.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65_536)
-                f.flush()
-        except OSError:
-            pass
-    return filler
-
-
 def commit_one(recorder: Recorder, record: PredictionRecord) -> str | None:
     try:
         asyncio.run(recorder.commit(record))

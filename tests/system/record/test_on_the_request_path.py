@@ -1,0 +1,195 @@
+"""The record on the request path of a live service: every route records what it answered,
+nothing answered is missing after a SIGKILL under load, and the service fails closed and
+recovers by itself when the record cannot be written."""
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from app.record.audit import verify
+from app.record.config import RecordConfig
+from app.record.store import open_store
+from model.data import Dataset
+from model.features import FEATURE_NAMES
+from tests.live_server import LiveServer, start_server
+from tests.system.record.conftest import fill
+
+KEY = "s3cret-key-for-tests"
+V2_INFER = "/v2/models/malignancy-predictor/infer"
+CRASH_ROUNDS = 4  # per worker count: each round is a SIGKILL at a random moment under load
+LOAD_THREADS = 4
+
+
+def case(row: np.ndarray) -> dict[str, int]:
+    return dict(zip(FEATURE_NAMES, (int(v) for v in row), strict=True))
+
+
+def stored(record_dir: Path) -> dict[str, tuple[int, str | None, str | None, str]]:
+    """request_id -> (rows, caller, case_ref, route) of every stored record."""
+    with open_store(RecordConfig(record_dir)) as store:
+        rows = store.execute("SELECT request_id, n_rows, caller, case_ref, route FROM records")
+    return {r[0]: (int(r[1]), r[2], r[3], r[4]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    record_dir = tmp_path_factory.mktemp("record")
+    env = {"API_KEYS": f"clinic-a={KEY},clinic-b=other-key", "RECORD_DIR": str(record_dir)}
+    with start_server(env) as live:
+        yield live
+
+
+def test_every_route_records_what_it_answered(keyed: LiveServer, dataset: Dataset) -> None:
+    rows = dataset.X[:5]
+    headers = {"X-API-Key": KEY, "X-Case-Reference": "ward-7/case:0042"}
+    with httpx.Client(base_url=keyed.url, headers=headers, timeout=30) as client:
+        sent = {
+            "/predict": client.post("/predict", json=case(rows[0])),
+            "/predict/batch": client.post(
+                "/predict/batch", json={"instances": [case(r) for r in rows]}
+            ),
+            "/explain": client.post("/explain", json=case(rows[1])),
+            V2_INFER: client.post(
+                V2_INFER,
+                json={
+                    "inputs": [
+                        {
+                            "name": "scores",
+                            "datatype": "INT64",
+                            "shape": [3, 9],
+                            "data": rows[:3].ravel().tolist(),
+                        }
+                    ]
+                },
+            ),
+        }
+    assert {route: answer.status_code for route, answer in sent.items()} == dict.fromkeys(sent, 200)
+    record = stored(keyed.record_dir or Path())
+    for route, answer in sent.items():
+        n, caller, case_ref, stored_route = record[answer.headers["X-Request-ID"]]
+        assert (caller, case_ref) == ("clinic-a", "ward-7/case:0042")
+        assert n == {"/predict": 1, "/explain": 1, "/predict/batch": 5}.get(route, 3)
+        assert stored_route.startswith(route.split("{")[0][:8])
+    raw = (keyed.record_dir or Path()).joinpath("record.sqlite3").read_bytes()
+    assert KEY.encode() not in raw  # the key's name is kept, never the key
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "x" * 129, "has space", "semi;colon", "ünï"],
+    ids=["empty", "long", "space", "semicolon", "non-ascii"],
+)
+def test_a_bad_case_reference_is_refused_and_not_recorded(
+    keyed: LiveServer, dataset: Dataset, value: str
+) -> None:
+    before = len(stored(keyed.record_dir or Path()))
+    answer = httpx.post(
+        f"{keyed.url}/predict",
+        json=case(dataset.X[0]),
+        headers=[(b"X-API-Key", KEY.encode()), (b"X-Case-Reference", value.encode("utf-8"))],
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["detail"][0]["type"] == "invalid_case_reference"
+    assert len(stored(keyed.record_dir or Path())) == before
+
+
+def _load(
+    server: LiveServer, rows: np.ndarray, answered: dict[str, int], stop: threading.Event
+) -> None:
+    rng = random.Random()
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        while not stop.is_set():
+            n = rng.choice([1, 1, 3, 50])
+            picked = rows[rng.sample(range(len(rows)), n)]
+            request_id = f"crash-{rng.getrandbits(64):016x}"
+            try:
+                if n == 1 and rng.random() < 0.5:
+                    answer = client.post(
+                        "/predict", json=case(picked[0]), headers={"X-Request-ID": request_id}
+                    )
+                else:
+                    answer = client.post(
+                        "/predict/batch",
+                        json={"instances": [case(r) for r in picked]},
+                        headers={"X-Request-ID": request_id},
+                    )
+            except httpx.HTTPError:
+                continue  # killed mid-request: no answer, so nothing is owed
+            if answer.status_code == 200:
+                answered[request_id] = n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_nothing_answered_is_missing_after_a_sigkill_under_load(
+    workers: int, dataset: Dataset, tmp_path: Path
+) -> None:
+    """SIGKILL the whole service (supervisor and workers) at a random moment while several
+    clients send requests; every request answered 200 has all its rows in the record, and the
+    record's chains are intact. Then the service starts again on the same record."""
+    rng = random.Random(workers)
+    total_answered = 0
+    for _ in range(CRASH_ROUNDS):
+        answered: dict[str, int] = {}
+        stop = threading.Event()
+        with start_server({"RECORD_DIR": str(tmp_path)}, workers=workers) as server:
+            threads = [
+                threading.Thread(target=_load, args=(server, dataset.X, answered, stop))
+                for _ in range(LOAD_THREADS)
+            ]
+            for thread in threads:
+                thread.start()
+            time.sleep(rng.uniform(0.5, 2.0))
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(10)
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+        snapshot = dict(answered)
+        record = stored(tmp_path)
+        missing = {rid: n for rid, n in snapshot.items() if record.get(rid, (0,))[0] != n}
+        assert not missing, f"answered but not (wholly) recorded: {list(missing)[:5]}"
+        with open_store(RecordConfig(tmp_path)) as store:
+            assert verify(store) == []
+        total_answered += len(snapshot)
+    assert total_answered > CRASH_ROUNDS * 10  # the load really ran
+
+
+def test_fails_closed_and_recovers_when_the_disk_is_full(
+    dataset: Dataset, small_tmpfs: Path
+) -> None:
+    """The record on a real small tmpfs under a live service, filled: predictions are 503
+    record_unavailable with Retry-After and readiness 503 says why; space freed: both recover
+    without a restart."""
+    env = {"RECORD_DIR": str(small_tmpfs / "record")}
+    batch = {"instances": [case(r) for r in dataset.X[:1000]]}
+    with start_server(env) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post("/predict/batch", json=batch).status_code == 200
+        filler = fill(small_tmpfs)
+        statuses = [client.post("/predict/batch", json=batch) for _ in range(4)]
+        refused = statuses[-1]
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["detail"][0]["type"] == "record_unavailable"
+        assert refused.headers["Retry-After"].isdigit()
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert "record" in ready.json()["message"]
+        filler.unlink()
+        deadline = time.monotonic() + 15
+        while (status := client.post("/predict", json=batch["instances"][0]).status_code) != 200:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert client.get("/health/ready").status_code == 200
+    answered = 2 + sum(s.status_code == 200 for s in statuses)
+    with open_store(RecordConfig(small_tmpfs / "record")) as store:
+        assert verify(store) == []
+        assert sum(1 for _ in store.links()) == answered
