@@ -1,0 +1,237 @@
+"""Drift of the inputs, without outcomes: the recent predictions against the training rows.
+
+Ten statistics over the last `window` predictions:
+
+- for each of the nine scores, Pearson's chi-square of its ten values' counts in the window
+  against the training rows' shares of them, smoothed by half a row per value
+  ((count + 0.5) / (n + 5)) so that a value no training row holds has a small expected count
+  rather than none;
+- for `predicted_malignant_share`, the share of the window called malignant at the served
+  threshold against the share of training rows the model calls malignant there, as a z-score
+  |share - p0| / sqrt(p0 (1 - p0) / window). (p0 is the model's on its training rows, not the
+  training prevalence of the labels, so that it is what the share would be without drift; both
+  are reported.)
+
+Why not the textbook tests: the scores take ten tied values, some of them held by a handful of
+the training rows, so a chi-square's or a KS test's asymptotic p-value is not its false-alarm
+rate here (the KS test is far too conservative on tied data; the chi-square is liberal with
+small expected counts), and PSI > 0.1 fires on windows of a few hundred drawn from the training
+rows themselves (tests/unit/monitoring/test_drift.py measures each). So the thresholds come from
+simulation: `simulations` windows of `window` rows drawn with replacement from the training rows
+(multinomial counts over the distinct rows, so the nine scores keep their joint distribution),
+the ten statistics computed on each. The ten alarms are checked together, so the level is
+family-wise: a common per-statistic level is found by bisection such that the share of simulated
+windows on which ANY statistic exceeds its threshold is at most `false_alarm` (default 1%); each
+threshold is its statistic's simulated quantile at that level. The simulation is seeded, so the
+thresholds are a function of the reference rows, the window and the level.
+
+Cost: the simulation runs once at startup; `calibration_seconds` says how long it took (about a
+second for 20,000 windows of 500 rows on one core). `add` is a deque append (hot path); `check`
+is a few NumPy calls over the window, off the hot path.
+"""
+
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from model.artifact import Artifact
+from model.features import FEATURE_NAMES, N_FEATURES, SCORE_MAX, SCORE_MIN
+
+SHARE: Final = "predicted_malignant_share"
+DRIFT_NAMES: Final = (*FEATURE_NAMES, SHARE)
+DEFAULT_WINDOW: Final = 500
+DEFAULT_FALSE_ALARM: Final = 0.01
+DEFAULT_SIMULATIONS: Final = 20_000
+SEED: Final = 20240601
+N_VALUES: Final = SCORE_MAX - SCORE_MIN + 1
+SMOOTHING: Final = 0.5
+_BISECTION_STEPS: Final = 30
+_SIMULATION_CELLS: Final = 2_000_000  # rows drawn at once
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """One check of the window: per name in DRIFT_NAMES its statistic, threshold and alarm."""
+
+    window: int
+    statistics: dict[str, float]
+    thresholds: dict[str, float]
+    alarms: dict[str, bool]
+    predicted_malignant_share: float
+    expected_malignant_share: float  # the model's share on its training rows
+
+    @property
+    def any_alarm(self) -> bool:
+        return any(self.alarms.values())
+
+
+class Reference:
+    """The training rows' distribution: distinct rows, their counts, whether the model calls
+    each malignant; per score the smoothed shares of its ten values."""
+
+    def __init__(
+        self, rows: NDArray[np.integer], counts: NDArray[np.integer], malignant: NDArray[np.bool_]
+    ) -> None:
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.malignant = np.asarray(malignant, dtype=np.bool_)
+        if self.rows.ndim != 2 or self.rows.shape[1] != N_FEATURES:
+            raise ValueError("reference rows must be (n, 9)")
+        if not len(self.rows) == len(self.counts) == len(self.malignant):
+            raise ValueError("one count and one call per reference row")
+        n = int(self.counts.sum())
+        self.weights = self.counts / n
+        # (9, 10): per score, the share of each value, smoothed
+        self.onehot = np.zeros((N_FEATURES, len(self.rows), N_VALUES))
+        for j in range(N_FEATURES):
+            self.onehot[j, np.arange(len(self.rows)), self.rows[:, j] - SCORE_MIN] = 1.0
+        raw = np.einsum("r,jrv->jv", self.counts.astype(np.float64), self.onehot)
+        self.shares = (raw + SMOOTHING) / (n + SMOOTHING * N_VALUES)
+        self.p0 = float(self.weights[self.malignant].sum())
+
+
+def statistics(
+    reference: Reference, value_counts: NDArray[np.float64], malignant: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """(k, 10) statistics from per-window value counts (k, 9, 10) and malignant counts (k,)."""
+    window = value_counts[0, 0].sum()
+    expected = window * reference.shares  # (9, 10)
+    chi2 = (((value_counts - expected) ** 2) / expected).sum(axis=2)  # (k, 9)
+    p0 = reference.p0
+    spread = math.sqrt(p0 * (1.0 - p0) / window) if 0.0 < p0 < 1.0 else 1.0
+    z = np.abs(malignant / window - p0) / spread
+    return np.column_stack([chi2, z])
+
+
+def simulate(reference: Reference, window: int, n: int, seed: int) -> NDArray[np.float64]:
+    """(n, 10) statistics of n windows of `window` rows drawn with replacement from the
+    reference rows (uniform draws over the training rows, tallied per distinct row)."""
+    rng = np.random.default_rng(seed)
+    distinct = len(reference.rows)
+    training = np.repeat(np.arange(distinct), reference.counts)
+    onehot = reference.onehot.transpose(1, 0, 2).reshape(distinct, -1)  # (rows, 9 x 10)
+    called = reference.malignant.astype(np.float64)
+    chunk = max(1, _SIMULATION_CELLS // window)
+    out = []
+    for start in range(0, n, chunk):
+        k = min(chunk, n - start)
+        picked = training[rng.integers(0, len(training), size=(k, window))]
+        picked += distinct * np.arange(k)[:, np.newaxis]
+        draws = np.bincount(picked.ravel(), minlength=k * distinct).reshape(k, distinct)
+        draws = draws.astype(np.float64)
+        counts = (draws @ onehot).reshape(k, N_FEATURES, N_VALUES)
+        out.append(statistics(reference, counts, draws @ called))
+    return np.concatenate(out)
+
+
+def calibrate(simulated: NDArray[np.float64], false_alarm: float) -> NDArray[np.float64]:
+    """Per statistic, the threshold (alarm when above it) at the common per-statistic level
+    under which the share of simulated windows with any alarm is at most `false_alarm` (less
+    two Monte Carlo standard errors)."""
+    ordered = np.sort(simulated, axis=0)
+    n = len(simulated)
+
+    def thresholds(level: float) -> NDArray[np.float64]:
+        # the smallest simulated value exceeded by at most `level` of the windows
+        k = min(n - 1, math.ceil((1.0 - level) * n) - 1)
+        return np.asarray(ordered[max(k, 0)])
+
+    def family_rate(level: float) -> float:
+        return float(np.mean((simulated > thresholds(level)).any(axis=1)))
+
+    # The family rate measured on these windows is itself an estimate: aim two of its standard
+    # errors below the level, so that on fresh windows it is at most the level.
+    target = false_alarm - 2.0 * math.sqrt(false_alarm * (1.0 - false_alarm) / n)
+    low, high = 0.0, false_alarm
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2.0
+        if family_rate(middle) <= target:
+            low = middle
+        else:
+            high = middle
+    return thresholds(low)
+
+
+class DriftDetector:
+    """The window of recent predictions and the calibrated thresholds."""
+
+    def __init__(
+        self,
+        reference: Reference,
+        window: int = DEFAULT_WINDOW,
+        false_alarm: float = DEFAULT_FALSE_ALARM,
+        simulations: int = DEFAULT_SIMULATIONS,
+        threshold: float = 0.5,
+        seed: int = SEED,
+    ) -> None:
+        if window < 2 or not 0.0 < false_alarm < 1.0 or simulations < 100:
+            raise ValueError("window >= 2, false_alarm in (0, 1), simulations >= 100")
+        self.reference = reference
+        self.window = window
+        self.false_alarm = false_alarm
+        self.threshold = threshold  # a probability above it is called malignant
+        started = time.perf_counter()
+        self.thresholds = calibrate(simulate(reference, window, simulations, seed), false_alarm)
+        self.calibration_seconds = time.perf_counter() - started
+        self._recent: deque[tuple[Sequence[int], bool]] = deque(maxlen=window)
+
+    @classmethod
+    def from_artifact(
+        cls,
+        artifact: Artifact,
+        window: int = DEFAULT_WINDOW,
+        false_alarm: float = DEFAULT_FALSE_ALARM,
+        simulations: int = DEFAULT_SIMULATIONS,
+        threshold: float | None = None,
+    ) -> "DriftDetector":
+        """Against the artifact's training rows, calls at `threshold` (default: the artifact's)."""
+        t = artifact.default_threshold if threshold is None else threshold
+        malignant = artifact.predict_proba(artifact.background_rows) > t
+        reference = Reference(artifact.background_rows, artifact.background_counts, malignant)
+        return cls(reference, window, false_alarm, simulations, t)
+
+    def add(self, scores: Sequence[int], probability: float) -> None:
+        """One answered row (hot path: an append; the oldest row falls out of the window)."""
+        self._recent.append((scores, probability > self.threshold))
+
+    def add_rows(self, rows: NDArray[np.integer], probabilities: NDArray[np.float64]) -> None:
+        """A batch's rows (the last `window` of them are kept)."""
+        keep = slice(max(len(rows) - self.window, 0), None)
+        calls = (np.asarray(probabilities)[keep] > self.threshold).tolist()
+        self._recent.extend(zip(np.asarray(rows)[keep].tolist(), calls, strict=True))
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def check(self) -> DriftReport | None:
+        """The report on the current window, or None until it holds `window` rows."""
+        recent = list(self._recent)
+        if len(recent) < self.window:
+            return None
+        rows = np.array([r for r, _ in recent], dtype=np.int64)
+        calls = np.array([c for _, c in recent], dtype=np.bool_)
+        return self.report(rows, calls)
+
+    def report(self, rows: NDArray[np.integer], calls: NDArray[np.bool_]) -> DriftReport:
+        """The report on a window of `window` rows (n, 9) and their malignant calls."""
+        x = np.asarray(rows, dtype=np.intp) - SCORE_MIN
+        if x.shape != (self.window, N_FEATURES) or x.min() < 0 or x.max() >= N_VALUES:
+            raise ValueError(f"a window is ({self.window}, 9) scores 1..10")
+        counts = np.stack([np.bincount(x[:, j], minlength=N_VALUES) for j in range(N_FEATURES)])
+        stats = statistics(
+            self.reference, counts[np.newaxis].astype(np.float64), np.array([float(np.sum(calls))])
+        )[0]
+        return DriftReport(
+            window=self.window,
+            statistics=dict(zip(DRIFT_NAMES, stats.tolist(), strict=True)),
+            thresholds=dict(zip(DRIFT_NAMES, self.thresholds.tolist(), strict=True)),
+            alarms=dict(zip(DRIFT_NAMES, (stats > self.thresholds).tolist(), strict=True)),
+            predicted_malignant_share=float(np.mean(calls)),
+            expected_malignant_share=self.reference.p0,
+        )
