@@ -1,33 +1,34 @@
 """Drift of the inputs, without outcomes: the recent predictions against the training rows.
 
-Ten statistics over the last `window` predictions:
+Ten statistics compare the last `window` predictions with the training rows, as two samples of
+one population (the training rows are a sample too: 546 rows, about as many as a window, so
+treating their shares as the truth would double the variance the test allows for and fire on
+windows of new cases from the very population they came from):
 
-- for each of the nine scores, Pearson's chi-square of its ten values' counts in the window
-  against the training rows' shares of them, smoothed by half a row per value
-  ((count + 0.5) / (n + 5)) so that a value no training row holds has a small expected count
-  rather than none;
-- for `predicted_malignant_share`, the share of the window called malignant at the served
-  threshold against the share of training rows the model calls malignant there, as a z-score
-  |share - p0| / sqrt(p0 (1 - p0) / window). (p0 is the model's on its training rows, not the
-  training prevalence of the labels, so that it is what the share would be without drift; both
-  are reported.)
+- for each of the nine scores, Pearson's chi-square of the 2 x 10 table of its values' counts in
+  the window and in the training rows (values neither holds left out);
+- for `predicted_malignant_share`, the two-sample z-score of the share the model calls malignant
+  at the served threshold, in the window against on the training rows:
+  |p_w - p_t| / sqrt(p (1 - p) (1/window + 1/n)), p pooled. (The model's share on its training
+  rows, not the labels' prevalence, so that it is what the share would be without drift.)
 
-Why not the textbook tests: the scores take ten tied values, some of them held by a handful of
-the training rows, so a chi-square's or a KS test's asymptotic p-value is not its false-alarm
-rate here (the KS test is far too conservative on tied data; the chi-square is liberal with
-small expected counts), and PSI > 0.1 fires on windows of a few hundred drawn from the training
-rows themselves (tests/unit/monitoring/test_drift.py measures each). So the thresholds come from
-simulation: `simulations` windows of `window` rows drawn with replacement from the training rows
-(multinomial counts over the distinct rows, so the nine scores keep their joint distribution),
-the ten statistics computed on each. The ten alarms are checked together, so the level is
-family-wise: a common per-statistic level is found by bisection such that the share of simulated
-windows on which ANY statistic exceeds its threshold is at most `false_alarm` (default 1%); each
-threshold is its statistic's simulated quantile at that level. The simulation is seeded, so the
-thresholds are a function of the reference rows, the window and the level.
+Why not the textbook tests: the scores take ten tied values, some held by a handful of training
+rows, so a chi-square's or a KS test's asymptotic p-value is not its false-alarm rate here (the
+KS test is far too conservative on tied data, the chi-square liberal with small expected
+counts), and PSI > 0.1 fires on windows of a couple of hundred drawn from the training rows
+themselves (tests/unit/monitoring/test_drift.py measures each). So the thresholds come from
+simulation, a parametric bootstrap with the training rows' distribution as the population: each
+of `simulations` draws takes a new reference of n rows and a window of `window` rows from it
+(uniform draws over the training rows, so the nine scores keep their joint distribution) and
+computes the ten statistics. The ten alarms are checked together, so the level is family-wise: a
+common per-statistic level is found by bisection such that the share of simulated draws on which
+ANY statistic exceeds its threshold is at most `false_alarm` (default 1%, less two Monte Carlo
+standard errors); each threshold is its statistic's simulated quantile at that level. Seeded: the
+thresholds are a function of the training rows, the window, the level and the threshold.
 
 Cost: the simulation runs once at startup; `calibration_seconds` says how long it took (about a
-second for 20,000 windows of 500 rows on one core). `add` is a deque append (hot path); `check`
-is a few NumPy calls over the window, off the hot path.
+second for 20,000 draws at a window of 500 on one core). `add` is a deque append (hot path);
+`check` is a few NumPy calls over the window, off the hot path.
 """
 
 import math
@@ -50,7 +51,6 @@ DEFAULT_FALSE_ALARM: Final = 0.01
 DEFAULT_SIMULATIONS: Final = 20_000
 SEED: Final = 20240601
 N_VALUES: Final = SCORE_MAX - SCORE_MIN + 1
-SMOOTHING: Final = 0.5
 _BISECTION_STEPS: Final = 30
 _SIMULATION_CELLS: Final = 2_000_000  # rows drawn at once
 
@@ -72,8 +72,8 @@ class DriftReport:
 
 
 class Reference:
-    """The training rows' distribution: distinct rows, their counts, whether the model calls
-    each malignant; per score the smoothed shares of its ten values."""
+    """The training rows: distinct rows, their counts, whether the model calls each malignant;
+    per score the count of each value, and the number called malignant."""
 
     def __init__(
         self, rows: NDArray[np.integer], counts: NDArray[np.integer], malignant: NDArray[np.bool_]
@@ -85,48 +85,64 @@ class Reference:
             raise ValueError("reference rows must be (n, 9)")
         if not len(self.rows) == len(self.counts) == len(self.malignant):
             raise ValueError("one count and one call per reference row")
-        n = int(self.counts.sum())
-        self.weights = self.counts / n
-        # (9, 10): per score, the share of each value, smoothed
-        self.onehot = np.zeros((N_FEATURES, len(self.rows), N_VALUES))
+        self.n = int(self.counts.sum())
+        # (distinct rows, 9 x 10): each row's value of each score, one-hot
+        onehot = np.zeros((len(self.rows), N_FEATURES, N_VALUES))
         for j in range(N_FEATURES):
-            self.onehot[j, np.arange(len(self.rows)), self.rows[:, j] - SCORE_MIN] = 1.0
-        raw = np.einsum("r,jrv->jv", self.counts.astype(np.float64), self.onehot)
-        self.shares = (raw + SMOOTHING) / (n + SMOOTHING * N_VALUES)
-        self.p0 = float(self.weights[self.malignant].sum())
+            onehot[np.arange(len(self.rows)), j, self.rows[:, j] - SCORE_MIN] = 1.0
+        self.onehot = onehot.reshape(len(self.rows), -1)
+        self.value_counts = (self.counts @ self.onehot).reshape(N_FEATURES, N_VALUES)
+        self.called = float(self.counts @ self.malignant)
+        self.p0 = self.called / self.n
+
+    def tally(self, draws: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Per sample, given as counts of each distinct row (k, rows): its value counts (k, 9,
+        10) and its number called malignant (k,)."""
+        values = (draws @ self.onehot).reshape(len(draws), N_FEATURES, N_VALUES)
+        return values, draws @ self.malignant.astype(np.float64)
 
 
 def statistics(
-    reference: Reference, value_counts: NDArray[np.float64], malignant: NDArray[np.float64]
+    window: tuple[NDArray[np.float64], NDArray[np.float64]],
+    reference: tuple[NDArray[np.float64], NDArray[np.float64]],
 ) -> NDArray[np.float64]:
-    """(k, 10) statistics from per-window value counts (k, 9, 10) and malignant counts (k,)."""
-    window = value_counts[0, 0].sum()
-    expected = window * reference.shares  # (9, 10)
-    chi2 = (((value_counts - expected) ** 2) / expected).sum(axis=2)  # (k, 9)
-    p0 = reference.p0
-    spread = math.sqrt(p0 * (1.0 - p0) / window) if 0.0 < p0 < 1.0 else 1.0
-    z = np.abs(malignant / window - p0) / spread
+    """(k, 10) statistics of k pairs of samples, each given as (value counts (k, 9, 10), number
+    called malignant (k,)), the window's sizes all equal, and the reference's."""
+    (w_values, w_called), (r_values, r_called) = window, reference
+    w, n = w_values[0, 0].sum(), r_values[0, 0].sum()
+    total = w_values + r_values
+    held = total > 0
+    # the 2 x 10 table's chi-square: sum over values of (O_w n - O_r w)^2 / (w n T)
+    terms = (w_values * n - r_values * w) ** 2 / np.where(held, w * n * total, 1.0)
+    chi2 = np.where(held, terms, 0.0).sum(axis=2)
+    pooled = (w_called + r_called) / (w + n)
+    spread = np.sqrt(pooled * (1.0 - pooled) * (1.0 / w + 1.0 / n))
+    gap = np.abs(w_called / w - r_called / n)
+    z = np.divide(gap, spread, out=np.zeros_like(gap), where=spread > 0)
     return np.column_stack([chi2, z])
 
 
-def simulate(reference: Reference, window: int, n: int, seed: int) -> NDArray[np.float64]:
-    """(n, 10) statistics of n windows of `window` rows drawn with replacement from the
-    reference rows (uniform draws over the training rows, tallied per distinct row)."""
-    rng = np.random.default_rng(seed)
+def _draw(reference: Reference, rng: np.random.Generator, k: int, size: int) -> NDArray[np.float64]:
+    """k samples of `size` training rows, drawn with replacement, as counts per distinct row."""
     distinct = len(reference.rows)
     training = np.repeat(np.arange(distinct), reference.counts)
-    onehot = reference.onehot.transpose(1, 0, 2).reshape(distinct, -1)  # (rows, 9 x 10)
-    called = reference.malignant.astype(np.float64)
-    chunk = max(1, _SIMULATION_CELLS // window)
+    picked = training[rng.integers(0, len(training), size=(k, size))]
+    picked += distinct * np.arange(k)[:, np.newaxis]
+    counts = np.bincount(picked.ravel(), minlength=k * distinct).reshape(k, distinct)
+    return counts.astype(np.float64)
+
+
+def simulate(reference: Reference, window: int, n: int, seed: int) -> NDArray[np.float64]:
+    """(n, 10) statistics of n draws, each a new reference sample of the training rows' size
+    and a window, both from the training rows' distribution."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _SIMULATION_CELLS // (window + reference.n))
     out = []
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
-        picked = training[rng.integers(0, len(training), size=(k, window))]
-        picked += distinct * np.arange(k)[:, np.newaxis]
-        draws = np.bincount(picked.ravel(), minlength=k * distinct).reshape(k, distinct)
-        draws = draws.astype(np.float64)
-        counts = (draws @ onehot).reshape(k, N_FEATURES, N_VALUES)
-        out.append(statistics(reference, counts, draws @ called))
+        windows = reference.tally(_draw(reference, rng, k, window))
+        references = reference.tally(_draw(reference, rng, k, reference.n))
+        out.append(statistics(windows, references))
     return np.concatenate(out)
 
 
@@ -209,6 +225,10 @@ class DriftDetector:
     def __len__(self) -> int:
         return len(self._recent)
 
+    def clear(self) -> None:
+        """Empty the window (the thresholds stay): for a new model, or disjoint windows."""
+        self._recent.clear()
+
     def check(self) -> DriftReport | None:
         """The report on the current window, or None until it holds `window` rows."""
         recent = list(self._recent)
@@ -224,8 +244,10 @@ class DriftDetector:
         if x.shape != (self.window, N_FEATURES) or x.min() < 0 or x.max() >= N_VALUES:
             raise ValueError(f"a window is ({self.window}, 9) scores 1..10")
         counts = np.stack([np.bincount(x[:, j], minlength=N_VALUES) for j in range(N_FEATURES)])
+        ref = self.reference
         stats = statistics(
-            self.reference, counts[np.newaxis].astype(np.float64), np.array([float(np.sum(calls))])
+            (counts[np.newaxis].astype(np.float64), np.array([float(np.sum(calls))])),
+            (ref.value_counts[np.newaxis], np.array([ref.called])),
         )[0]
         return DriftReport(
             window=self.window,

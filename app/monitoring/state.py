@@ -162,14 +162,17 @@ class Monitor:
         if cached is not None:
             return cached
         started = time.perf_counter()
+        overall = self._windows(cases)
         per_caller = {}
         for i, name in enumerate(self.callers):
             mask = callers == i
-            if mask.any():
-                per_caller[name] = self._windows(_select(cases, mask))
+            if not mask.any():
+                continue
+            # one caller sent every case: its figures are the overall ones
+            per_caller[name] = overall if mask.all() else self._windows(_select(cases, mask))
         snapshot = Snapshot(
             window=self.window,
-            overall=self._windows(cases),
+            overall=overall,
             callers=per_caller,
             validated=self.validated,
             cases=len(cases),
