@@ -6,10 +6,12 @@ looks low:
 
 - sensitivity: its upper bound below SENSITIVITY_TARGET (the service misses more malignancies
   than the target allows, even at the most favourable end of the interval);
-- coverage of each class's prediction sets: the upper bound below 1 - alpha at the default
-  confidence (0.95): a one-sided test at 2.5% when the coverage is exactly 1 - alpha, less when
-  above. (Its lower bound is below 1 - alpha whenever the coverage is near its promise, so that
-  bound would always fire);
+- coverage of each class's prediction sets: the upper bound below COVERAGE_FLOOR, one point
+  under 1 - alpha at the default confidence (0.95). At exactly 1 - alpha the upper bound itself
+  would fire on 3.2% of windows of 200 cases from the data set, above the 2.5% a one-sided bound
+  promises: the benign rows' coverage there is 0.9505, Wilson's one-sided level is approximate,
+  and cross-conformal sets promise 1 - alpha only approximately. (The lower bound is below
+  1 - alpha whenever the coverage is near its promise, so that bound would always fire);
 - calibration intercept: the interval wholly above INTERCEPT_LIMIT or wholly below its negative
   (in log-odds: events more or less frequent than predicted);
 - calibration slope: the interval wholly below SLOPE_LOW (predictions too extreme) or wholly
@@ -30,7 +32,7 @@ from typing import Final
 from app.monitoring.figures import Figures
 
 SENSITIVITY_TARGET: Final = 0.90
-COVERAGE_TARGET: Final = 0.95  # 1 - alpha at the default confidence
+COVERAGE_FLOOR: Final = 0.94  # 1 - alpha at the default confidence (0.95), less a point
 INTERCEPT_LIMIT: Final = 0.5
 SLOPE_LOW: Final = 0.7
 SLOPE_HIGH: Final = 1.5
@@ -78,7 +80,7 @@ FIGURE_ALARMS: Final = (
         "coverage_benign",
         "upper",
         "<",
-        COVERAGE_TARGET,
+        COVERAGE_FLOOR,
         "Benign cases' prediction sets cover them less often than promised (upper bound).",
     ),
     FigureAlarm(
@@ -86,7 +88,7 @@ FIGURE_ALARMS: Final = (
         "coverage_malignant",
         "upper",
         "<",
-        COVERAGE_TARGET,
+        COVERAGE_FLOOR,
         "Malignant cases' prediction sets cover them less often than promised (upper bound).",
     ),
     FigureAlarm(

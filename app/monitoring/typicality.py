@@ -149,14 +149,26 @@ class Typicality:
 def _bit_tables(
     forbidden: NDArray[np.bool_],
 ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
-    """bits[i][v]: the bit of score i holding value v; masks[i][v]: the bits of the (score,
-    value) cells that may not occur together with score i at v. Indexed by the value itself
-    (index 0 unused), so a row's scores index them directly."""
-    bits = [[0] * (SCORE_MAX + 1) for _ in range(N_FEATURES)]
+    """bits[i][v]: the bit of score i at value v; masks[i][v]: the bits of the (score, value)
+    cells that may not occur together with score i at v. Only the few (score, value) cells that
+    belong to some forbidden pair get a bit (the others are 0), so the masks are small ints,
+    whose arithmetic CPython does in one machine word. Indexed by the value itself (index 0
+    unused), so a row's scores index them directly."""
+    cells = sorted(
+        {
+            (i, int(a) + SCORE_MIN)
+            for p, (i, _) in enumerate(PAIRS)
+            for a in np.nonzero(forbidden[p])[0]
+        }
+        | {
+            (j, int(b) + SCORE_MIN)
+            for p, (_, j) in enumerate(PAIRS)
+            for b in np.nonzero(forbidden[p])[1]
+        }
+    )
+    bit = {cell: 1 << k for k, cell in enumerate(cells)}
+    bits = [[bit.get((i, v), 0) for v in range(SCORE_MAX + 1)] for i in range(N_FEATURES)]
     masks = [[0] * (SCORE_MAX + 1) for _ in range(N_FEATURES)]
-    for i in range(N_FEATURES):
-        for v in range(SCORE_MIN, SCORE_MAX + 1):
-            bits[i][v] = 1 << (i * N_VALUES + v - SCORE_MIN)
     for p, (i, j) in enumerate(PAIRS):
         for a, b in zip(*np.nonzero(forbidden[p]), strict=True):
             va, vb = int(a) + SCORE_MIN, int(b) + SCORE_MIN
