@@ -119,6 +119,13 @@ class Typicality:
         self.forbidden: NDArray[np.bool_] = self.support < tau
         self._flat = self.forbidden.reshape(-1)
         self._bits, self._masks = _bit_tables(self.forbidden)
+        # The same tables as arrays for batches, when the bits fit a machine word.
+        widest = max(max(row) for row in self._masks).bit_length()
+        self._arrays = (
+            (np.array(self._bits, dtype=np.uint64), np.array(self._masks, dtype=np.uint64))
+            if widest <= 64
+            else None
+        )
 
     @classmethod
     def from_artifact(
@@ -133,9 +140,19 @@ class Typicality:
         return any(map(present.__and__, map(getitem, self._masks, scores)))
 
     def atypical_rows(self, rows: NDArray[np.integer]) -> NDArray[np.bool_]:
-        """(n, 9) whole scores 1..10 -> (n,) bool: `is_atypical` for each row."""
-        cells = _pair_cells(rows) + np.arange(len(PAIRS)) * (N_VALUES * N_VALUES)
-        return np.asarray(self._flat[cells].any(axis=1), dtype=np.bool_)
+        """(n, 9) whole scores 1..10 -> (n,) bool: `is_atypical` for each row, with the bit
+        tables gathered per column (18 lookups a row), or the 36 planes if they do not fit."""
+        if self._arrays is None:
+            cells = _pair_cells(rows) + np.arange(len(PAIRS)) * (N_VALUES * N_VALUES)
+            return np.asarray(self._flat[cells].any(axis=1), dtype=np.bool_)
+        bits, masks = self._arrays
+        present = np.zeros(len(rows), dtype=np.uint64)
+        for j in range(N_FEATURES):
+            present |= bits[j].take(rows[:, j])
+        clash = np.zeros(len(rows), dtype=np.uint64)
+        for j in range(N_FEATURES):
+            clash |= masks[j].take(rows[:, j])
+        return np.asarray((clash & present) != 0, dtype=np.bool_)
 
     def unsupported_pairs(self, scores: Sequence[int]) -> list[tuple[str, str]]:
         """The pairs of scores whose values no training row comes near (why a row is flagged)."""
