@@ -156,3 +156,14 @@ def test_bad_reference_is_refused(artifact: Artifact) -> None:
         Typicality(artifact.background_rows[:, :8], artifact.background_counts)
     with pytest.raises(ValueError, match="false_alarm"):
         Typicality(artifact.background_rows, artifact.background_counts, false_alarm=0.0)
+
+
+def test_batch_form_without_word_sized_masks(artifact: Artifact, dataset: Dataset) -> None:
+    # More than 64 (score, value) cells in forbidden pairs: the 36 planes are looked up instead.
+    wide = Typicality.from_artifact(artifact)
+    wide._arrays = None
+    rng = np.random.default_rng(13)
+    rows = np.vstack([dataset.X, rng.integers(1, 11, (5000, 9))])
+    assert (
+        wide.atypical_rows(rows) == Typicality.from_artifact(artifact).atypical_rows(rows)
+    ).all()
