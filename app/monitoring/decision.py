@@ -13,6 +13,7 @@ The class at the threshold is left as it is (callers that use it keep it); the d
 beside it. The eight possible answers are built once and looked up: `decide` is on the hot path.
 """
 
+from collections.abc import Sequence
 from typing import Final, Literal
 
 Decision = Literal["benign", "malignant", "refer"]
@@ -59,3 +60,14 @@ def decide(prediction_set_code: int, atypical: bool) -> tuple[Decision, tuple[Re
     if not 0 <= prediction_set_code <= SET_BOTH:
         raise ValueError(f"prediction set code {prediction_set_code!r} is not 0..3")
     return _TABLE[2 * prediction_set_code + atypical]
+
+
+def decide_many(
+    prediction_set_codes: Sequence[int], atypical: Sequence[bool]
+) -> list[tuple[Decision, tuple[Reason, ...]]]:
+    """`decide` for each row of a batch (codes and flags as lists, e.g. from `.tolist()`)."""
+    if len(prediction_set_codes) != len(atypical):
+        raise ValueError("one atypical flag per prediction set code")
+    if any(not 0 <= code <= SET_BOTH for code in prediction_set_codes):
+        raise ValueError("prediction set codes must be 0..3")
+    return [_TABLE[2 * c + a] for c, a in zip(prediction_set_codes, atypical, strict=True)]

@@ -11,6 +11,7 @@ from app.monitoring.decision import (
     SET_MALIGNANT,
     SET_NONE,
     decide,
+    decide_many,
     set_code,
 )
 
@@ -52,3 +53,15 @@ def test_set_code_of_memberships(benign: bool, malignant: bool, code: int) -> No
 def test_other_codes_are_refused(code: int) -> None:
     with pytest.raises(ValueError, match=r"not 0\.\.3"):
         decide(code, False)
+
+
+def test_decide_many_is_decide_per_row() -> None:
+    codes = [c for c in SET_CODES for _ in (0, 1)]
+    flags = [bool(i % 2) for i in range(len(codes))]
+    assert decide_many(codes, flags) == [decide(c, a) for c, a in zip(codes, flags, strict=True)]
+
+
+@pytest.mark.parametrize(("codes", "flags"), [([1, 2], [False]), ([1, 5], [False, False])])
+def test_decide_many_refuses_bad_input(codes: list[int], flags: list[bool]) -> None:
+    with pytest.raises(ValueError, match=r"one atypical|0\.\.3"):
+        decide_many(codes, flags)
