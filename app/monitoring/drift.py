@@ -95,11 +95,14 @@ class Reference:
         self.called = float(self.counts @ self.malignant)
         self.p0 = self.called / self.n
 
-    def tally(self, draws: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def tally(self, draws: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Per sample, given as counts of each distinct row (k, rows): its value counts (k, 9,
-        10) and its number called malignant (k,)."""
-        values = (draws @ self.onehot).reshape(len(draws), N_FEATURES, N_VALUES)
-        return values, draws @ self.malignant.astype(np.float64)
+        10) and its number called malignant (k,). In float32, twice as fast, and exact: every
+        sum is a count below 2^24."""
+        values = draws @ self.onehot.astype(np.float32)
+        called = draws @ self.malignant.astype(np.float32)
+        shaped = values.astype(np.float64).reshape(len(draws), N_FEATURES, N_VALUES)
+        return shaped, called.astype(np.float64)
 
 
 def statistics(
@@ -122,14 +125,16 @@ def statistics(
     return np.column_stack([chi2, z])
 
 
-def _draw(reference: Reference, rng: np.random.Generator, k: int, size: int) -> NDArray[np.float64]:
+def _draw(reference: Reference, rng: np.random.Generator, k: int, size: int) -> NDArray[np.float32]:
     """k samples of `size` training rows, drawn with replacement, as counts per distinct row."""
     distinct = len(reference.rows)
     training = np.repeat(np.arange(distinct), reference.counts)
-    picked = training[rng.integers(0, len(training), size=(k, size))]
+    # 16-bit draws when the rows allow: NumPy makes them several times faster than 64-bit ones
+    small = np.uint16 if len(training) <= np.iinfo(np.uint16).max else np.int64
+    picked = training[rng.integers(0, len(training), size=(k, size), dtype=small)]
     picked += distinct * np.arange(k)[:, np.newaxis]
     counts = np.bincount(picked.ravel(), minlength=k * distinct).reshape(k, distinct)
-    return counts.astype(np.float64)
+    return counts.astype(np.float32)
 
 
 def simulate(reference: Reference, window: int, n: int, seed: int) -> NDArray[np.float64]:
