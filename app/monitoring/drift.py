@@ -26,8 +26,9 @@ ANY statistic exceeds its threshold is at most `false_alarm` (default 1%, less t
 standard errors); each threshold is its statistic's simulated quantile at that level. Seeded: the
 thresholds are a function of the training rows, the window, the level and the threshold.
 
-Cost: the simulation runs once at startup; `calibration_seconds` says how long it took (about a
-second for 20,000 draws at a window of 500 on one core). `add` is a deque append (hot path);
+Cost: the simulation runs once at startup; `calibration_seconds` says how long it took (2-4 s for
+20,000 draws at a window of 500 on a shared two-core machine under a load of about 10; fewer
+`simulations` cost less and widen the margin below the level). `add` is a deque append (hot path);
 `check` is a few NumPy calls over the window, off the hot path.
 """
 
