@@ -19,6 +19,8 @@ from app.core.errors import ErrorResponse as ErrorResponse
 from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 
 ClassName = Literal["benign", "malignant"]
+Decision = Literal["benign", "malignant", "refer"]
+Reason = Literal["both_classes", "no_class", "atypical_input"]
 if get_args(ClassName) != CLASS_NAMES:
     raise ImportError("ClassName must list model.features.CLASS_NAMES in order")
 
@@ -182,6 +184,19 @@ class ClassifiedTumour(_Response):
         alias="class", description='"malignant" when probability > threshold, else "benign".'
     )
     prediction_set: PredictionSet
+    decision: Decision = Field(
+        description="benign or malignant when the prediction set holds that class alone and "
+        "the scores are typical of the training data; refer otherwise (see reasons)."
+    )
+    reasons: list[Reason] = Field(
+        max_length=3,
+        description="Why the decision is refer: both_classes (the set holds both), no_class "
+        "(the set is empty), atypical_input (see atypical). Empty unless refer.",
+    )
+    atypical: bool = Field(
+        description="The scores are unlike the training data: some pair of scores is rarer "
+        "among the training rows than the 1% of them the check flags by leave-one-out."
+    )
 
 
 class Prediction(ClassifiedTumour):

@@ -33,6 +33,8 @@ from app.api.schemas import (
     ThresholdRow,
     Training,
 )
+from app.monitoring.decision import decide, set_code
+from app.monitoring.typicality import Typicality
 from model.artifact import (
     CONFORMAL_SCORE,
     Artifact,
@@ -131,6 +133,7 @@ class ServedModel:
     default_threshold: float
     sets: PredictionSets
     card: ModelCard
+    typicality: Typicality
 
     @classmethod
     def load(cls, path: Path, default_confidence: float = DEFAULT_CONFIDENCE) -> "ServedModel":
@@ -152,7 +155,10 @@ class ServedModel:
         # now, not on the first request.
         _ = artifact.explainer, artifact.batch
         sets = PredictionSets.from_artifact(artifact, default_confidence)
-        return cls(artifact, artifact.model_version, artifact.default_threshold, sets, card)
+        typicality = Typicality.from_artifact(artifact)
+        return cls(
+            artifact, artifact.model_version, artifact.default_threshold, sets, card, typicality
+        )
 
     @classmethod
     def from_pinned(
@@ -166,18 +172,25 @@ class ServedModel:
 
     def predict(self, row: Row, threshold: float | None, confidence: float | None) -> Prediction:
         p = self.artifact.predict_one(row)
-        return Prediction.model_validate(self._answer(p, threshold, confidence))
+        return Prediction.model_validate(self._answer(p, row, threshold, confidence))
 
     def _answer(
-        self, p: float, threshold: float | None, confidence: float | None
+        self, p: float, row: Row, threshold: float | None, confidence: float | None
     ) -> dict[str, Any]:
-        """One row's answer fields for P(malignant) `p`: class, set and what decided them."""
+        """One row's answer fields for P(malignant) `p`: class, set, decision and what decided
+        them."""
         t = self.default_threshold if threshold is None else threshold
         c, bounds = self.sets.bounds(confidence)
+        benign_in, malignant_in = set_membership(p, *bounds)
+        atypical = self.typicality.is_atypical(row)
+        decision, reasons = decide(set_code(benign_in, malignant_in), atypical)
         return {
             "probability": p,
             "class": class_name(p, t),
-            "prediction_set": prediction_set(p, bounds),
+            "prediction_set": _SETS[benign_in][malignant_in],
+            "decision": decision,
+            "reasons": reasons,
+            "atypical": atypical,
             "threshold": t,
             "confidence": c,
             "model_version": self.version,
@@ -201,10 +214,23 @@ class ServedModel:
         scored = self.score(rows, threshold)
         c, bounds = self.sets.bounds(confidence)
         names = CLASS_NAMES
-        predictions = [
-            {"probability": p, "class": names[m], "prediction_set": prediction_set(p, bounds)}
-            for p, m in zip(scored.probabilities.tolist(), scored.malignant.tolist(), strict=True)
-        ]
+        atypical = self.typicality.atypical_rows(np.asarray(rows)).tolist()
+        predictions = []
+        for p, m, odd in zip(
+            scored.probabilities.tolist(), scored.malignant.tolist(), atypical, strict=True
+        ):
+            benign_in, malignant_in = set_membership(p, *bounds)
+            decision, reasons = decide(set_code(benign_in, malignant_in), odd)
+            predictions.append(
+                {
+                    "probability": p,
+                    "class": names[m],
+                    "prediction_set": _SETS[benign_in][malignant_in],
+                    "decision": decision,
+                    "reasons": reasons,
+                    "atypical": odd,
+                }
+            )
         return BatchPrediction.model_validate(
             {
                 "predictions": predictions,
@@ -222,7 +248,7 @@ class ServedModel:
         e = self.artifact.explain(row)
         return Explanation.model_validate(
             {
-                **self._answer(e.probability, threshold, confidence),
+                **self._answer(e.probability, row, threshold, confidence),
                 "base_value": e.base_probability,
                 "contributions": dict(zip(FEATURE_NAMES, e.phi_probability.tolist(), strict=True)),
                 "log_odds": {
