@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.dataplane import PinnedArtifact, ServedModel
+from app.core.monitoring import Watch
 from app.observability import prometheus as telemetry
 from app.record.config import RecordConfig
 from app.record.writer import Recorder
@@ -53,6 +54,15 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
         app.state.model = model
         telemetry.record_model(model.version)
         app.state.recorder = start_recorder(settings)
+        if app.state.recorder is not None:
+            app.state.watch = Watch(
+                model,
+                record_config(settings),
+                settings.callers(),
+                settings.monitoring_window,
+                settings.drift_window,
+                settings.monitoring_refresh_seconds,
+            )
         tune_garbage_collection()
         source = settings.model_path if pinned is None else f"{pinned.source} (pinned at startup)"
         logger.info("serving model %s from %s", model.version, source)

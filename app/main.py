@@ -10,7 +10,7 @@ from fastapi import FastAPI, Security
 from fastapi.telemetry import TelemetryConfig
 
 from app import middleware, v2
-from app.api import explain, metrics, predictions, probes, service
+from app.api import explain, feedback, metrics, monitoring, predictions, probes, service
 from app.api.deps import require_api_key
 from app.api.responses import SHARED_ERROR_EXAMPLES
 from app.core.config import Settings, load_settings
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
     )
     app.state.settings = settings
     app.state.callers = settings.callers()
-    app.state.recorder = None  # the lifespan starts it
+    app.state.recorder = app.state.watch = None  # the lifespan starts them
     install_openapi(app, SHARED_ERROR_EXAMPLES)
     install_error_handlers(app)
     add_routes(app, settings)
@@ -66,6 +66,8 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     v2.add_infer_routes(app, guard, keyed)
     explain.add_routes(app, guard, keyed)
     metrics.add_routes(app, guard, keyed)
+    feedback.add_routes(app, guard, keyed)
+    monitoring.add_routes(app, guard, keyed)
     service.add_routes(app)
     probes.add_routes(app)
     v2.add_routes(app)

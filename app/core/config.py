@@ -101,6 +101,18 @@ class Settings(BaseSettings):
         default=Path("var/record"),
         description="Folder of the record's SQLite file when DATABASE_URL is unset.",
     )
+    monitoring_window: Annotated[int, Field(ge=20, le=100_000)] = Field(
+        default=200,
+        description="The recent window of /monitoring: the last N confirmed cases.",
+    )
+    drift_window: Annotated[int, Field(ge=50, le=100_000)] = Field(
+        default=500,
+        description="Recorded rows whose scores drift is checked on (a full window is needed).",
+    )
+    monitoring_refresh_seconds: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = Field(
+        default=30.0,
+        description="How old /monitoring's figures may be before they are recomputed.",
+    )
     database_url: SecretStr | None = Field(
         default=None,
         description="A postgresql:// URL: the record is kept in that PostgreSQL database.",

@@ -61,6 +61,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX records_model ON records (model_version)",
         "CREATE INDEX records_case_ref ON records (case_ref)",
     ),
+    (  # 3: confirmed outcomes fed back (POST /feedback), and every correction of one
+        "CREATE INDEX records_request_id ON records (request_id)",
+        "CREATE TABLE outcomes (request_id TEXT NOT NULL, row_index INTEGER NOT NULL,"
+        " outcome TEXT NOT NULL, source TEXT, caller TEXT, recorded_ns {i64} NOT NULL,"
+        " PRIMARY KEY (request_id, row_index))",
+        "CREATE TABLE outcome_corrections (request_id TEXT NOT NULL, row_index INTEGER NOT NULL,"
+        " previous TEXT NOT NULL, outcome TEXT NOT NULL, source TEXT, caller TEXT,"
+        " recorded_ns {i64} NOT NULL)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

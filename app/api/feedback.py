@@ -1,0 +1,203 @@
+"""POST /feedback and /feedback/batch: confirmed outcomes of recorded predictions.
+
+An outcome names the prediction by the request id it was answered with and the row's index in
+that request. The same outcome again is a 200 that changes nothing; a different one is a 409
+naming what is stored, unless `correction` is true, which replaces it and keeps what it replaced;
+an unknown request id or row is a 404. The batch form answers each item in order with its own
+status, so one bad item does not hide the others.
+"""
+
+import time
+from enum import Enum
+from typing import Annotated, Final, Literal
+
+from fastapi import Body, FastAPI, Request
+from fastapi.params import Depends
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from app.api.bodies import StrictJSONRoute
+from app.api.deps import check_api_key
+from app.api.responses import AUTH_ERRORS, BODY_ERRORS
+from app.core.errors import ApiError
+from app.core.request_id import MAX_LENGTH as REQUEST_ID_MAX
+from app.record.outcomes import (
+    Outcome,
+    OutcomeConflictError,
+    Stored,
+    UnknownPredictionError,
+    put_outcome,
+)
+from app.record.store import open_store
+
+MAX_FEEDBACK_BATCH: Final = 1000
+_SANE_TEXT: Final = r"^[A-Za-z0-9._:/+=@-]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FeedbackRequest(_Strict):
+    request_id: str = Field(
+        min_length=1,
+        max_length=REQUEST_ID_MAX,
+        pattern=_SANE_TEXT,
+        description="The X-Request-ID the prediction was answered with.",
+    )
+    row: int = Field(default=0, ge=0, le=1_000_000, description="The row's index in it.")
+    outcome: Outcome = Field(description="The confirmed outcome, e.g. from histology.")
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=_SANE_TEXT,
+        description="Where the outcome comes from (a label such as histology).",
+    )
+    correction: bool = Field(
+        default=False,
+        description="Replace a different stored outcome (kept, with what it replaced).",
+    )
+
+
+class FeedbackBatchRequest(_Strict):
+    outcomes: list[FeedbackRequest] = Field(min_length=1, max_length=MAX_FEEDBACK_BATCH)
+
+
+class FeedbackAnswer(BaseModel):
+    request_id: str
+    row: int
+    outcome: Outcome = Field(description="The outcome now stored.")
+    status: Literal["created", "unchanged", "corrected"]
+    previous: Outcome | None = Field(default=None, description="What a correction replaced.")
+
+
+class FeedbackItem(BaseModel):
+    request_id: str
+    row: int
+    status: Literal["created", "unchanged", "corrected", "conflict", "not_found"]
+    outcome: Outcome | None = Field(description="The outcome stored after this item.")
+
+
+class FeedbackBatchAnswer(BaseModel):
+    results: list[FeedbackItem]
+
+
+def _store(request: Request, item: FeedbackRequest) -> Stored:
+    watch = request.app.state.watch
+    if watch is None:
+        raise ApiError(
+            503, ["server"], "Outcomes are kept in the record, which is off", "record_off"
+        )
+    with open_store(watch.config) as store:
+        stored = put_outcome(
+            store,
+            item.request_id,
+            item.row,
+            item.outcome,
+            source=item.source,
+            caller=getattr(request.state, "caller", None),
+            now_ns=time.time_ns(),
+            correction=item.correction,
+        )
+    watch.outcome_arrived()
+    return stored
+
+
+def _not_found(item: FeedbackRequest) -> ApiError:
+    return ApiError(
+        404,
+        ["body", "request_id"],
+        f"No recorded prediction has request id {item.request_id} with a row {item.row}",
+        "unknown_prediction",
+    )
+
+
+async def post_feedback(
+    body: Annotated[FeedbackRequest, Body()], request: Request
+) -> FeedbackAnswer:
+    """Store the confirmed outcome of one recorded prediction."""
+    try:
+        stored = await run_in_threadpool(_store, request, body)
+    except UnknownPredictionError:
+        raise _not_found(body) from None
+    except OutcomeConflictError as exc:
+        raise ApiError(
+            409,
+            ["body", "outcome"],
+            f"Outcome {exc.stored} is stored for this row; send correction: true to replace it",
+            "outcome_conflict",
+        ) from None
+    return FeedbackAnswer(
+        request_id=body.request_id,
+        row=body.row,
+        outcome=stored.outcome,
+        status=stored.status,
+        previous=stored.previous,
+    )
+
+
+async def post_feedback_batch(
+    body: Annotated[FeedbackBatchRequest, Body()], request: Request
+) -> FeedbackBatchAnswer:
+    """Store many outcomes; each item is answered in order with its own status."""
+    results = []
+    for item in body.outcomes:
+        try:
+            stored = await run_in_threadpool(_store, request, item)
+        except UnknownPredictionError:
+            results.append(
+                FeedbackItem(
+                    request_id=item.request_id, row=item.row, status="not_found", outcome=None
+                )
+            )
+        except OutcomeConflictError as exc:
+            results.append(
+                FeedbackItem(
+                    request_id=item.request_id, row=item.row, status="conflict", outcome=exc.stored
+                )
+            )
+        else:
+            results.append(
+                FeedbackItem(
+                    request_id=item.request_id,
+                    row=item.row,
+                    status=stored.status,
+                    outcome=stored.outcome,
+                )
+            )
+    return FeedbackBatchAnswer(results=results)
+
+
+def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> None:
+    auth = AUTH_ERRORS if api_key_required else {}
+    tags: list[str | Enum] = ["outcomes"]
+    # The service's JSON rules (no repeated key), and the key checked before the body is read.
+    route_class = StrictJSONRoute.checked_by(check_api_key) if api_key_required else StrictJSONRoute
+    app.router.add_api_route(
+        "/feedback",
+        post_feedback,
+        methods=["POST"],
+        summary="Send the confirmed outcome of a prediction",
+        response_description="The outcome stored, and whether it was new.",
+        responses={
+            **BODY_ERRORS,
+            **auth,
+            404: {"description": "No recorded prediction has that request id and row."},
+            409: {"description": "Another outcome is stored for that row."},
+        },
+        tags=tags,
+        dependencies=guard,
+        route_class_override=route_class,
+    )
+    app.router.add_api_route(
+        "/feedback/batch",
+        post_feedback_batch,
+        methods=["POST"],
+        summary="Send the confirmed outcomes of many predictions",
+        response_description="Each item's status, in order.",
+        responses={**BODY_ERRORS, **auth},
+        tags=tags,
+        dependencies=guard,
+        route_class_override=route_class,
+    )

@@ -1,0 +1,41 @@
+"""GET /monitoring: how the answers turned out (app/core/monitoring.py)."""
+
+from enum import Enum
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.params import Depends
+from starlette.concurrency import run_in_threadpool
+
+from app.api.responses import AUTH_ERRORS
+from app.core.errors import ApiError
+
+
+async def get_monitoring(request: Request) -> dict[str, Any]:
+    """Over the confirmed cases, cumulative and in the recent window (MONITORING_WINDOW): n per
+    class; sensitivity, specificity, PPV and NPV at the served threshold; ROC AUC; Brier score,
+    ECE, calibration intercept and slope; each class's coverage by the prediction sets; the refer
+    rate. Each figure is {value, lower, upper}, a 95% interval (Wilson for proportions, DeLong
+    for ROC AUC, Wald for the calibration line, a bootstrap for ECE), beside the figure the
+    model was validated with, overall and per caller. `drift`: each score's distribution in the
+    last DRIFT_WINDOW recorded rows against the training rows', with its alarm (null until the
+    window is full). Null where a figure is undefined (no case of a class, say)."""
+    watch = request.app.state.watch
+    if watch is None:
+        raise ApiError(503, ["server"], "Monitoring reads the record, which is off", "record_off")
+    answer: dict[str, Any] = await run_in_threadpool(watch.latest)
+    return answer
+
+
+def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> None:
+    tags: list[str | Enum] = ["outcomes"]
+    app.add_api_route(
+        "/monitoring",
+        get_monitoring,
+        methods=["GET"],
+        summary="How the answers turned out",
+        response_description="Live figures with 95% intervals, the validated ones, and drift.",
+        responses={**AUTH_ERRORS} if api_key_required else {},
+        tags=tags,
+        dependencies=guard,
+    )

@@ -1,0 +1,113 @@
+"""How the answers turn out, read from the record: the figures over confirmed cases, drift of
+the recent inputs, and their Prometheus gauges.
+
+Everything is computed from the store (SQLite or PostgreSQL), never on the prediction path: a
+refresh rebuilds the figures from every confirmed outcome and the drift window from the last
+recorded rows. Every worker and every replica reads the same store, so they agree, and a
+restart loses nothing. `/monitoring` answers the latest refresh, refreshing first when it is
+older than MONITORING_REFRESH_SECONDS or an outcome arrived since.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from app.core.dataplane import ServedModel
+from app.monitoring.drift import DriftDetector
+from app.monitoring.figures import validated_figures
+from app.monitoring.metrics import MonitoringMetrics
+from app.monitoring.state import Case, Monitor
+from app.record.config import RecordConfig
+from app.record.outcomes import confirmed_cases, recent_inputs
+from app.record.store import open_store
+
+logger = logging.getLogger("app.monitoring")
+
+
+@cache
+def gauges() -> MonitoringMetrics:
+    """The monitoring series, registered once per process."""
+    return MonitoringMetrics(REGISTRY)
+
+
+class Watch:
+    """The latest monitoring figures of one process, refreshed from the record's store."""
+
+    def __init__(
+        self,
+        model: ServedModel,
+        config: RecordConfig,
+        callers: Iterable[str],
+        window: int,
+        drift_window: int,
+        refresh_seconds: float,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.callers = tuple(callers)
+        self.window = window
+        self.drift_window = drift_window
+        self.refresh_seconds = refresh_seconds
+        self.validated = validated_figures(model.artifact, model.sets.default_confidence)
+        self._lock = threading.Lock()
+        self._drift: DriftDetector | None = None
+        self._latest: dict[str, Any] | None = None
+        self._stale = True
+
+    def outcome_arrived(self) -> None:
+        self._stale = True
+
+    def latest(self) -> dict[str, Any]:
+        """The latest figures, refreshed first when stale (blocking: call it off the loop)."""
+        with self._lock:
+            latest = self._latest
+            fresh = (
+                latest is not None and time.time() - latest["computed_at"] < self.refresh_seconds
+            )
+            if latest is None or self._stale or not fresh:
+                self._stale = False
+                latest = self._latest = self._refresh()
+            return latest
+
+    def _refresh(self) -> dict[str, Any]:
+        typicality = self.model.typicality
+        with open_store(self.config) as store:
+            cases = [
+                Case(
+                    probability=c.probability,
+                    outcome=int(c.malignant),
+                    set_code=c.set_code,
+                    threshold=c.threshold,
+                    atypical=typicality.is_atypical(list(c.scores)),
+                    caller=c.caller,
+                )
+                for c in confirmed_cases(store)
+            ]
+            rows, probabilities = recent_inputs(store, self.drift_window)
+        snapshot = Monitor.rebuild(cases, self.callers, self.window, self.validated).snapshot()
+        drift = self._drift_report(rows, probabilities)
+        metrics = gauges()
+        metrics.publish(snapshot)
+        metrics.publish_validated(self.validated)
+        if drift is not None:
+            metrics.publish_drift(drift)
+        answer = snapshot.as_dict()
+        answer["computed_at"] = snapshot.computed_at
+        answer["drift"] = None if drift is None else asdict(drift)
+        answer["drift_window"] = {"size": self.drift_window, "rows": len(rows)}
+        return answer
+
+    def _drift_report(self, rows: Any, probabilities: Any) -> Any:
+        if len(rows) < self.drift_window:
+            return None  # not a full window yet
+        if self._drift is None:  # its thresholds take seconds to simulate: once, when needed
+            self._drift = DriftDetector.from_artifact(self.model.artifact, self.drift_window)
+        self._drift.clear()
+        self._drift.add_rows(rows, probabilities)
+        return self._drift.check()

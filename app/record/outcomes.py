@@ -1,0 +1,159 @@
+"""Confirmed outcomes of recorded predictions (POST /feedback), kept beside the record.
+
+An outcome belongs to one scored row: (request_id, row). Storing the same outcome again changes
+nothing; a different one is a conflict unless the caller says it is a correction, which is then
+kept in `outcome_corrections` with what it replaced: nothing is overwritten silently.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import numpy as np
+
+from app.record.store import SqlStore
+
+Outcome = Literal["benign", "malignant"]
+OUTCOMES: Final[tuple[Outcome, ...]] = ("benign", "malignant")
+_F64: Final = np.dtype("<f8")
+
+
+class UnknownPredictionError(LookupError):
+    """No recorded prediction has that request id, or it has no such row."""
+
+
+class OutcomeConflictError(Exception):
+    def __init__(self, stored: str) -> None:
+        super().__init__(stored)
+        self.stored = stored
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    status: Literal["created", "unchanged", "corrected"]
+    outcome: Outcome
+    previous: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedCase:
+    """A recorded prediction and the outcome confirmed for it."""
+
+    request_id: str
+    row: int
+    probability: float
+    set_code: int
+    threshold: float
+    malignant: bool  # the outcome
+    caller: str | None  # who made the prediction
+    scores: tuple[int, ...]
+    answered_ns: int
+
+
+def put_outcome(
+    store: SqlStore,
+    request_id: str,
+    row: int,
+    outcome: Outcome,
+    *,
+    source: str | None,
+    caller: str | None,
+    now_ns: int,
+    correction: bool = False,
+) -> Stored:
+    """Store `outcome` for row `row` of request `request_id` in one transaction."""
+    with store.write() as cur:
+        cur.execute(
+            store.dialect.sql("SELECT n_rows FROM records WHERE request_id = ?"), (request_id,)
+        )
+        sizes = [int(r[0]) for r in cur.fetchall()]
+        if not any(0 <= row < n for n in sizes):
+            raise UnknownPredictionError(request_id)
+        cur.execute(
+            store.dialect.sql(
+                "SELECT outcome FROM outcomes WHERE request_id = ? AND row_index = ?"
+            ),
+            (request_id, row),
+        )
+        found = cur.fetchall()
+        if not found:
+            cur.execute(
+                store.dialect.sql(
+                    "INSERT INTO outcomes (request_id, row_index, outcome, source, caller,"
+                    " recorded_ns) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (request_id, row, outcome, source, caller, now_ns),
+            )
+            return Stored("created", outcome)
+        previous = str(found[0][0])
+        if previous == outcome:
+            return Stored("unchanged", outcome)
+        if not correction:
+            raise OutcomeConflictError(previous)
+        cur.execute(
+            store.dialect.sql(
+                "INSERT INTO outcome_corrections (request_id, row_index, previous, outcome,"
+                " source, caller, recorded_ns) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (request_id, row, previous, outcome, source, caller, now_ns),
+        )
+        cur.execute(
+            store.dialect.sql(
+                "UPDATE outcomes SET outcome = ?, source = ?, caller = ?, recorded_ns = ?"
+                " WHERE request_id = ? AND row_index = ?"
+            ),
+            (outcome, source, caller, now_ns, request_id, row),
+        )
+        return Stored("corrected", outcome, previous)
+
+
+def confirmed_cases(store: SqlStore) -> Iterator[ConfirmedCase]:
+    """Every recorded row with a confirmed outcome, in the order the outcomes arrived."""
+    sql = (
+        "SELECT o.request_id, o.row_index, o.outcome, r.probabilities, r.sets, r.threshold,"
+        " r.caller, r.scores, r.answered_ns, r.n_rows"
+        " FROM outcomes o JOIN records r ON r.request_id = o.request_id"
+        " ORDER BY o.recorded_ns, o.request_id, o.row_index"
+    )
+    with store.transaction() as cur:
+        cur.execute(store.dialect.sql(sql))
+        rows = cur.fetchall()
+    for request_id, row, outcome, probs, sets, threshold, caller, scores, answered, n in rows:
+        row = int(row)
+        if not 0 <= row < int(n):
+            continue  # another record with the same request id holds this row
+        probabilities = np.frombuffer(bytes(probs), dtype=_F64)
+        matrix = np.frombuffer(bytes(scores), dtype=np.uint8).reshape(-1, 9)
+        yield ConfirmedCase(
+            request_id=str(request_id),
+            row=row,
+            probability=float(probabilities[row]),
+            set_code=int(bytes(sets)[row]),
+            threshold=float(threshold),
+            malignant=outcome == "malignant",
+            caller=None if caller is None else str(caller),
+            scores=tuple(int(v) for v in matrix[row]),
+            answered_ns=int(answered),
+        )
+
+
+def recent_inputs(store: SqlStore, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scores and probabilities of the last `rows` recorded rows, oldest first."""
+    sql = "SELECT scores, probabilities FROM records ORDER BY answered_ns DESC"
+    scores: list[np.ndarray] = []
+    probabilities: list[np.ndarray] = []
+    have = 0
+    with store.transaction() as cur:
+        cur.execute(store.dialect.sql(sql))
+        while have < rows:
+            fetched = cur.fetchmany(256)
+            if not fetched:
+                break
+            for s, p in fetched:
+                scores.append(np.frombuffer(bytes(s), dtype=np.uint8).reshape(-1, 9))
+                probabilities.append(np.frombuffer(bytes(p), dtype=_F64))
+                have += len(probabilities[-1])
+    if not scores:
+        return np.empty((0, 9), dtype=np.uint8), np.empty(0)
+    matrix = np.concatenate(scores[::-1])[-rows:]
+    return matrix, np.concatenate(probabilities[::-1])[-rows:]
