@@ -18,6 +18,7 @@ from typing import IO, Any, Final
 from app.record import audit
 from app.record.config import RecordConfig, RecordConfigError
 from app.record.entry import RecordError, epoch_ns
+from app.record.outcomes import OutcomeColumns
 from app.record.store import SqlStore, StoredLink, StoreError, open_store
 from model.features import FEATURE_NAMES
 
@@ -113,8 +114,9 @@ def _export(store: SqlStore, args: argparse.Namespace) -> int:
     def note(link: StoredLink, exc: RecordError) -> None:
         invalid.append(f"writer {link.writer_id} seq {link.seq}: {exc}")
 
-    rows = audit.export_rows(store, since, until, EXTRA_COLUMNS, note)
-    columns = audit.export_columns(EXTRA_COLUMNS)
+    extra = [*EXTRA_COLUMNS, OutcomeColumns(store)]
+    rows = audit.export_rows(store, since, until, extra, note)
+    columns = audit.export_columns(extra)
     if args.format == "parquet":
         count = _write_parquet(Path(args.output), columns, rows)
     else:

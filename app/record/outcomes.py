@@ -7,10 +7,11 @@ kept in `outcome_corrections` with what it replaced: nothing is overwritten sile
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
+from app.record.entry import PredictionRecord
 from app.record.store import SqlStore
 
 Outcome = Literal["benign", "malignant"]
@@ -157,3 +158,20 @@ def recent_inputs(store: SqlStore, rows: int) -> tuple[np.ndarray, np.ndarray]:
         return np.empty((0, 9), dtype=np.uint8), np.empty(0)
     matrix = np.concatenate(scores[::-1])[-rows:]
     return matrix, np.concatenate(probabilities[::-1])[-rows:]
+
+
+class OutcomeColumns:
+    """The outcome columns of `python -m app audit export`: the confirmed outcome of each row,
+    where it came from and when it was stored (empty for rows with none). The outcomes are read
+    once, at the start: there is one per confirmed row, far fewer than rows in a record."""
+
+    names: tuple[str, ...] = ("outcome", "outcome_source", "outcome_at_ns")
+
+    def __init__(self, store: SqlStore) -> None:
+        rows = store.execute(
+            "SELECT request_id, row_index, outcome, source, recorded_ns FROM outcomes"
+        )
+        self._by_row = {(str(r[0]), int(r[1])): (r[2], r[3], int(r[4])) for r in rows}
+
+    def values(self, record: PredictionRecord, row: int) -> tuple[Any, ...]:
+        return self._by_row.get((record.request_id, row), (None, None, None))

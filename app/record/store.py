@@ -400,8 +400,12 @@ def open_store(config: RecordConfig) -> SqlStore:
 def _connect_sqlite(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the
-    # database file's permissions.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # database file's permissions. Only when it does not exist: closing any descriptor of a
+    # database file drops every POSIX lock this process holds on it, those of its other SQLite
+    # connections included (SQLite's own documentation warns of this), which let another
+    # process reset the WAL index under them ("disk I/O error").
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=True)
     try:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
