@@ -157,6 +157,9 @@ class Recorder:
         try:
             await asyncio.wait_for(future, self._timeout)
         except TimeoutError:
+            # the writer is stuck (a store that stopped answering): not ready until it commits
+            self._health = (False, "timeout")
+            metrics.AVAILABLE.set(0)
             metrics.count_failure("timeout")
             raise RecordUnavailable("timeout") from None
 
