@@ -26,7 +26,8 @@ def set_code(names: Sequence[str]) -> int:
 
 
 class Answers:
-    def __init__(self, seed: int = 23) -> None:
+    def __init__(self, seed: int = 23, prefix: str = "req") -> None:
+        self.prefix = prefix
         self.model = ServedModel.load(DEFAULT_ARTIFACT_PATH)
         self.version = self.model.artifact.content_sha256
         self.rng = np.random.default_rng(seed)
@@ -92,7 +93,7 @@ class Answers:
         self.count += 1
         answered = answered_ns if answered_ns is not None else time.time_ns()
         fields: dict[str, Any] = {
-            "request_id": f"req-{self.count}",
+            "request_id": f"{self.prefix}-{self.count}",
             "received": answered - 1_000_000,
             "answered": answered,
             "route": "/predict" if scorer == "single" else "/predict/batch",

@@ -147,13 +147,41 @@ def _open_text(output: str) -> IO[str]:
 
 
 def _write_jsonl(out: IO[str], columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+    """One JSON object per line. The rows of a record share most of their values (the same
+    objects): each column's last encoding is kept and reused while its value is the same
+    object, so a row costs the encoding of the values that change."""
+    keys = [json.dumps(name) + ":" for name in columns]
+    last: list[tuple[Any, str]] = [(_UNSET, "")] * len(columns)
     count = 0
-    encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
     for row in rows:
-        out.write(encode(dict(zip(columns, row, strict=True))))
-        out.write("\n")
+        parts = []
+        for i, value in enumerate(row):
+            seen, text = last[i]
+            if value is not seen:
+                text = keys[i] + _json_value(value)
+                last[i] = (value, text)
+            parts.append(text)
+        out.write("{" + ",".join(parts) + "}\n")
         count += 1
     return count
+
+
+_UNSET: Final = object()
+_encode_str: Final = json.JSONEncoder(ensure_ascii=True).encode
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("a non-finite float cannot be exported")
+        return float.__repr__(value)  # what json writes: the shortest exact text
+    return _encode_str(value)
 
 
 def _write_csv(out: IO[str], columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:

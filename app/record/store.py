@@ -422,8 +422,18 @@ def _connect_sqlite(path: Path) -> sqlite3.Connection:
 def _connect_postgres(url: str) -> Any:
     import psycopg  # the postgres extra: imported only when DATABASE_URL names a server
 
+    # A server that stops answering (a dead host, a partition) would hold the writer forever:
+    # TCP keepalives and a bound on unacknowledged sends turn that into an error in seconds.
     conn = psycopg.connect(
-        url, autocommit=True, connect_timeout=5, application_name="malignancy-predictor-record"
+        url,
+        autocommit=True,
+        connect_timeout=5,
+        application_name="malignancy-predictor-record",
+        keepalives=1,
+        keepalives_idle=5,
+        keepalives_interval=2,
+        keepalives_count=3,
+        tcp_user_timeout=10_000,
     )
     try:
         settings = {

@@ -44,6 +44,7 @@ logger = logging.getLogger("app.record")
 
 DEFAULT_MAX_QUEUE: Final = 10_000
 DEFAULT_MAX_GROUP: Final = 1_024
+MAX_GROUP_ROWS: Final = 100_000  # keeps one transaction of big batches to a few MB
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_RETRY_SECONDS: Final = 1.0
 
@@ -156,6 +157,9 @@ class Recorder:
         try:
             await asyncio.wait_for(future, self._timeout)
         except TimeoutError:
+            # the writer is stuck (a store that stopped answering): not ready until it commits
+            self._health = (False, "timeout")
+            metrics.AVAILABLE.set(0)
             metrics.count_failure("timeout")
             raise RecordUnavailable("timeout") from None
 
@@ -173,18 +177,25 @@ class Recorder:
             group, stopping = self._drain(first)
             if group:
                 self._attempt(group)
-        if self._store is not None:
-            self._store.close()
+        self._drop()
+        late = []  # queued after the stop by a commit that raced close(): refused, not lost
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._queue.get_nowait()
+                if item is not _STOP:
+                    late.append(item)
+        _resolve(late, RecordUnavailable("closed"))  # type: ignore[arg-type]
 
     def _drain(self, first: object) -> tuple[list[_Waiter], bool]:
         group: list[_Waiter] = []
-        item, stopping = first, False
+        item, stopping, rows = first, False, 0
         while True:
             if item is _STOP:
                 stopping = True  # commit what is queued before it, then stop
             else:
                 group.append(item)  # type: ignore[arg-type]
-            if len(group) >= self._max_group:
+                rows += group[-1][0].n_rows
+            if len(group) >= self._max_group or rows >= MAX_GROUP_ROWS:
                 break
             try:
                 item = self._queue.get_nowait()

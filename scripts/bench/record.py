@@ -1,14 +1,15 @@
 """What a durable record costs per request: the Recorder's group commit on SQLite and PostgreSQL.
 
-    python -m scripts.bench.record [--committers 1,8,64] [--seconds 5] [--database-url URL]
+    python -m scripts.bench.record [--committers 1,8,64] [--rows 1] [--seconds 5]
+                                   [--database-url URL]
 
-N asyncio tasks on one event loop (as the requests of one worker) each commit single-row
-records back to back for the given time, through the real Recorder, to SQLite in a temporary
-folder on the repository's disk (WAL, synchronous=FULL: each commit fsyncs) and to PostgreSQL:
-the server DATABASE_URL names, or else a throwaway local cluster (Debian's postgresql,
-tests/postgres.py) on loopback, fsync on. Prints per backend and N: records committed per
-second, transactions per second, the mean and largest group, and the commit latency each
-caller saw (from `commit` called to returned): p50, p99, max.
+N asyncio tasks on one event loop (as the requests of one worker) each commit records of
+`--rows` rows (1 as /predict, 10000 as a big V2 batch) back to back for the given time, through
+the real Recorder, to SQLite in a temporary folder on the repository's disk (WAL,
+synchronous=FULL: each commit syncs the WAL) and to PostgreSQL: the server DATABASE_URL names,
+or else a throwaway local cluster (Debian's postgresql, tests/postgres.py) on loopback, fsync on.
+Prints per backend and N: records committed per second, transactions per second, the mean group
+size, and the commit latency each caller saw (from `commit` called to returned): p50, p99, max.
 """
 
 import asyncio
@@ -41,12 +42,14 @@ async def _committer(recorder: Recorder, make: Callable[[], object], until: floa
     return latencies
 
 
-def measure(config: RecordConfig, committers: int, seconds: float, answers: Answers) -> str:
+def measure(
+    config: RecordConfig, committers: int, seconds: float, answers: Answers, rows: int
+) -> str:
     recorder = Recorder(lambda: open_store(config))
     ok, reason = recorder.start()
     if not ok:
         raise SystemExit(f"record store unavailable: {reason}")
-    pool = [answers.single() for _ in range(256)]  # records made before the clock starts
+    pool = [answers.batch(rows) for _ in range(256 if rows < 100 else 8)]  # made beforehand
     count = iter(range(10**9))
 
     def make() -> object:
@@ -73,6 +76,7 @@ def measure(config: RecordConfig, committers: int, seconds: float, answers: Answ
 def main() -> None:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--committers", default=",".join(map(str, DEFAULT_COMMITTERS)))
+    parser.add_argument("--rows", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
@@ -86,14 +90,15 @@ def main() -> None:
         server = PostgresServer()
         server.start()
         url = server.database("record_bench")
+    print(f"records of {args.rows} row(s)")
     print("backend    conc  records/s  commits/s  group  p50 ms   p99 ms   max ms")
     try:
         with tempfile.TemporaryDirectory(dir=REPO_ROOT, prefix=".bench-record-") as folder:
             for n in counts:
                 sqlite = RecordConfig(record_dir=Path(folder) / f"c{n}")
-                print(measure(sqlite, n, args.seconds, answers), flush=True)
+                print(measure(sqlite, n, args.seconds, answers, args.rows), flush=True)
                 postgres = RecordConfig(database_url=url)
-                print(measure(postgres, n, args.seconds, answers), flush=True)
+                print(measure(postgres, n, args.seconds, answers, args.rows), flush=True)
     finally:
         if server is not None:
             server.remove()

@@ -5,6 +5,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import psutil
 import pytest
 
 from app.record import metrics
@@ -240,3 +241,29 @@ def test_postgres_read_only_fails_closed_and_resumes(
     with open_store(config) as store:
         assert verify(store) == []
         assert sum(1 for _ in store.links()) == 1
+
+
+def test_a_stalled_database_times_out_and_resumes(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=pg_server.database("record_stall"))
+    recorder = recorder_for(config, timeout=1.0, retry_seconds=60.0)
+    recorder.start()
+    server = psutil.Process(pg_server.pid())
+    stalled = [server, *server.children(recursive=True)]
+    try:
+        for process in stalled:  # the server stops answering, its connections stay open
+            process.suspend()
+        try:
+            assert commit_one(recorder, answers.single()) == "timeout"
+            assert recorder.health() == (False, "timeout")
+        finally:
+            for process in stalled:
+                process.resume()
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []  # the timed-out record may be there too: never the reverse
+        assert sum(1 for _ in store.links()) in (1, 2)
