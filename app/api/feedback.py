@@ -8,6 +8,7 @@ status, so one bad item does not hide the others.
 """
 
 import time
+from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Final, Literal
 
@@ -18,9 +19,16 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.bodies import StrictJSONRoute
 from app.api.deps import check_api_key
-from app.api.responses import AUTH_ERRORS, BODY_ERRORS
+from app.api.responses import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    error_doc,
+    error_example,
+    invalid_body_example,
+)
 from app.core.errors import ApiError
 from app.core.request_id import MAX_LENGTH as REQUEST_ID_MAX
+from app.openapi.document import Example, ExampleContext, response_examples
 from app.record.outcomes import (
     Outcome,
     OutcomeConflictError,
@@ -83,6 +91,61 @@ class FeedbackBatchAnswer(BaseModel):
     results: list[FeedbackItem]
 
 
+# The request the examples name: tests/system/api/test_openapi.py records a prediction under this
+# id and confirms it benign before it compares the examples with a live server's answers.
+EXAMPLE_REQUEST_ID: Final = "example-request-id"
+UNKNOWN_REQUEST_ID: Final = "no-such-request-id"
+
+
+def _answers(context: ExampleContext) -> Mapping[str, Example]:
+    answer = FeedbackAnswer(
+        request_id=EXAMPLE_REQUEST_ID, row=0, outcome="benign", status="unchanged"
+    )
+    return {"sent_again": Example("The outcome already stored, sent again", answer)}
+
+
+def _batch_answers(context: ExampleContext) -> Mapping[str, Example]:
+    answer = FeedbackBatchAnswer(
+        results=[
+            FeedbackItem(request_id=EXAMPLE_REQUEST_ID, row=0, status="conflict", outcome="benign"),
+            FeedbackItem(request_id=UNKNOWN_REQUEST_ID, row=0, status="not_found", outcome=None),
+        ]
+    )
+    return {"conflict_and_unknown": Example("A conflict and an unknown request", answer)}
+
+
+def _unknown(context: ExampleContext) -> Mapping[str, Example]:
+    item = FeedbackRequest(request_id=UNKNOWN_REQUEST_ID, outcome="benign")
+    return {
+        "unknown_prediction": error_example("No such recorded prediction", _not_found(item).item())
+    }
+
+
+def _conflict(context: ExampleContext) -> Mapping[str, Example]:
+    return {
+        "conflict": error_example("Another outcome is stored", _conflict_error("benign").item())
+    }
+
+
+def _invalid(context: ExampleContext) -> Mapping[str, Example]:
+    body = {"request_id": EXAMPLE_REQUEST_ID, "outcome": "cancer"}
+    return {"unknown_outcome": invalid_body_example("Not an outcome", FeedbackRequest, body)}
+
+
+def _invalid_batch(context: ExampleContext) -> Mapping[str, Example]:
+    body = {"outcomes": [{"request_id": EXAMPLE_REQUEST_ID, "outcome": "cancer"}]}
+    return {"unknown_outcome": invalid_body_example("Not an outcome", FeedbackBatchRequest, body)}
+
+
+def _conflict_error(stored: str) -> ApiError:
+    return ApiError(
+        409,
+        ["body", "outcome"],
+        f"Outcome {stored} is stored for this row; send correction: true to replace it",
+        "outcome_conflict",
+    )
+
+
 def _store(request: Request, item: FeedbackRequest) -> Stored:
     watch = request.app.state.watch
     if watch is None:
@@ -113,6 +176,7 @@ def _not_found(item: FeedbackRequest) -> ApiError:
     )
 
 
+@response_examples({200: _answers, 404: _unknown, 409: _conflict, 422: _invalid})
 async def post_feedback(
     body: Annotated[FeedbackRequest, Body()], request: Request
 ) -> FeedbackAnswer:
@@ -122,12 +186,7 @@ async def post_feedback(
     except UnknownPredictionError:
         raise _not_found(body) from None
     except OutcomeConflictError as exc:
-        raise ApiError(
-            409,
-            ["body", "outcome"],
-            f"Outcome {exc.stored} is stored for this row; send correction: true to replace it",
-            "outcome_conflict",
-        ) from None
+        raise _conflict_error(exc.stored) from None
     return FeedbackAnswer(
         request_id=body.request_id,
         row=body.row,
@@ -137,6 +196,7 @@ async def post_feedback(
     )
 
 
+@response_examples({200: _batch_answers, 422: _invalid_batch})
 async def post_feedback_batch(
     body: Annotated[FeedbackBatchRequest, Body()], request: Request
 ) -> FeedbackBatchAnswer:
@@ -183,8 +243,8 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
         responses={
             **BODY_ERRORS,
             **auth,
-            404: {"description": "No recorded prediction has that request id and row."},
-            409: {"description": "Another outcome is stored for that row."},
+            404: error_doc("No recorded prediction has that request id and row."),
+            409: error_doc("Another outcome is stored for that row."),
         },
         tags=tags,
         dependencies=guard,

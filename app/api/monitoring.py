@@ -1,5 +1,6 @@
 """GET /monitoring: how the answers turned out (app/core/monitoring.py)."""
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -9,8 +10,17 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.responses import AUTH_ERRORS
 from app.core.errors import ApiError
+from app.core.monitoring import empty_answer
+from app.openapi.document import Example, ExampleContext, response_examples
 
 
+def _answers(context: ExampleContext) -> Mapping[str, Example]:
+    """The shape of an answer before any outcome: every figure undefined, the validated ones
+    from the served model. tests/system/monitoring/test_live.py compares it with a live one."""
+    return {"no_outcomes_yet": Example("No outcome sent yet", empty_answer(context.model))}
+
+
+@response_examples({200: _answers})
 async def get_monitoring(request: Request) -> dict[str, Any]:
     """Over the confirmed cases, cumulative and in the recent window (MONITORING_WINDOW): n per
     class; sensitivity, specificity, PPV and NPV at the served threshold; ROC AUC; Brier score,

@@ -36,6 +36,17 @@ def gauges() -> MonitoringMetrics:
     return MonitoringMetrics(REGISTRY)
 
 
+def empty_answer(model: ServedModel) -> dict[str, Any]:
+    """/monitoring's answer with no confirmed case and no drift window yet."""
+    validated = validated_figures(model.artifact, model.sets.default_confidence)
+    snapshot = Monitor.rebuild([], (), 200, validated).snapshot()
+    answer = snapshot.as_dict()
+    answer["computed_at"] = answer["compute_seconds"] = 0.0
+    answer["drift"] = None
+    answer["drift_window"] = {"size": 500, "rows": 0}
+    return answer
+
+
 class Watch:
     """The latest monitoring figures of one process, refreshed from the record's store."""
 

@@ -29,6 +29,7 @@ from sklearn.metrics import (
 
 from app.core.config import Settings
 from app.main import create_app
+from app.monitoring.typicality import Typicality
 from app.openapi.examples import (
     BENIGN,
     BENIGN_SAMPLE_ID,
@@ -92,6 +93,8 @@ def test_every_row_is_predicted_as_the_model_package_predicts_it(
     assert len(dataset.X) == 683
     t = artifact.default_threshold
     conformal = artifact.conformal.classifier()
+    typicality = Typicality.from_artifact(artifact)
+    refer = 0
     for row, x in zip(rows(dataset), dataset.X, strict=True):
         response = client.post("/predict", json=row)
         assert response.status_code == 200, response.text
@@ -101,14 +104,23 @@ def test_every_row_is_predicted_as_the_model_package_predicts_it(
         # BLAS: the same formula, summed in another order.
         assert answer["probability"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
         members = conformal.predict_set([expected], DEFAULT_CONFIDENCE)[0]
+        prediction_set = [name for name, m in zip(CLASS_NAMES, members, strict=True) if m]
+        atypical = typicality.is_atypical([int(v) for v in x])
+        reasons = {0: ["no_class"], 2: ["both_classes"]}.get(len(prediction_set), [])
+        reasons += ["atypical_input"] if atypical else []
         assert answer == {
             "probability": answer["probability"],
             "class": "malignant" if expected > t else "benign",
-            "prediction_set": [name for name, m in zip(CLASS_NAMES, members, strict=True) if m],
+            "prediction_set": prediction_set,
+            "decision": "refer" if reasons else prediction_set[0],
+            "reasons": reasons,
+            "atypical": atypical,
             "threshold": t,
             "confidence": DEFAULT_CONFIDENCE,
             "model_version": artifact.model_version,
         }
+        refer += bool(reasons)
+    assert 0 < refer < len(dataset.X) // 10  # some cases are referred, most are not
 
 
 def test_batch_equals_the_model_and_the_single_endpoint_row_by_row(

@@ -14,6 +14,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
+from app.api.feedback import EXAMPLE_REQUEST_ID, UNKNOWN_REQUEST_ID
 from app.core.config import Settings
 from app.main import create_app
 from app.openapi.examples import BENIGN, MALIGNANT
@@ -35,6 +36,9 @@ OPERATION_IDS: Final = {
     ("get", "/model"): "get_model_card",
     ("get", "/health/live"): "get_liveness",
     ("get", "/health/ready"): "get_readiness",
+    ("post", "/feedback"): "post_feedback",
+    ("post", "/feedback/batch"): "post_feedback_batch",
+    ("get", "/monitoring"): "get_monitoring",
 }
 FASTAPI_DEFAULT_DESCRIPTIONS: Final = {"", "Successful Response", "Validation Error"}
 
@@ -155,6 +159,26 @@ V2_REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     **_v2_infer_requests("infer", V2_INFER),
     **_v2_infer_requests("infer_version", V2_VERSION + "/infer"),
 }
+SEEN: Final = {"request_id": EXAMPLE_REQUEST_ID, "outcome": "benign"}  # stored by `servers`
+UNSEEN: Final = {"request_id": UNKNOWN_REQUEST_ID, "outcome": "benign"}
+FEEDBACK_REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
+    ("post_feedback", 200, "sent_again"): _post("/feedback", json=SEEN),
+    ("post_feedback", 404, "unknown_prediction"): _post("/feedback", json=UNSEEN),
+    ("post_feedback", 409, "conflict"): _post("/feedback", json={**SEEN, "outcome": "malignant"}),
+    ("post_feedback", 422, "unknown_outcome"): _post(
+        "/feedback", json={**SEEN, "outcome": "cancer"}
+    ),
+    ("post_feedback", 413, "too_large"): _oversize("/feedback"),
+    ("post_feedback", 415, "text_plain"): _post("/feedback", **TEXT_PLAIN),
+    ("post_feedback_batch", 200, "conflict_and_unknown"): _post(
+        "/feedback/batch", json={"outcomes": [{**SEEN, "outcome": "malignant"}, UNSEEN]}
+    ),
+    ("post_feedback_batch", 422, "unknown_outcome"): _post(
+        "/feedback/batch", json={"outcomes": [{**SEEN, "outcome": "cancer"}]}
+    ),
+    ("post_feedback_batch", 413, "too_large"): _oversize("/feedback/batch"),
+    ("post_feedback_batch", 415, "text_plain"): _post("/feedback/batch", **TEXT_PLAIN),
+}
 REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     **V2_REQUESTS,
     **{
@@ -193,10 +217,12 @@ REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     ("get_model_card", 200, "served_model"): _get("/model"),
     ("get_liveness", 200, "live"): _get("/health/live"),
     ("get_readiness", 200, "ready"): _get("/health/ready"),
+    **FEEDBACK_REQUESTS,
 }
 # Examples no single request can produce; each is compared with a real answer elsewhere.
 CHECKED_ELSEWHERE: Final = {
     ("get_readiness", 503, "draining"): "tests/system/api/test_probes.py (a real SIGTERM drain)",
+    ("get_monitoring", 200, "no_outcomes_yet"): "tests/system/monitoring/test_live.py (its shape)",
 }
 # With a key configured: the protected operations' 401 examples, each sent as the operation's
 # first success example, with these headers instead of the right key.
@@ -208,12 +234,18 @@ SUCCESS_EXAMPLE: Final = {
     "get_metrics": "default_threshold",
     "infer": "scores_tensor",
     "infer_version": "scores_tensor",
+    "post_feedback": "sent_again",
+    "post_feedback_batch": "conflict_and_unknown",
 }
 KEY_REQUESTS: Final = {
-    (operation_id, 401, name): REQUESTS[(operation_id, 200, success)]
-    for operation_id, success in SUCCESS_EXAMPLE.items()
-    for name in KEY_ERRORS
+    **{
+        (operation_id, 401, name): REQUESTS[(operation_id, 200, success)]
+        for operation_id, success in SUCCESS_EXAMPLE.items()
+        for name in KEY_ERRORS
+    },
+    **{("get_monitoring", 401, name): _get("/monitoring") for name in KEY_ERRORS},
 }
+GUARDED: Final = {*SUCCESS_EXAMPLE, "get_monitoring"}
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +259,17 @@ def other_artifact(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -
 def servers(other_artifact: Path) -> Iterator[dict[str, LiveServer]]:
     keyed_env = {"API_KEY": API_KEY, "MODEL_PATH": str(other_artifact), **KEYED_LIMITS}
     with start_server() as plain, start_server(keyed_env) as keyed:
+        for server, headers in ((plain, {}), (keyed, {"X-API-Key": API_KEY})):
+            seed_the_example_outcome(server, headers)
         yield {"plain": plain, "keyed": keyed}
+
+
+def seed_the_example_outcome(server: LiveServer, headers: dict[str, str]) -> None:
+    """A recorded prediction under the feedback examples' request id, confirmed benign."""
+    with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+        ids = {"X-Request-ID": EXAMPLE_REQUEST_ID}
+        assert client.post("/predict", json=BENIGN, headers=ids).status_code == 200
+        assert client.post("/feedback", json=SEEN).status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +354,7 @@ def test_examples_follow_the_served_artifact(specs: dict[str, Spec], other_artif
 def test_key_errors_are_documented_only_with_a_key(specs: dict[str, Spec]) -> None:
     for server, spec in specs.items():
         with_401 = {op["operationId"] for _, _, op in operations(spec) if "401" in op["responses"]}
-        assert with_401 == (set(SUCCESS_EXAMPLE) if server == "keyed" else set()), server
+        assert with_401 == (GUARDED if server == "keyed" else set()), server
 
 
 @pytest.mark.parametrize("server", ["plain", "keyed"])

@@ -4,8 +4,8 @@ record, survive a restart, and drift is flagged for shifted inputs but not for u
 
 import io
 import subprocess
-import time
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +208,28 @@ def test_drift_is_flagged_for_shifted_inputs_only(
     shifted[:, column] = np.minimum(shifted[:, column] + 2, 10)
     alarms = drift_alarms(client, shifted)
     assert alarms["bare_nuclei"]
+
+
+def shape(value: Any) -> Any:
+    """The keys of every object, recursively; lists by their first item."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return None
+
+
+def test_the_documented_answer_has_the_live_answers_shape(
+    live: LiveServer, client: httpx.Client, confirmed: dict[str, Any]
+) -> None:
+    spec = httpx.get(f"{live.url}/openapi.json").json()
+    content = spec["paths"]["/monitoring"]["get"]["responses"]["200"]["content"]
+    example = content["application/json"]["examples"]["no_outcomes_yet"]["value"]
+    assert example["overall"]["cumulative"]["n"] == 0
+    assert example["validated"] == confirmed["validated"]
+    documented, served = shape(example), shape(confirmed)
+    for answer in (documented, served):
+        answer.pop("drift")  # null until a full window
+        answer.pop("callers")  # one entry per caller with confirmed cases
+    assert documented == served
+    assert shape(confirmed["callers"]["lab"]) == shape(example["overall"])

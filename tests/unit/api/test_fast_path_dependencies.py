@@ -1,7 +1,6 @@
 """The one-step route runs a route's dependencies on every path, or refuses to be built."""
 
 import asyncio
-from types import SimpleNamespace
 from typing import Annotated
 
 import httpx
@@ -86,7 +85,7 @@ def test_a_failing_dependency_stops_the_direct_call(keyed: bool) -> None:
             Depends(teapot),
             route_class=OneStepJSONBodyRoute.checked_by(check_api_key),
         )
-        app.state.settings = SimpleNamespace(api_key=None)
+        app.state.callers = {}
     else:
         app = _app(Depends(teapot))
     assert _post(app, VALID).status_code == 418
