@@ -4,8 +4,8 @@ MODEL_PATH      model/weights.json   the artifact to serve
 MAX_BATCH_SIZE  1000                 most instances in one /predict/batch request
 MAX_BODY_BYTES  1048576 (1 MiB)      largest request body; a bigger one gets 413
 LOG_LEVEL       info                 critical, error, warning, info or debug
-API_KEY         unset                when set, /predict, /predict/batch, /explain and /metrics
-                                     need it in the X-API-Key header
+API_KEY         unset                when set, /predict, /predict/batch, /explain, /metrics and
+                                     the V2 infer routes need it in the X-API-Key header
 HOST            127.0.0.1            address `python -m app` binds
 PORT            8000                 port `python -m app` binds
 WORKERS         1                    uvicorn worker processes of `python -m app`
@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field(default="info", description="Log level of the service's logs.")
     api_key: SecretStr | None = Field(
         default=None,
-        description="When set, /predict, /predict/batch, /explain and /metrics require header "
-        "X-API-Key.",
+        description="When set, /predict, /predict/batch, /explain, /metrics and the V2 infer "
+        "routes require header X-API-Key.",
     )
     host: str = Field(default="127.0.0.1", min_length=1, description="Bind address.")
     port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="Bind port.")
