@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve test lint train evaluate bench container-check kube-check lock clean
+.PHONY: serve test lint docs train evaluate bench container-check kube-check lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -44,6 +44,10 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## docs: build the documentation site into site/ (mkdocs --strict, offline: no CDN or web fonts)
+docs: $(VENV)/.dev
+	$(BIN)/python -m mkdocs build --strict --site-dir site
+
 ## train: retrain with the served defaults and rewrite model/weights.json and docs/plots/
 train: $(VENV)/.train
 	$(BIN)/python scripts/train.py $(ARGS)
@@ -73,4 +77,4 @@ lock: $(VENV)/.dev
 		--no-emit-index-url --no-emit-find-links -o requirements/kserve-client.txt requirements/kserve-client.in
 
 clean:
-	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts
+	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts site
