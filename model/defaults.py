@@ -1,6 +1,6 @@
 """The configuration the committed artifact is trained with, chosen by cross-validation.
 
-See the README's "How the served defaults were chosen" and `scripts/evaluate.py`.
+See docs/model-card.md, "How the served settings were chosen", and `scripts/evaluate.py`.
 """
 
 from dataclasses import dataclass
