@@ -46,7 +46,7 @@ lint: $(VENV)/.dev
 
 ## docs: build the documentation site into site/ (mkdocs --strict, offline: no CDN or web fonts)
 docs: $(VENV)/.dev
-	$(BIN)/python -m mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 ## train: retrain with the served defaults and rewrite model/weights.json and docs/plots/
 train: $(VENV)/.train

@@ -1,11 +1,11 @@
 """The request/answer examples of README.md and docs/*.md, read by one convention.
 
-A curl example is a ```console block: `$ curl ...` (continued by lines ending in a backslash),
-then the answer exactly as the server writes it. A Python example is a ```python block followed
-at once by a ```text block titled "output": what it prints. A block's title (`title="..."`)
-says how its answer is checked: one containing "1e-15" compares numbers to within 1e-15 (the
-NumPy and BLAS paths), one containing "shortened" checks only the fields shown; otherwise the
-answer must be byte for byte what the server sends.
+A curl example is a ```console block: `$ ` and a command that runs curl (continued by lines
+ending in a backslash), then the answer exactly as the server writes it. A Python example is a
+```python block followed at once by a ```text block titled "output": what it prints. A block's
+title (`title="..."`) says how its answer is checked: one containing "1e-15" compares numbers to
+within 1e-15 (the NumPy and BLAS paths), one containing "shortened" checks only the fields
+shown; otherwise the answer must be byte for byte what the server sends.
 """
 
 import itertools
@@ -58,11 +58,11 @@ class CurlExample:
         return found.group(1)
 
     def body(self) -> Any:
-        """The JSON the command sends with -d, or None."""
-        words = shlex.split(self.command.replace("\\\n", " "))
-        for flag, value in itertools.pairwise(words):
-            if flag in ("-d", "--data"):
-                return json.loads(value)
+        """The JSON object the command sends (with -d, or as a binary request's JSON header),
+        or None."""
+        for word in shlex.split(self.command.replace("\\\n", " ")):
+            if word.startswith("{"):
+                return json.loads(word)
         return None
 
 
@@ -93,12 +93,14 @@ def blocks(path: Path) -> list[Block]:
 
 def curl_example(block: Block) -> CurlExample:
     lines = block.text.rstrip("\n").split("\n")
-    if not lines[0].startswith("$ curl "):
-        raise ValueError(f"{block.source}: a console block must start with `$ curl `")
+    if not lines[0].startswith("$ "):
+        raise ValueError(f"{block.source}: a console block must start with `$ `")
     end = 0
     while lines[end].endswith("\\"):
         end += 1
     command = "\n".join([lines[0].removeprefix("$ "), *lines[1 : end + 1]])
+    if "curl " not in command:
+        raise ValueError(f"{block.source}: the example's command must run curl")
     shown = "\n".join(lines[end + 1 :])
     if not shown:
         raise ValueError(f"{block.source}: the example shows no answer")

@@ -52,8 +52,12 @@ def test_a_console_block_splits_into_command_and_answer() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["curl -s http://127.0.0.1:8000/health\n{}\n", "$ curl -s http://127.0.0.1:8000/health\n"],
-    ids=["no prompt", "no answer"],
+    [
+        "curl -s http://127.0.0.1:8000/health\n{}\n",
+        "$ curl -s http://127.0.0.1:8000/health\n",
+        "$ wget -qO- http://127.0.0.1:8000/health\n{}\n",
+    ],
+    ids=["no prompt", "no answer", "no curl"],
 )
 def test_a_malformed_console_block_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"docs/x\.md:1"):
@@ -74,3 +78,15 @@ def test_a_malformed_console_block_is_refused(text: str) -> None:
 def test_which_examples_go_through_blas(path: str, body: str, expected: bool) -> None:
     example = curl_example(block(f"$ curl -s http://127.0.0.1:8000{path} -d '{body}'\n{{}}\n"))
     assert needs_tolerance(example) is expected
+
+
+def test_a_binary_requests_rows_come_from_its_json_header() -> None:
+    header = '{"inputs":[{"name":"scores","shape":[2,9],"datatype":"UINT8"}]}'
+    example = curl_example(
+        block(
+            f"$ printf '%s\\x05' '{header}' \\\n"
+            "  | curl -s http://127.0.0.1:8000/v2/models/m/infer --data-binary @-\n{}\n"
+        )
+    )
+    assert example.body() == {"inputs": [{"name": "scores", "shape": [2, 9], "datatype": "UINT8"}]}
+    assert needs_tolerance(example)
