@@ -3,7 +3,7 @@
 #   docker build -t malignancy-predictor .
 #   docker run --rm -p 8000:8000 malignancy-predictor
 #
-# Settings are environment variables (see README, "Configuration"): HOST, PORT, WORKERS,
+# Settings are environment variables (see docs/configuration.md): HOST, PORT, WORKERS,
 # MODEL_PATH, LOG_LEVEL, MAX_BATCH_SIZE, MAX_BODY_BYTES, API_KEY.
 # CI builds this file with buildah on a locally made Debian bookworm base instead of
 # python:3.11-slim (scripts/container_check.sh), so keep every step valid on both.

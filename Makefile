@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve check test lint unit system train evaluate bench container-check kube-check lock clean
+.PHONY: serve check test lint unit system docs train evaluate bench container-check kube-check lock clean
 # Coverage floor of `make test` (branch coverage of app/ and model/, both tiers together).
 COVERAGE_FLOOR ?= 85
 
@@ -57,6 +57,10 @@ unit: $(VENV)/.dev
 system: $(VENV)/.dev
 	$(BIN)/python -m pytest -n 2 tests/system
 
+## docs: build the documentation site into site/ (mkdocs --strict, offline: no CDN or web fonts)
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+
 ## train: retrain with the served defaults and rewrite model/weights.json and docs/plots/
 train: $(VENV)/.train
 	$(BIN)/python scripts/train.py $(ARGS)
@@ -86,4 +90,4 @@ lock: $(VENV)/.dev
 		--no-emit-index-url --no-emit-find-links -o requirements/kserve-client.txt requirements/kserve-client.in
 
 clean:
-	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts .coverage* coverage.xml
+	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts .coverage* coverage.xml site

@@ -5,8 +5,8 @@ Conformal calibration is cross-conformal on the training rows: the training rows
 own scaler) is trained on the other folds and scores the held-out fold. Those out-of-fold
 probabilities of every training row, one per row from a network that never saw it, are the
 calibration scores of the network trained on all of them. The served network and the validation
-rows are the same as without calibration; the README's "How sure is an answer" compares this
-with a three-way split.
+rows are the same as without calibration; docs/answers.md ("Where the calibration scores come
+from") compares this with a three-way split.
 """
 
 from collections.abc import Callable

@@ -24,7 +24,7 @@ a RandomForest on the raw scores, which trees do not need scaled). The parts:
 - scaling: Platt and temperature scaling of the network fitted on those calibration rows.
 - regularize: weight decay and early stopping chosen by an inner CV in each outer training fold.
 
-Results are one tidy pandas frame per run (--csv) and the Markdown tables the README shows.
+Results are one tidy pandas frame per run (--csv) and the Markdown tables docs/model-card.md shows.
 scikit-learn, SciPy and pandas are dev/eval extras, never imported by the service.
 """
 

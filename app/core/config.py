@@ -4,8 +4,8 @@ MODEL_PATH      model/weights.json   the artifact to serve
 MAX_BATCH_SIZE  1000                 most instances in one /predict/batch request
 MAX_BODY_BYTES  1048576 (1 MiB)      largest request body; a bigger one gets 413
 LOG_LEVEL       info                 critical, error, warning, info or debug
-API_KEY         unset                when set, /predict, /predict/batch, /explain and /metrics
-                                     need it in the X-API-Key header
+API_KEY         unset                when set, /predict, /predict/batch, /explain, /metrics and
+                                     the V2 infer routes need it in the X-API-Key header
 HOST            127.0.0.1            address `python -m app` binds
 PORT            8000                 port `python -m app` binds
 WORKERS         1                    uvicorn worker processes of `python -m app`
