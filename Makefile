@@ -10,7 +10,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve test lint train evaluate bench container-check kube-check lock clean
+.PHONY: help serve test lint train promote evaluate bench container-check kube-check lock clean
+
+# `make` alone only lists the targets below: the first rule would otherwise build the venv.
+.DEFAULT_GOAL := help
+
+## help: list these targets (what `make` alone does)
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); name = $$0; sub(/:.*/, "", name); \
+		sub(/^[^:]*: /, ""); printf "  make %-16s %s\n", name, $$0 }' $(firstword $(MAKEFILE_LIST))
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -44,9 +52,13 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## train: retrain with the served defaults and rewrite model/weights.json and docs/plots/
+## train: retrain with the served defaults into model/weights.candidate.json (and docs/plots/)
 train: $(VENV)/.train
 	$(BIN)/python scripts/train.py $(ARGS)
+
+## promote: serve the trained candidate: replace model/weights.json, print both content hashes
+promote: $(VENV)/.runtime
+	$(BIN)/python scripts/train.py --promote $(ARGS)
 
 ## evaluate: CV beside scikit-learn peers, grouped, temporal, conformal, scaling, regularisation (ARGS="--parts cv" for one part)
 evaluate: $(VENV)/.dev
