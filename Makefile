@@ -76,13 +76,15 @@ container-check: $(VENV)/.runtime
 kube-check: container-check $(VENV)/.dev
 	bash scripts/kube_check.sh
 
-## lock: re-pin constraints.txt from the dev environment, the image's hashed runtime lock, and KServe's client's
+## lock: re-pin constraints.txt from the dev environment, the image's hashed runtime and build locks, and KServe's client's
 lock: $(VENV)/.dev
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
 		--no-emit-index-url --no-emit-find-links -c constraints.txt -o requirements/runtime.txt pyproject.toml
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
 		--no-emit-index-url --no-emit-find-links -o requirements/kserve-client.txt requirements/kserve-client.in
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links -o requirements/build.txt requirements/build.in
 
 clean:
 	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts
