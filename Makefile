@@ -10,7 +10,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve check test lint unit system docs train evaluate bench container-check kube-check lock clean
+.PHONY: help serve check test lint unit system docs train promote evaluate bench container-check kube-check lock clean
+
+# `make` alone only lists the targets below: the first rule would otherwise build the venv.
+.DEFAULT_GOAL := help
+
+## help: list these targets (what `make` alone does)
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); name = $$0; sub(/:.*/, "", name); \
+		sub(/^[^:]*: /, ""); printf "  make %-16s %s\n", name, $$0 }' $(firstword $(MAKEFILE_LIST))
 # Coverage floor of `make test` (branch coverage of app/ and model/, both tiers together).
 COVERAGE_FLOOR ?= 85
 
@@ -61,9 +69,13 @@ system: $(VENV)/.dev
 docs: $(VENV)/.dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
-## train: retrain with the served defaults and rewrite model/weights.json and docs/plots/
+## train: retrain with the served defaults into model/weights.candidate.json (and docs/plots/)
 train: $(VENV)/.train
 	$(BIN)/python scripts/train.py $(ARGS)
+
+## promote: serve the trained candidate: replace model/weights.json, print both content hashes
+promote: $(VENV)/.runtime
+	$(BIN)/python scripts/train.py --promote $(ARGS)
 
 ## evaluate: CV beside scikit-learn peers, grouped, temporal, conformal, scaling, regularisation (ARGS="--parts cv" for one part)
 evaluate: $(VENV)/.dev
@@ -81,13 +93,15 @@ container-check: $(VENV)/.runtime
 kube-check: container-check $(VENV)/.dev
 	bash scripts/kube_check.sh
 
-## lock: re-pin constraints.txt from the dev environment, the image's hashed runtime lock, and KServe's client's
+## lock: re-pin constraints.txt from the dev environment, the image's hashed runtime and build locks, and KServe's client's
 lock: $(VENV)/.dev
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
 		--no-emit-index-url --no-emit-find-links -c constraints.txt -o requirements/runtime.txt pyproject.toml
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
 		--no-emit-index-url --no-emit-find-links -o requirements/kserve-client.txt requirements/kserve-client.in
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links -o requirements/build.txt requirements/build.in
 
 clean:
 	rm -rf $(VENV) .venv-kserve .mypy_cache .ruff_cache .pytest_cache bench-results test-artifacts .coverage* coverage.xml site

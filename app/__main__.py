@@ -1,10 +1,11 @@
 """`python -m app`: serve with uvicorn, configured from the environment (see app/core/config.py).
 
-`python -m app --help` lists the settings with their defaults; `python -m app audit ...` runs
-the record's tools (app/record/cli.py); any other argument is an error.
-Bad arguments or settings, or a bad model artifact, end the process with one line on stderr
-before uvicorn starts: exit code 2 for arguments and settings, 1 for the artifact. A stop by
-SIGTERM or Ctrl+C exits 0.
+`python -m app --help` lists the settings with their defaults and the exit statuses
+(`EXIT_STATUSES`); `python -m app audit ...` runs the record's tools (app/record/cli.py);
+any other argument is an error. Bad arguments or settings, or a bad model
+artifact, end the process with one line on stderr before uvicorn starts: exit code 2 for
+arguments and settings, 1 for the artifact. A stop by SIGTERM or Ctrl+C exits 0. A PORT uvicorn
+cannot bind (one in use) exits 3, uvicorn's own startup failure status.
 
 The artifact is read and verified here, once, and its bytes handed to every worker (a respawned
 one too): no worker reads MODEL_PATH, so all serve the model verified at startup until the
@@ -32,7 +33,8 @@ both choices measured with wrk at 64 connections on /predict:
 
 import functools
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from app.core.config import Settings, SettingsError, load_settings
@@ -46,6 +48,14 @@ if TYPE_CHECKING:
 
 PROG = "malignancy-predictor"
 USAGE: Final = "usage: python -m app [--help]"
+# Every status `python -m app` ends with, shown by --help: scripts and supervisors branch on them.
+EXIT_STATUSES: Final[Mapping[int, str]] = {
+    0: "stopped by SIGTERM or Ctrl+C (and --help)",
+    1: "the model artifact cannot be loaded or verified, or the Prometheus metrics server or its"
+    " directory cannot be set up (METRICS_PORT in use, PROMETHEUS_MULTIPROC_DIR unusable)",
+    2: "an argument other than --help, or a setting with a bad value",
+    3: "the service did not start: PORT in use or not bindable on HOST (uvicorn's status)",
+}
 
 
 def event_loop(workers: int) -> str:
@@ -66,6 +76,11 @@ def help_text() -> str:
         default = "unset" if field.default in (None, "", ()) else str(field.default)
         lines.append(f"  {name.upper():<24} {default}")
         lines.append(f"      {field.description}")
+    lines += ["", "Exit status:"]
+    for status, meaning in EXIT_STATUSES.items():
+        lines += textwrap.wrap(
+            meaning, width=96, initial_indent=f"  {status:<4}", subsequent_indent=" " * 6
+        )
     return "\n".join(lines)
 
 

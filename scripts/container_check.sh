@@ -11,7 +11,9 @@
 #      substituted, every other step is the Dockerfile's own);
 #   3. the image's own CMD runs as the image's USER (both read with `buildah inspect`) on a free
 #      port, next to the checkout's service (`.venv/bin/python -m app`, as `make serve` runs it);
-#   4. benign and malignant cases posted to /predict must get identical JSON from both; the
+#   4. benign and malignant cases posted to /predict must get identical JSON from both, and so
+#      must GET /v2 (the server metadata) and openapi.json's `info`, whose version must be the
+#      package's (pyproject.toml), not the uninstalled fallback 0.0.0+unknown; the
 #      image's HEALTHCHECK must pass inside the running container (and fail with no server);
 #      the served process must not run as root; the image must hold the runtime lock
 #      (requirements/runtime.txt) and no pandas, matplotlib, scikit-learn or scipy.
@@ -251,6 +253,9 @@ norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
 installed = {norm(d.metadata["Name"]): d.version for d in md.distributions()}
 for tool in ("pip", "setuptools", "wheel"):
     installed.pop(tool, None)
+# The package itself must be installed (its metadata is the version the service reports).
+if installed.pop("malignancy-predictor", None) is None:
+    errors.append("the malignancy-predictor package itself is not installed")
 # The lock as copied into the image (WORKDIR/requirements/runtime.txt).
 lock = open("requirements/runtime.txt").read()
 pinned = {norm(m[1]): m[2] for m in re.finditer(r"(?m)^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock)}
@@ -395,6 +400,31 @@ b, m = answers["benign"], answers["malignant"]
 if not (b["probability"] < b["threshold"] <= m["probability"]) or b["class"] == m["class"]:
     print("  the benign and malignant cases are not told apart", file=sys.stderr)
     ok = False
+sys.exit(0 if ok else 1)
+EOF
+
+log "comparing the reported version: GET /v2 and openapi.json's info"
+"$PY" - "$CPORT" "$HPORT" "$REPO/pyproject.toml" <<'EOF' || fail "the container reports another version than the checkout"
+import json, sys, tomllib, urllib.request
+
+cport, hport = sys.argv[1], sys.argv[2]
+with open(sys.argv[3], "rb") as f:
+    package = tomllib.load(f)["project"]["version"]
+
+def get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+ok = True
+for path, pick in (("/v2", lambda d: d), ("/openapi.json", lambda d: d["info"])):
+    c, h = pick(get(cport, path)), pick(get(hport, path))
+    same = c == h and c.get("version") == package
+    ok &= same
+    shown = lambda d: json.dumps({k: d.get(k) for k in ("name", "title", "version") if k in d})
+    print(f"  {path:13} container {shown(c)}")
+    print(f"  {'':13} checkout  {shown(h)}  {'same' if same else 'DIFFERENT'}")
+if not ok:
+    print(f"  expected version {package} (pyproject.toml) from both", file=sys.stderr)
 sys.exit(0 if ok else 1)
 EOF
 

@@ -57,6 +57,7 @@ from scripts.cli import (
     positive_int,
     probability,
 )
+from scripts.progress import ProgressLines, on_terminal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1171,13 +1172,19 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         return fail(problem)
     start = time.monotonic()
+    # One line rewritten in place on a terminal; whole lines in a pipe or a log.
+    rewrite, lines = on_terminal(sys.stderr), ProgressLines(sys.stderr)
 
     def progress(part: str, done: int, total: int) -> None:
-        if not args.quiet:
-            elapsed = time.monotonic() - start
-            print(f"\r{part}: fold {done}/{total}  {elapsed:.0f} s  ", end="", file=sys.stderr)
-            if done == total:
-                print(file=sys.stderr)
+        if args.quiet:
+            return
+        elapsed = time.monotonic() - start
+        if not rewrite:
+            lines.report(f"{part}: fold", done, total, f"{elapsed:.0f} s")
+            return
+        print(f"\r{part}: fold {done}/{total}  {elapsed:.0f} s  ", end="", file=sys.stderr)
+        if done == total:
+            print(file=sys.stderr)
 
     if args.report_from is not None:
         df = read_frame(args.report_from)

@@ -3,6 +3,12 @@
 python scripts/train.py [--data PATH] [--out PATH] [--split seed|stratified] [--lr F]
                         [--iterations N] [--hidden N] [--seed N] [--threshold T]
                         [--calibration-folds K] [--plots DIR]
+python scripts/train.py --promote [--out PATH]
+
+Training writes model/weights.candidate.json by default, beside the served model/weights.json,
+which only `--promote` (`make promote`) replaces: it checks the candidate, puts its exact bytes in
+place of the served artifact and prints both content hashes. A new BLAS kernel or library can
+train a model other than the committed one, so serving a retrained model is always a choice.
 
 Besides the served network, it trains K more with the same settings for the conformal
 calibration scores (cross-conformal on the training rows; see model/training.py), and reports
@@ -10,13 +16,13 @@ calibration (Brier, log loss, ECE) and the prediction sets' coverage on the vali
 """
 
 import argparse
+import os
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Never
-
-if TYPE_CHECKING:
-    from tqdm import tqdm
+from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -26,6 +32,8 @@ from model.artifact import (
     ArtifactError,
     TrainingSettings,
     load_artifact,
+    parse_artifact,
+    read_artifact_bytes,
 )
 from model.conformal import REPORT_CONFIDENCES
 from model.data import DEFAULT_DATA_PATH
@@ -41,15 +49,28 @@ from scripts.cli import (
     positive_int,
     probability,
 )
+from scripts.progress import ProgressLines, on_terminal
 
 MAX_CALIBRATION_FOLDS = 100  # each fold trains one more network
 DEFAULT_PLOTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "plots"
+# Beside the served artifact (git ignores it): training never replaces what the service serves.
+CANDIDATE_PATH: Final = DEFAULT_ARTIFACT_PATH.with_name("weights.candidate.json")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = OneLineParser(prog="train.py", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="UCI-format CSV")
-    p.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT_PATH, help="artifact to write")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=CANDIDATE_PATH,
+        help="artifact to write (with --promote: the candidate to serve)",
+    )
+    p.add_argument(
+        "--promote",
+        action="store_true",
+        help="train nothing: replace the served model/weights.json with the --out artifact",
+    )
     p.add_argument("--split", choices=SPLITS, default=SERVED.split)
     p.add_argument("--lr", type=positive_float, default=SERVED.lr, help="learning rate")
     p.add_argument("--iterations", type=positive_int, default=SERVED.iterations)
@@ -68,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    if args.promote and not args.out.is_file():
+        p.error(f"--promote: no artifact at {args.out} (make train writes one)")
     if not args.data.is_file():
         p.error(f"data file {args.data} does not exist")
     if args.calibration_folds > MAX_CALIBRATION_FOLDS:
@@ -128,6 +151,8 @@ def print_conformal_report(result: TrainingResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.promote:
+        return promote(args.out, DEFAULT_ARTIFACT_PATH)
     data = load_dataset_or_report("train.py", args.data)
     if data is None:
         return 2
@@ -141,25 +166,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    previous = _served_version(args.out)
+    previous = _content_sha256(args.out)
     print(f"{args.data}: {data.n_rows_read} rows, {data.n_dropped_missing} with '?' dropped")
     settings = TrainingSettings(
         split=args.split, lr=args.lr, iterations=args.iterations, hidden=args.hidden, seed=args.seed
     )
-    bar = None if args.quiet else _progress_bar(settings.iterations)
-
-    def progress(i: int, loss: float) -> None:
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
-            bar.update(i + 1 - bar.n)
-
-    def on_fold(done: int, folds: int) -> None:
-        if bar is not None and done == 1:
-            bar.n = settings.iterations
-            bar.close()
-        if not args.quiet:
-            print(f"calibration network {done}/{folds} trained", end="\r" if done < folds else "\n")
-
+    progress, on_fold = (None, None) if args.quiet else _progress(settings.iterations)
     result = train(
         data,
         settings,
@@ -177,20 +189,85 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ArtifactError) as exc:
         print(f"train.py: error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 1
-    version = result.artifact.model_version
-    print(f"wrote {args.out} (model version {version})")
+    print(f"wrote {args.out} (model version {result.artifact.model_version})")
     if args.out.resolve() == DEFAULT_ARTIFACT_PATH.resolve():
-        print(_overwrite_notice(previous, version))
+        print(_replaced(DEFAULT_ARTIFACT_PATH, previous, result.artifact.content_sha256))
+    else:
+        hint = _promote_hint(args.out)
+        print(f"{DEFAULT_ARTIFACT_PATH.name} is unchanged; to serve this model: {hint}")
     return 0
 
 
-def _progress_bar(total: int) -> "tqdm[Never] | None":
+def _progress(
+    iterations: int,
+) -> tuple[Callable[[int, float], None], Callable[[int, int], None]]:
+    """The training and calibration progress callbacks: tqdm's bar and a rewritten line on a
+    terminal, whole lines elsewhere (see scripts/progress.py)."""
+    bar = _bar(iterations) if on_terminal(sys.stderr) else None
+    lines = ProgressLines(sys.stderr)
+    start = time.monotonic()
+
+    def progress(i: int, loss: float) -> None:
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
+            bar.update(i + 1 - bar.n)
+        else:
+            elapsed = time.monotonic() - start
+            lines.report(
+                "training: iteration", i + 1, iterations, f"loss={loss:.6f}  {elapsed:.1f} s"
+            )
+
+    def on_fold(done: int, folds: int) -> None:
+        if bar is not None and done == 1:
+            bar.n = iterations
+            bar.close()
+        rewrite = on_terminal(sys.stdout) and done < folds
+        print(f"calibration network {done}/{folds} trained", end="\r" if rewrite else "\n")
+
+    return progress, on_fold
+
+
+def _bar(iterations: int) -> Any:
+    """tqdm's bar, or None without tqdm (the train extra): whole lines then, as off a terminal."""
     try:
         from tqdm import tqdm
-    except ImportError:  # the progress bar is a convenience of the train extra
-        print("train.py: no progress bar: tqdm (the train extra) is not installed")
+    except ImportError:
         return None
-    return tqdm(total=total, unit="it")
+    return tqdm(total=iterations, unit="it")
+
+
+def promote(candidate: Path, served: Path) -> int:
+    """Replace `served` with the exact bytes of `candidate`, once they load as an artifact."""
+    try:
+        raw = read_artifact_bytes(candidate)
+        new = parse_artifact(raw, str(candidate)).content_sha256
+    except ArtifactError as exc:
+        print(f"train.py: error: --promote: {exc}", file=sys.stderr)
+        return 1
+    old = _content_sha256(served)
+    try:
+        _write_atomically(served, raw)
+    except OSError as exc:
+        print(f"train.py: error: --promote: cannot write {served}: {exc}", file=sys.stderr)
+        return 1
+    print(f"promoted {candidate}")
+    print(_replaced(served, old, new))
+    return 0
+
+
+def _write_atomically(path: Path, raw: bytes) -> None:
+    """A temporary file in the same folder, then renamed over `path`: never half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _plot_writer() -> Callable[[TrainingResult, Path], list[Path]]:
@@ -199,22 +276,27 @@ def _plot_writer() -> Callable[[TrainingResult, Path], list[Path]]:
     return write_plots
 
 
-def _served_version(path: Path) -> str | None:
-    """The model version of the artifact at `path` before this run overwrites it, if any."""
+def _content_sha256(path: Path) -> str | None:
+    """The content hash of the artifact at `path` before this run replaces it, if any."""
     try:
-        return load_artifact(path).model_version if path.is_file() else None
+        return load_artifact(path).content_sha256 if path.is_file() else None
     except ArtifactError:
-        return None
+        return "unreadable"
 
 
-def _overwrite_notice(previous: str | None, version: str) -> str:
-    """Said loudly: `make train` rewrites the artifact the service serves (and git tracks)."""
-    change = "unchanged" if previous == version else f"was {previous or 'absent'}"
+def _replaced(served: Path, previous: str | None, new: str) -> str:
+    """Said loudly: this is the artifact the service serves (and git tracks)."""
+    change = "unchanged" if previous == new else f"was {previous or 'absent'}"
     return (
-        f"NOTE: this replaced model/weights.json, the artifact the service serves ({change}); "
-        "the next start of the service serves it. Another CPU's BLAS kernel can give a model "
-        "version other than the committed one; `git checkout model/weights.json` restores it."
+        f"NOTE: replaced {served}, the artifact the service serves: content_sha256 {new} "
+        f"({change}); the next start of the service serves it; "
+        f"`git checkout -- {served}` restores the committed one."
     )
+
+
+def _promote_hint(out: Path) -> str:
+    default = out.resolve() == CANDIDATE_PATH.resolve()
+    return "make promote" if default else f"python scripts/train.py --promote --out {out}"
 
 
 if __name__ == "__main__":

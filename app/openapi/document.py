@@ -15,7 +15,7 @@ the artifact the settings name. Operation ids are the endpoints' names (`operati
 generated client calls `predict(...)` rather than `predict_predict_post(...)`.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -45,8 +45,10 @@ class ExampleContext:
 ExampleSource = Callable[[ExampleContext], Mapping[str, Example]]
 SourcesByStatus = Mapping[int, ExampleSource]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+DocumentEdit = Callable[[dict[str, Any]], None]
 
 _ATTRIBUTE: Final = "__response_examples__"
+_EDITS: Final = "openapi_document_edits"  # the app.state attribute holding them
 
 
 def response_examples(sources: SourcesByStatus) -> Callable[[Endpoint], Endpoint]:
@@ -63,6 +65,14 @@ def response_examples(sources: SourcesByStatus) -> Callable[[Endpoint], Endpoint
 def operation_id(route: APIRoute) -> str:
     """The endpoint's name, as FastAPI's `generate_unique_id_function` (so names must be unique)."""
     return route.name
+
+
+def edit_document(app: FastAPI, edit: DocumentEdit) -> None:
+    """Have `edit` change the generated document in place, after the examples are added and
+    before unused schemas are dropped (so a schema only a removed response named goes too)."""
+    edits: list[DocumentEdit] = getattr(app.state, _EDITS, [])
+    edits.append(edit)
+    setattr(app.state, _EDITS, edits)
 
 
 def install_openapi(app: FastAPI, shared: SourcesByStatus) -> None:
@@ -88,7 +98,44 @@ def build_schema(app: FastAPI, shared: SourcesByStatus) -> dict[str, Any]:
         for method in route.methods or ():
             operation = schema["paths"][route.path_format][method.lower()]
             _add_examples(operation["responses"], sources, context)
+    for edit in getattr(app.state, _EDITS, []):
+        edit(schema)
+    _drop_unreferenced_schemas(schema)
     return schema
+
+
+_SCHEMA_REF: Final = "#/components/schemas/"
+
+
+def _drop_unreferenced_schemas(document: dict[str, Any]) -> None:
+    """Remove component schemas nothing reaches: FastAPI always adds `HTTPValidationError` and
+    `ValidationError`, but this app answers its 422s in its own shape, so they document nothing."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    outside = {key: value for key, value in document.items() if key != "components"}
+    outside["components"] = {
+        k: v for k, v in document.get("components", {}).items() if k != "schemas"
+    }
+    pending, reached = list(_schema_refs(outside)), set[str]()
+    while pending:
+        name = pending.pop()
+        if name not in reached and name in schemas:
+            reached.add(name)
+            pending.extend(_schema_refs(schemas[name]))
+    for name in set(schemas) - reached:
+        del schemas[name]
+
+
+def _schema_refs(node: Any) -> Iterator[str]:
+    """The names of the component schemas `node` refers to, anywhere inside it."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_SCHEMA_REF):
+            yield ref.removeprefix(_SCHEMA_REF)
+        for value in node.values():
+            yield from _schema_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _schema_refs(item)
 
 
 def _model(app: FastAPI) -> ServedModel:

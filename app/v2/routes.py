@@ -32,7 +32,7 @@ from app.core.errors import JSON_MEDIA_TYPE, V2_PREFIX, under_prefix, v2_error_r
 from app.core.recording import record, set_codes
 from app.core.version import package_version
 from app.middleware.body_limit import PathLimit
-from app.openapi.document import Example, ExampleContext, response_examples
+from app.openapi.document import Example, ExampleContext, edit_document, response_examples
 from app.v2.codec import (
     CLASS_OUTPUT,
     HEADER_LENGTH,
@@ -481,17 +481,14 @@ def _without_fastapi_422(app: FastAPI) -> None:
     """FastAPI documents a 422 for every route with parameters; no /v2 route answers one (their
     path parameters are any string, infer reads its own body, and the edge's 422s are 400s here),
     so the document drops it from /v2 operations."""
-    documented = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        schema = documented()
+    def drop_422(schema: dict[str, Any]) -> None:
         for path, operations in schema["paths"].items():
             if is_v2_path(path):
                 for operation in operations.values():
                     operation["responses"].pop("422", None)
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    edit_document(app, drop_422)
 
 
 def add_infer_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> None:

@@ -3,6 +3,7 @@ metrics, pooled calibration, the corrected t-test, conformal coverage, post-hoc 
 nested choice of regularisation, the tidy frame and the CLI."""
 
 import math
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -494,3 +495,20 @@ def test_every_part_runs_and_the_report_rebuilds_from_its_csv(tmp_path: Path) ->
     again = run_script([*args, "--report-from", str(csv)], tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout == result.stdout
+
+
+def test_piped_progress_is_whole_lines(tmp_path: Path) -> None:
+    """Off a terminal every fold is a line of its own: no carriage return to run them together
+    in a captured log (the bytes are read: text mode would turn each one into a newline)."""
+    args = ["--parts", "cv", "--folds", "3", "--repeats", "1", "--iterations", "60"]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--no-baselines"],
+        capture_output=True,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert b"\r" not in done.stdout + done.stderr
+    folds = re.findall(rb"(?m)^cv: fold (\d)/3 \(\d+%\)  \d+ s$", done.stderr)
+    assert folds == [b"1", b"2", b"3"]
