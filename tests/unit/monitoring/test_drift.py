@@ -115,7 +115,7 @@ def test_textbook_defaults_misfire_where_the_calibrated_test_does_not(
         r, w = np.maximum(reference_share, 1e-4), np.maximum(share, 1e-4)
         psi_any += bool(((w - r) * np.log(w / r)).sum(axis=1).max() > 0.1)
         for j in range(9 if ks_tests < 900 else 0):  # 900 KS tests are enough, and slow
-            ks_rejections += stats.ks_2samp(window[:, j], training_rows[:, j]).pvalue < 0.05
+            ks_rejections += int(stats.ks_2samp(window[:, j], training_rows[:, j]).pvalue < 0.05)
             ks_tests += 1
         # chi-square against the reference shares, asymptotic p-values, Bonferroni over nine
         p_values = [

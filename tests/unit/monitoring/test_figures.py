@@ -3,6 +3,7 @@ pairwise definitions, and the model package's own validated figures."""
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,6 +33,8 @@ from model.artifact import Artifact
 from model.calibration import expected_calibration_error
 from model.conformal import DEFAULT_CONFIDENCE, summarize_sets
 from model.metrics import evaluate
+
+CaseArrays = tuple[NDArray[Any], NDArray[Any], NDArray[Any]]
 
 
 def test_z_is_the_normal_quantile() -> None:
@@ -67,13 +70,15 @@ def test_wilson_of_nothing_is_undefined() -> None:
 
 
 # -- ROC AUC ----------------------------------------------------------------------------------
-def test_auc_equals_sklearn_with_ties(cases: tuple[NDArray, NDArray, NDArray]) -> None:
+def test_auc_equals_sklearn_with_ties(
+    cases: CaseArrays,
+) -> None:
     p, y, _ = cases
     assert roc_auc(p, y).value == pytest.approx(roc_auc_score(y, p), abs=1e-12)
 
 
 def test_delong_components_equal_the_pairwise_kernel(
-    cases: tuple[NDArray, NDArray, NDArray],
+    cases: CaseArrays,
 ) -> None:
     p, y, _ = cases
     pos, neg = p[y == 1], p[y == 0]
@@ -83,7 +88,9 @@ def test_delong_components_equal_the_pairwise_kernel(
     np.testing.assert_allclose(v01, kernel.mean(axis=0), rtol=0, atol=1e-12)
 
 
-def test_auc_interval_is_delong_on_the_logit_scale(cases: tuple[NDArray, NDArray, NDArray]) -> None:
+def test_auc_interval_is_delong_on_the_logit_scale(
+    cases: CaseArrays,
+) -> None:
     p, y, _ = cases
     pos, neg = p[y == 1], p[y == 0]
     kernel = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
@@ -104,7 +111,7 @@ def test_auc_undefined_cases() -> None:
 
 # -- Brier, ECE -------------------------------------------------------------------------------
 def test_brier_equals_sklearn_and_its_interval_is_a_mean_s(
-    cases: tuple[NDArray, NDArray, NDArray],
+    cases: CaseArrays,
 ) -> None:
     p, y, codes = cases
     fig = compute_figures(Cases.of(p, y, codes, 0.5))
@@ -115,7 +122,9 @@ def test_brier_equals_sklearn_and_its_interval_is_a_mean_s(
     assert fig.brier.upper == pytest.approx(high, abs=1e-12)
 
 
-def test_ece_is_the_artifacts_definition(cases: tuple[NDArray, NDArray, NDArray]) -> None:
+def test_ece_is_the_artifacts_definition(
+    cases: CaseArrays,
+) -> None:
     p, y, _ = cases
     est = ece(p, y)
     assert est.value == expected_calibration_error(y, p)
@@ -125,7 +134,7 @@ def test_ece_is_the_artifacts_definition(cases: tuple[NDArray, NDArray, NDArray]
 
 
 def test_ece_bootstrap_is_the_percentiles_of_resampled_eces(
-    cases: tuple[NDArray, NDArray, NDArray],
+    cases: CaseArrays,
 ) -> None:
     from app.monitoring.figures import BOOTSTRAP_SEED
 
@@ -142,7 +151,7 @@ def test_ece_bootstrap_is_the_percentiles_of_resampled_eces(
 
 # -- logistic recalibration -------------------------------------------------------------------
 def test_slope_equals_sklearn_unpenalised_logistic_regression(
-    cases: tuple[NDArray, NDArray, NDArray],
+    cases: CaseArrays,
 ) -> None:
     p, y, _ = cases
     x = logit(p)
@@ -159,7 +168,9 @@ def test_slope_equals_sklearn_unpenalised_logistic_regression(
     assert est.upper == pytest.approx(model.coef_[0, 0] + half, abs=1e-8)
 
 
-def test_intercept_solves_its_score_equation(cases: tuple[NDArray, NDArray, NDArray]) -> None:
+def test_intercept_solves_its_score_equation(
+    cases: CaseArrays,
+) -> None:
     p, y, _ = cases
     offset = logit(p)
 
@@ -203,7 +214,9 @@ def test_probabilities_of_exactly_0_and_1_are_clipped() -> None:
 
 
 # -- the threshold figures, coverage, refer rate ----------------------------------------------
-def test_threshold_figures_equal_model_metrics(cases: tuple[NDArray, NDArray, NDArray]) -> None:
+def test_threshold_figures_equal_model_metrics(
+    cases: CaseArrays,
+) -> None:
     p, y, codes = cases
     fig = compute_figures(Cases.of(p, y, codes, 0.3))
     ref = evaluate(y, p, 0.3)
@@ -215,7 +228,7 @@ def test_threshold_figures_equal_model_metrics(cases: tuple[NDArray, NDArray, ND
     assert (fig.n_benign, fig.n_malignant) == (cm.tn + cm.fp, cm.tp + cm.fn)
 
 
-def test_coverage_and_refer_rate(cases: tuple[NDArray, NDArray, NDArray]) -> None:
+def test_coverage_and_refer_rate(cases: CaseArrays) -> None:
     p, y, codes = cases
     atypical = np.arange(len(p)) % 7 == 0
     fig = compute_figures(Cases.of(p, y, codes, 0.5, atypical))

@@ -105,7 +105,7 @@ def test_held_out_validation_rows_are_rarely_flagged(
 @pytest.mark.parametrize("name", IMPLAUSIBLE)
 def test_implausible_rows_are_flagged(name: str, typicality: Typicality, dataset: Dataset) -> None:
     row = IMPLAUSIBLE[name]
-    assert not (row == dataset.X).all(axis=1).any()
+    assert not (np.asarray(row) == dataset.X).all(axis=1).any()
     assert typicality.is_atypical(row)
     assert typicality.unsupported_pairs(row)
 
