@@ -66,10 +66,16 @@ RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
 # The committed artifact at the path MODEL_PATH names (the package carries the same bytes).
 COPY model/weights.json model/weights.json
 
+# The record of predictions (SQLite) lives on a volume: the root file system is read-only where
+# the service runs. Replicas share one record only through PostgreSQL (DATABASE_URL).
+RUN install -d -o 10001 -g 10001 -m 0700 /var/lib/malignancy-predictor/record
+VOLUME /var/lib/malignancy-predictor/record
+
 ENV HOST=0.0.0.0 \
     PORT=8000 \
     WORKERS=1 \
-    MODEL_PATH=/opt/malignancy-predictor/model/weights.json
+    MODEL_PATH=/opt/malignancy-predictor/model/weights.json \
+    RECORD_DIR=/var/lib/malignancy-predictor/record
 
 USER 10001:10001
 

@@ -97,7 +97,8 @@ kube-check: container-check $(VENV)/.dev
 lock: $(VENV)/.dev
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
-		--no-emit-index-url --no-emit-find-links -c constraints.txt -o requirements/runtime.txt pyproject.toml
+		--extra postgres --no-emit-index-url --no-emit-find-links -c constraints.txt \
+		-o requirements/runtime.txt pyproject.toml
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
 		--no-emit-index-url --no-emit-find-links -o requirements/kserve-client.txt requirements/kserve-client.in
 	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \

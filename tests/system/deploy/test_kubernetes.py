@@ -69,7 +69,19 @@ def container(pod: Manifest) -> Manifest:
 
 
 def env_of(container: Manifest) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container["env"]}
+    """The container's literal settings (those from a Secret are in `secret_env_of`)."""
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
+
+
+def secret_env_of(container: Manifest) -> dict[str, Manifest]:
+    return {item["name"]: item["valueFrom"] for item in container["env"] if "valueFrom" in item}
+
+
+DOCKERFILE_RECORD_DIR: Final = next(
+    line.split("=", 1)[1].strip(" \\")
+    for line in (REPO / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    if line.strip().startswith("RECORD_DIR=")
+)
 
 
 def quantity(text: str | int) -> float:
@@ -184,8 +196,17 @@ def test_writable_directories_are_empty_dirs(pod: Manifest, container: Manifest)
     """With a read-only root, /tmp and the metrics directory must be volumes of their own."""
     empty_dirs = {v["name"] for v in pod["spec"]["volumes"] if "emptyDir" in v}
     mounted = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    for path in ("/tmp", env_of(container)["PROMETHEUS_MULTIPROC_DIR"]):
+    for path in ("/tmp", env_of(container)["PROMETHEUS_MULTIPROC_DIR"], DOCKERFILE_RECORD_DIR):
         assert mounted.get(path) in empty_dirs, f"{path} is not an emptyDir mount"
+
+
+def test_the_database_url_comes_from_a_secret_only(container: Manifest) -> None:
+    """The record's database credentials never stand in the manifest: DATABASE_URL is read
+    from a Secret, optional so that a pod without one keeps its record on its own volume."""
+    assert "DATABASE_URL" not in env_of(container)
+    ref = secret_env_of(container)["DATABASE_URL"]["secretKeyRef"]
+    assert ref["optional"] is True
+    assert set(ref) == {"name", "key", "optional"}
 
 
 def test_the_grace_period_covers_the_pause_and_the_drain(
