@@ -12,8 +12,9 @@ service restarts, whatever happens to the file (app.predictor.PinnedArtifact).
 Every connection is held to the request deadlines and limits of app/http/protocol.py.
 
 Before any worker starts it prepares PROMETHEUS_MULTIPROC_DIR (app/metrics_dir.py) and, unless
-METRICS_PORT is 0, serves the workers' Prometheus metrics on HOST:METRICS_PORT from this process
-(app/metrics_server.py); a port it cannot bind ends it with one line and exit code 1.
+METRICS_PORT is 0, serves the workers' Prometheus metrics on METRICS_HOST:METRICS_PORT from a
+process of its own (app/metrics_server.py), logging its address; a port it cannot bind ends it
+with one line (saying how to move it) and exit code 1.
 
 On SIGTERM the server drains its connections for up to SHUTDOWN_DRAIN_SECONDS before closing
 them (app/http/server.py), so a request a client has already sent is answered, not reset.
@@ -29,6 +30,7 @@ both choices measured with wrk at 64 connections on /predict:
 """
 
 import functools
+import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
@@ -41,6 +43,8 @@ from model.artifact import ArtifactError
 if TYPE_CHECKING:
     from app.http.protocol import EdgeConfig, EdgeLimits
     from app.predictor import PinnedArtifact
+
+logger = logging.getLogger("uvicorn.error")  # configured by uvicorn's Config, as its own lines
 
 PROG = "malignancy-predictor"
 USAGE: Final = "usage: python -m app [--help]"
@@ -116,14 +120,18 @@ def run(settings: Settings) -> int:
     except ArtifactError as exc:
         print(f"{PROG}: cannot load the model: {exc}", file=sys.stderr)
         return 1
+    config = edge_config(settings, pinned)  # configures logging: the line below uses it
     metrics = None
     if settings.metrics_port:
-        metrics, _ = start_metrics_server(settings.host, settings.metrics_port)
+        metrics = start_metrics_server(
+            settings.metrics_host, settings.metrics_port, config.edge_limits, config.log_config
+        )
+        logger.info("Serving Prometheus metrics on %s (METRICS_HOST, METRICS_PORT)", metrics.url)
     try:
-        return serve(edge_config(settings, pinned), drain_seconds=settings.shutdown_drain_seconds)
+        return serve(config, drain_seconds=settings.shutdown_drain_seconds)
     finally:
         if metrics is not None:
-            metrics.shutdown()
+            metrics.stop()
 
 
 def edge_config(settings: Settings, pinned: "PinnedArtifact") -> "EdgeConfig":

@@ -81,7 +81,7 @@ def error_body(items: Sequence[ErrorItem]) -> bytes:
 def error_response(
     status_code: int, items: Sequence[ErrorItem], headers: Mapping[str, str] | None = None
 ) -> Response:
-    telemetry.record_error(status_code, items[0].type if items else "unknown")
+    telemetry.note_error(items[0].type if items else "unknown")  # counted once it is sent
     return Response(error_body(items), status_code, headers, media_type=JSON_MEDIA_TYPE)
 
 

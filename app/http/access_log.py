@@ -20,6 +20,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http.answered import sent_status
 from app.http.request_id import current_request_id
 from app.http.routes import route_template
 
@@ -30,11 +31,16 @@ access_logger = logging.getLogger("app.access")
 
 class AccessLog:
     """Pure ASGI middleware writing `METHOD /path STATUS 0.42ms request_id=ID` once per HTTP
-    request, or with `json_lines` a record with those fields for the JSON formatter."""
+    request, or with `json_lines` a record with those fields for the JSON formatter.
+
+    STATUS is what the client got (app/http/answered.py): 499 if it left before its answer
+    began; a request the edge answered instead is logged by the edge, not here.
+    """
 
     def __init__(self, app: ASGIApp, json_lines: bool = False) -> None:
         self.app = app
         self.json_lines = json_lines
+        _FORMAT.json_lines = json_lines  # the edge's lines (log_access) follow the app's
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not access_logger.isEnabledFor(logging.INFO):
@@ -53,20 +59,58 @@ class AccessLog:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            elapsed_ms = (time.perf_counter() - start) * 1000.0
-            message = f"{scope['method']} {_path(scope)} {status} {elapsed_ms:.2f}ms"
-            if self.json_lines:
-                fields = {
-                    "method": scope["method"],
-                    "route": route_template(scope, root_path),
-                    "status": status,
-                    "duration_ms": round(elapsed_ms, 3),
-                    "client": _client(scope),
-                }
-                access_logger.info(message, extra=fields)
-            else:
-                line = f"{message} request_id={current_request_id()}"
-                sys.stderr.write(f"{_timestamp()} INFO {access_logger.name}: {line}\n")
+            sent = sent_status(scope, status)
+            if sent is not None:
+                elapsed_ms = (time.perf_counter() - start) * 1000.0
+                route = route_template(scope, root_path) if self.json_lines else ""
+                log_access(
+                    scope["method"],
+                    _path(scope),
+                    sent,
+                    elapsed_ms,
+                    current_request_id(),
+                    route,
+                    scope,
+                    self.json_lines,
+                )
+
+
+class _Format:
+    json_lines = False
+
+
+_FORMAT: Final = _Format()
+
+
+def log_access(
+    method: str,
+    path: str,
+    status: int,
+    elapsed_ms: float | None,
+    request_id: str | None,
+    route: str,
+    scope: Scope | None = None,
+    json_lines: bool | None = None,
+) -> None:
+    """One access line. `elapsed_ms` None: an answer of the edge's, which has no app time."""
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    took = "-" if elapsed_ms is None else f"{elapsed_ms:.2f}ms"
+    message = f"{method} {path} {status} {took}"
+    if _FORMAT.json_lines if json_lines is None else json_lines:
+        fields = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": None if elapsed_ms is None else round(elapsed_ms, 3),
+            "client": None if scope is None else _client(scope),
+        }
+        if request_id is not None:
+            fields["request_id"] = request_id
+        access_logger.info(message, extra=fields)
+    else:
+        line = f"{message} request_id={request_id}"
+        sys.stderr.write(f"{_timestamp()} INFO {access_logger.name}: {line}\n")
 
 
 def _timestamp() -> str:

@@ -49,6 +49,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from app.errors import JSON_MEDIA_TYPE, error_body, error_message
+from app.http.answered import client_left
+from app.http.edge_answers import edge_answered
 from app.http.protocol_errors import protocol_error_body, under_prefix
 from app.http.request_id import accepted_or_new
 from app.schemas import ErrorItem
@@ -191,6 +193,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.wait_until(self.started + self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.cycle is not None and not self.cycle.response_started:
+            client_left(self.cycle.scope)  # logged and counted as 499 (app/http/answered.py)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -298,15 +302,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         request_id = self.refusal_request_id(stage)
         logger.info("%d %s request_id=%s", refusal.status, refusal.item.type, request_id)
         cycle = self.cycle
+        app_scope = None
         if cycle is not None and not cycle.response_complete and not cycle.disconnected:
             if stage == _BODY and not cycle.response_started:
                 # This request's body will never be complete: the app, waiting for it, sees a
                 # disconnect and its answer is dropped; the refusal is the answer.
+                app_scope = cycle.scope
                 cycle.disconnected = True
                 cycle.message_event.set()
             else:
                 cycle.keep_alive = False  # an answer is under way: it closes the connection
                 return
+        method = self.scope.get("method") if stage == _BODY else None
+        target = getattr(self, "url", None) if stage in (_HEAD, _BODY) else None
+        edge_answered(refusal.status, refusal.item.type, method, target, request_id, app_scope)
         extra = (
             [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if refusal.status == 503 else []
         )

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import socket
 from collections.abc import Awaitable
@@ -28,6 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn import Config, Server
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
+
+from app.process_guard import exit_with_parent, forget_process
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -128,7 +131,17 @@ class DrainingProcess(multiprocess.Process):
 
     def __init__(self, config: Config, sockets: list[socket.socket], drain_seconds: float) -> None:
         self.drain_seconds = drain_seconds  # set first: the worker is pickled with it
+        self.supervisor_pid = os.getpid()
         super().__init__(config, sockets)
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:
+        exit_with_parent(self.supervisor_pid)  # in the worker: no orphan if the supervisor dies
+        super().target(sockets)
+
+    def join(self) -> None:
+        super().join()
+        if self.pid is not None:  # dead now, however it ended: its live gauges go
+            forget_process(self.pid)
 
     @property
     def server(self) -> Server:
