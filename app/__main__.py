@@ -124,7 +124,11 @@ def run(settings: Settings) -> int:
     metrics = None
     if settings.metrics_port:
         metrics = start_metrics_server(
-            settings.metrics_host, settings.metrics_port, config.edge_limits, config.log_config
+            settings.metrics_host,
+            settings.metrics_port,
+            config.edge_limits,
+            settings.log_format,
+            settings.log_level,
         )
         logger.info("Serving Prometheus metrics on %s (METRICS_HOST, METRICS_PORT)", metrics.url)
     try:

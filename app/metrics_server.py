@@ -18,6 +18,7 @@ METRICS_HOST says otherwise.
 """
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -92,16 +93,20 @@ def _cannot(host: str, port: int, exc: OSError) -> str:
 
 
 def start_metrics_server(
-    host: str, port: int, limits: Any = None, log_config: Any = None
+    host: str, port: int, limits: Any = None, log_format: str = "text", log_level: str = "info"
 ) -> MetricsServer:
     """Bind host:port here (so that a clash ends startup with one line) and serve the
-    exposition from it in a new process. `limits`: the EdgeLimits to hold connections to."""
+    exposition from it in a new process. `limits`: the API's EdgeLimits (a dataclass), which
+    its connections are held to too, but for a smaller cap; the log settings as the API's."""
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     spawn = multiprocessing.get_context("spawn")
     process = spawn.Process(
         target=serve_metrics,
-        args=(sock, limits, log_config, os.getpid()),
+        # Plain values: unpickling the limits' class would import the app's modules, and with
+        # them create metric files, before the process could say where its values go.
+        args=(sock, dataclasses.asdict(limits) if limits else {}, (log_format, log_level)),
+        kwargs={"parent_pid": os.getpid()},
         name="metrics",
         daemon=True,
     )
@@ -112,26 +117,30 @@ def start_metrics_server(
     return MetricsServer(process, host, bound_port)
 
 
-def serve_metrics(sock: socket.socket, limits: Any, log_config: Any, parent_pid: int) -> None:
+def serve_metrics(
+    sock: socket.socket, limits: dict[str, Any], logs: tuple[str, str], parent_pid: int
+) -> None:
     """The exposition process: uvicorn with the API's edge, on `sock`, until SIGTERM."""
     from app.process_guard import exit_with_parent, name_process
 
     exit_with_parent(parent_pid)
     name_process(PROCESS_NAME)
+    # This process reads the workers' files; its own values (the modules below define the
+    # service's metrics) stay in memory, taking no space there.
+    directory = os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
     from prometheus_client import CollectorRegistry, make_asgi_app
     from uvicorn import Server
 
     from app.http.protocol import EdgeConfig, EdgeLimits
+    from app.logging_config import configure_logging, uvicorn_log_config
 
+    log_format, log_level = logs
+    configure_logging(log_level, log_format)
     registry = CollectorRegistry()
-    registry.register(ReadableFilesCollector())
-    edge = EdgeLimits() if limits is None else limits
-    edge = EdgeLimits(
-        header_timeout=edge.header_timeout,
-        body_timeout=edge.body_timeout,
-        max_header_bytes=edge.max_header_bytes,
-        max_header_count=edge.max_header_count,
-        max_connections=min(edge.max_connections, METRICS_MAX_CONNECTIONS),
+    registry.register(ReadableFilesCollector(directory))
+    api = EdgeLimits(**limits)
+    edge = dataclasses.replace(
+        api, max_connections=min(api.max_connections, METRICS_MAX_CONNECTIONS)
     )
     config = EdgeConfig(
         make_asgi_app(registry),
@@ -139,7 +148,7 @@ def serve_metrics(sock: socket.socket, limits: Any, log_config: Any, parent_pid:
         lifespan="off",
         access_log=False,
         log_level="warning",
-        log_config=log_config,
+        log_config=uvicorn_log_config(log_format),
         loop="asyncio",
         backlog=METRICS_BACKLOG,
         timeout_keep_alive=5,
