@@ -11,6 +11,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from app import telemetry
@@ -162,7 +163,16 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     return error_response(500, [item], {REQUEST_ID_HEADER: request_id} if request_id else None)
 
 
+async def client_left_handler(request: Request, exc: Exception) -> Response:
+    """The client left while its request was being read (Starlette's ClientDisconnect): no
+    one reads this answer, the access log and the metrics say 499 (app/http/answered.py), and
+    it is not the service's fault, so no traceback (uvicorn logs one for an exception that
+    leaves the app)."""
+    return Response(status_code=telemetry.CLIENT_CLOSED)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, client_left_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

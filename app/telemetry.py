@@ -309,6 +309,8 @@ def error_kind(status: int) -> str:
 
 @functools.cache
 def _status_kind(status: int) -> str:
+    if status == 500:  # the type of the service's own 500 answer, sent outside the middleware
+        return "internal_error"
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:

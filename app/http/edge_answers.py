@@ -37,4 +37,4 @@ def path_of(target: bytes | None) -> str:
     if not target:
         return NO_VALUE
     path = target.split(b"?", 1)[0]
-    return path.decode("ascii", "backslashreplace").encode("unicode_escape").decode("ascii")
+    return path.decode("latin-1").encode("unicode_escape").decode("ascii")

@@ -313,8 +313,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 cycle.keep_alive = False  # an answer is under way: it closes the connection
                 return
-        method = self.scope.get("method") if stage == _BODY else None
-        target = getattr(self, "url", None) if stage in (_HEAD, _BODY) else None
+        # The method and path only of a head that was whole and within the limits: what a
+        # refusal cut short is the client's input, never logged.
+        method, target = (self.scope.get("method"), self.url) if stage == _BODY else (None, None)
         edge_answered(refusal.status, refusal.item.type, method, target, request_id, app_scope)
         extra = (
             [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if refusal.status == 503 else []

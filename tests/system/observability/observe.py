@@ -84,7 +84,8 @@ def wait_for_metrics(server: LiveServer, timeout: float = 30.0) -> None:
 
 
 def children(server: LiveServer) -> list[psutil.Process]:
-    return psutil.Process(server.process.pid).children()
+    found: list[psutil.Process] = psutil.Process(server.process.pid).children()
+    return found
 
 
 def worker_processes(server: LiveServer) -> list[psutil.Process]:

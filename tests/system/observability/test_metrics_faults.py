@@ -33,7 +33,7 @@ LOST_SAID: Final = "PROMETHEUS_MULTIPROC_DIR refused series"
 ROUNDS: Final = 4
 MODEL: Final = "malignancy-predictor"
 # Requests that create series: routes x methods x statuses, the V2 ones with their histograms.
-NEW_SERIES: Final = [
+NEW_SERIES: Final[list[tuple[str, str, object]]] = [
     ("GET", "/health", None),
     ("GET", "/health/live", None),
     ("GET", "/health/ready", None),

@@ -106,6 +106,6 @@ def test_a_killed_workers_live_gauges_leave_the_exposition(tmp_path: Path) -> No
         def memory_is_the_live_workers() -> bool:
             memory = total(scrape(server), "process_resident_memory_bytes")
             rss = sum(p.memory_info().rss for p in worker_processes(server))
-            return 0.8 * rss < memory < 1.2 * rss
+            return bool(0.8 * rss < memory < 1.2 * rss)
 
         wait_for(memory_is_the_live_workers, "resident memory: the live workers' only")
