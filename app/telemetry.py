@@ -84,6 +84,12 @@ LOST_SERIES: Final = Counter(
     registry=REGISTRY,
 )
 metrics_store.LOST.on_lost = LOST_SERIES.inc
+LOG_LINES_LOST: Final = Counter(
+    "log_lines_lost",
+    "Log lines a process could not write (a closed or broken stderr, a full disk).",
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)
 
 REQUESTS: Final = Counter(
     "http_requests",
@@ -278,6 +284,10 @@ def record_predictions(route: str, class_names: list[str]) -> None:
     for name in CLASS_NAMES:
         if count := class_names.count(name):
             TALLY.predicted(route, name, count)
+
+
+def record_lost_log_line() -> None:
+    LOG_LINES_LOST.inc()
 
 
 def record_error(status: int, kind: str) -> None:

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.http.answered import sent_status
 from app.http.request_id import current_request_id
 from app.http.routes import route_template
+from app.logging_config import lost_log_line
 
 DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"  # logging's default asctime, before ",milliseconds"
 
@@ -110,7 +111,10 @@ def log_access(
         access_logger.info(message, extra=fields)
     else:
         line = f"{message} request_id={request_id}"
-        sys.stderr.write(f"{_timestamp()} INFO {access_logger.name}: {line}\n")
+        try:
+            sys.stderr.write(f"{_timestamp()} INFO {access_logger.name}: {line}\n")
+        except (OSError, ValueError):  # a closed pipe, a full disk, a closed stream
+            lost_log_line()
 
 
 def _timestamp() -> str:
