@@ -39,6 +39,7 @@ COPY app/ app/
 
 ENV PYTHONPATH=/opt/malignancy-predictor \
     HOST=0.0.0.0 \
+    METRICS_HOST=0.0.0.0 \
     PORT=8000 \
     WORKERS=1 \
     MODEL_PATH=/opt/malignancy-predictor/model/weights.json

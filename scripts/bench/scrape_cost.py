@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
+
 from scripts.bench.common import REPO_ROOT, median
 from scripts.bench.http_load import LUA_TEMPLATE, Server, bodies, run_wrk, running
 from tests.live_server import LOOPBACK, PYTHON_M_APP, free_port, server_env
@@ -55,6 +57,22 @@ class Scraper:
         self.thread.join()
 
 
+def scrape_cpu_ms(server: Server, metrics_url: str, scrapes: int = 200) -> float:
+    """CPU time (user + system) of the server and its children per scrape, while idle."""
+    assert server.process is not None
+    root = psutil.Process(server.process.pid)
+
+    def cpu() -> float:
+        processes = [root, *root.children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+    before = cpu()
+    for _ in range(scrapes):
+        with urllib.request.urlopen(metrics_url, timeout=5) as response:
+            response.read()
+    return (cpu() - before) / scrapes * 1000
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workers", type=int, default=1)
@@ -91,6 +109,7 @@ def main() -> int:
                 results["with 10 Hz scraper"].append(run_wrk(url, lua, CONNECTIONS, args.duration))
             scrapes += scraper.scrapes
             failures += scraper.failures
+        cpu_ms = scrape_cpu_ms(server, metrics_url)
     print(
         f"checkout {args.checkout}, WORKERS={args.workers}, /predict at {CONNECTIONS} connections,"
     )
@@ -106,6 +125,7 @@ def main() -> int:
         [r["rps"] for r in results["without"]]
     )
     print(f"with / without: {ratio:.3f}x; {scrapes} scrapes answered, {failures} failed")
+    print(f"CPU of the service's processes per scrape, idle: {cpu_ms:.2f} ms")
     return 0
 
 
