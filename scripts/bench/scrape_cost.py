@@ -57,6 +57,30 @@ class Scraper:
         self.thread.join()
 
 
+def worker_processes(server: Server) -> list[psutil.Process]:
+    """The processes that answer /predict: the workers, or the server itself with one."""
+    assert server.process is not None
+    root = psutil.Process(server.process.pid)
+    spawned = [
+        p
+        for p in root.children()
+        if "spawn_main" in " ".join(p.cmdline()) and p.name() != "metrics-server"
+    ]
+    return spawned or [root]
+
+
+def measured(workers: list[psutil.Process], url: str, lua: Path, duration: float) -> dict[str, Any]:
+    """A wrk run, with the workers' CPU time per request it made (us)."""
+
+    def cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in workers)
+
+    before = cpu()
+    stats = run_wrk(url, lua, CONNECTIONS, duration)
+    stats["worker_cpu_us"] = (cpu() - before) / max(1, stats["requests"]) * 1e6
+    return stats
+
+
 def scrape_cpu_ms(server: Server, metrics_url: str, scrapes: int = 200) -> float:
     """CPU time (user + system) of the server and its children per scrape, while idle."""
     assert server.process is not None
@@ -103,10 +127,11 @@ def main() -> int:
         lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
         url = f"{server.url}/predict"
         run_wrk(url, lua, CONNECTIONS, 2)  # warm up
+        workers = worker_processes(server)
         for _ in range(args.rounds):
-            results["without"].append(run_wrk(url, lua, CONNECTIONS, args.duration))
+            results["without"].append(measured(workers, url, lua, args.duration))
             with Scraper(metrics_url) as scraper:
-                results["with 10 Hz scraper"].append(run_wrk(url, lua, CONNECTIONS, args.duration))
+                results["with 10 Hz scraper"].append(measured(workers, url, lua, args.duration))
             scrapes += scraper.scrapes
             failures += scraper.failures
         cpu_ms = scrape_cpu_ms(server, metrics_url)
@@ -114,13 +139,14 @@ def main() -> int:
         f"checkout {args.checkout}, WORKERS={args.workers}, /predict at {CONNECTIONS} connections,"
     )
     print(f"{args.rounds} alternating rounds of {args.duration:g} s; median of the rounds")
-    print(f"{'':<20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  rounds (req/s)")
+    print(f"{'':<20} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'worker CPU us/req':>18}  rounds")
     for name, runs in results.items():
         rps = [r["rps"] for r in runs]
         p50 = median([r["p50_us"] / 1000 for r in runs])
         p99 = median([r["p99_us"] / 1000 for r in runs])
+        cpu = median([r["worker_cpu_us"] for r in runs])
         shown = ", ".join(f"{v:,.0f}" for v in rps)
-        print(f"{name:<20} {median(rps):>10,.0f} {p50:>8.2f} {p99:>8.2f}  {shown}")
+        print(f"{name:<20} {median(rps):>8,.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>18.1f}  {shown}")
     ratio = median([r["rps"] for r in results["with 10 Hz scraper"]]) / median(
         [r["rps"] for r in results["without"]]
     )
