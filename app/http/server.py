@@ -30,6 +30,7 @@ from uvicorn import Config, Server
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
+from app.log_writer import background_stderr
 from app.process_guard import exit_with_parent, forget_process
 
 logger = logging.getLogger("uvicorn.error")
@@ -96,7 +97,8 @@ class DrainingServer(Server):
                 self.config.load()
             self.gate = CloseWhenDraining(self.config.loaded_app)
             self.config.loaded_app = self.gate
-        await super().serve(sockets)
+        with background_stderr():  # a stalled log reader must not stall requests
+            await super().serve(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.gate is not None and not self.force_exit:

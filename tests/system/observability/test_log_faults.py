@@ -21,6 +21,7 @@ from tests.live_server import LOOPBACK, REPO_ROOT, free_port, server_env
 from tests.system.observability.observe import fill, small_tmpfs, total, wait_for
 
 PREDICTIONS: Final = 200
+STALLED_ROUNDS: Final = 5  # 1,000 access lines, about 130 KB: twice the pipe
 LOST: Final = "predictor_log_lines_lost_total"
 
 
@@ -99,6 +100,18 @@ def test_a_stderr_pipe_nobody_reads_any_more(workers: int) -> None:
         assert predict_all(url) == PREDICTIONS
         assert process.poll() is None
         wait_for(lambda: lost_lines(metrics_url) >= PREDICTIONS, "lost lines counted")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stderr_pipe_nobody_reads_from(workers: int) -> None:
+    """Before, a worker stopped answering once the 64 KiB pipe was full (588 predictions)."""
+    with service(subprocess.PIPE, workers) as (process, url, _):
+        healthy(url, workers)
+        for _ in range(STALLED_ROUNDS):  # the pipe fills; the rest waits in the worker's queue
+            assert predict_all(url) == PREDICTIONS
+        assert process.poll() is None
+        assert process.stdout is not None
+        process.stdout.close()
 
 
 @pytest.mark.parametrize("workers", [1, 2])
