@@ -72,6 +72,7 @@ RUN install -d -o 10001 -g 10001 -m 0700 /var/lib/malignancy-predictor/record
 VOLUME /var/lib/malignancy-predictor/record
 
 ENV HOST=0.0.0.0 \
+    METRICS_HOST=0.0.0.0 \
     PORT=8000 \
     WORKERS=1 \
     MODEL_PATH=/opt/malignancy-predictor/model/weights.json \

@@ -13,10 +13,12 @@ service restarts, whatever happens to the file (app.core.dataplane.PinnedArtifac
 
 Every connection is held to the request deadlines and limits of app/server/edge.py.
 
-Before any worker starts it prepares PROMETHEUS_MULTIPROC_DIR
-(app/observability/metrics_dir.py) and, unless
-METRICS_PORT is 0, serves the workers' Prometheus metrics on HOST:METRICS_PORT from this process
-(app/observability/exposition.py); a port it cannot bind ends it with one line and exit code 1.
+Before any worker starts it prepares PROMETHEUS_MULTIPROC_DIR (app/observability/metrics_dir.py)
+and, unless
+METRICS_PORT is 0, serves the workers' Prometheus metrics on METRICS_HOST:METRICS_PORT from a
+process of its own (app/server/exposition.py), logging its address; a port it cannot bind
+ends it
+with one line (saying how to move it) and exit code 1.
 
 On SIGTERM the server drains its connections for up to SHUTDOWN_DRAIN_SECONDS before closing
 them (app/server/serve.py), so a request a client has already sent is answered, not reset.
@@ -32,6 +34,7 @@ both choices measured with wrk at 64 connections on /predict:
 """
 
 import functools
+import logging
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -45,6 +48,8 @@ from model.artifact import ArtifactError
 if TYPE_CHECKING:
     from app.core.dataplane import PinnedArtifact
     from app.server.edge import EdgeConfig, EdgeLimits
+
+logger = logging.getLogger("uvicorn.error")  # configured by uvicorn's Config, as its own lines
 
 PROG = "malignancy-predictor"
 USAGE: Final = "usage: python -m app [--help]"
@@ -129,7 +134,7 @@ def run(settings: Settings) -> int:
     # which metrics_dir has just set, when it is first imported (app.core.errors, and so the app,
     # the protocol and the served model, import it).
     from app.core.dataplane import PinnedArtifact
-    from app.observability.exposition import start_metrics_server
+    from app.server.exposition import start_metrics_server
     from app.server.serve import serve
 
     try:
@@ -137,14 +142,22 @@ def run(settings: Settings) -> int:
     except ArtifactError as exc:
         print(f"{PROG}: cannot load the model: {exc}", file=sys.stderr)
         return 1
+    config = edge_config(settings, pinned)  # configures logging: the line below uses it
     metrics = None
     if settings.metrics_port:
-        metrics, _ = start_metrics_server(settings.host, settings.metrics_port)
+        metrics = start_metrics_server(
+            settings.metrics_host,
+            settings.metrics_port,
+            config.edge_limits,
+            settings.log_format,
+            settings.log_level,
+        )
+        logger.info("Serving Prometheus metrics on %s (METRICS_HOST, METRICS_PORT)", metrics.url)
     try:
-        return serve(edge_config(settings, pinned), drain_seconds=settings.shutdown_drain_seconds)
+        return serve(config, drain_seconds=settings.shutdown_drain_seconds)
     finally:
         if metrics is not None:
-            metrics.shutdown()
+            metrics.stop()
 
 
 def edge_config(settings: Settings, pinned: "PinnedArtifact") -> "EdgeConfig":

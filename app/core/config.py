@@ -133,7 +133,12 @@ class Settings(BaseSettings):
     )
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=DEFAULT_METRICS_PORT,
-        description="Port of the Prometheus exposition `python -m app` serves on HOST; 0: none.",
+        description="Port of the Prometheus exposition `python -m app` serves; 0: none.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Bind address of the Prometheus exposition (0.0.0.0 for a scraper elsewhere).",
     )
     prometheus_multiproc_dir: Path | None = Field(
         default=None,

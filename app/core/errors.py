@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -142,7 +143,7 @@ def error_response(
     None); `total` counts the problems when `items` holds only the first MAX_DETAIL."""
     if scope is not None and is_v2(scope):
         return v2_error_response(status_code, error_message(items, total), headers)
-    telemetry.record_error(status_code, items[0].type if items else "unknown")
+    telemetry.note_error(items[0].type if items else "unknown")  # counted once it is sent
     body = error_body(items, total)
     return Response(body, status_code, headers, media_type=JSON_MEDIA_TYPE)
 
@@ -152,7 +153,7 @@ def v2_error_response(
 ) -> Response:
     """The protocol's error answer; a native 422 becomes the protocol's 400."""
     status = v2_status(status)
-    telemetry.record_error(status, "v2_error")
+    telemetry.note_error("v2_error")  # counted once it is sent
     return Response(protocol_error_body(message), status, headers, media_type=JSON_MEDIA_TYPE)
 
 
@@ -248,7 +249,17 @@ def _v2_message(exc: HTTPException) -> str:
     return str(exc.detail)
 
 
+async def client_left_handler(request: Request, exc: Exception) -> Response:
+    """The client left while its request was being read (Starlette's ClientDisconnect): no
+    one reads this answer, the access log and the metrics say 499 (app/observability/answered.py),
+    and
+    it is not the service's fault, so no traceback (uvicorn logs one for an exception that
+    leaves the app)."""
+    return Response(status_code=telemetry.CLIENT_CLOSED)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, client_left_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

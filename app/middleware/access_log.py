@@ -9,32 +9,35 @@ The access line is formatted here, in the same layout as the service's other log
 written straight to stderr, rather than passed through `logging`: a LogRecord, its formatting
 and the handler's lock cost about 13 us per request, the line as written here about 2 us. The
 "app.access" logger still decides whether the line is written (LOG_LEVEL info or debug). Each
-line is written when its request ends, not buffered, so none is lost if the process dies.
+line is written when its request ends, not buffered, so none is lost if the process dies (under
+`python -m app`, unless stderr is too slow to take it then: app/observability/log_writer.py queues
+it). A line
+that cannot be written is counted (predictor_log_lines_lost_total), never raised.
 """
 
-import functools
 import logging
-import sys
 import time
-from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.request_id import current_request_id
+from app.observability.access_lines import access_logger, log_access, set_json_lines
+from app.observability.answered import sent_status
 from app.observability.route_labels import route_template
-
-DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"  # logging's default asctime, before ",milliseconds"
-
-access_logger = logging.getLogger("app.access")
 
 
 class AccessLog:
     """Pure ASGI middleware writing `METHOD /path STATUS 0.42ms request_id=ID` once per HTTP
-    request, or with `json_lines` a record with those fields for the JSON formatter."""
+    request, or with `json_lines` a record with those fields for the JSON formatter.
+
+    STATUS is what the client got (app/observability/answered.py): 499 if it left before its answer
+    began; a request the edge answered instead is logged by the edge, not here.
+    """
 
     def __init__(self, app: ASGIApp, json_lines: bool = False) -> None:
         self.app = app
         self.json_lines = json_lines
+        set_json_lines(json_lines)  # the edge's lines (log_access) follow the app's
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not access_logger.isEnabledFor(logging.INFO):
@@ -53,32 +56,20 @@ class AccessLog:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            elapsed_ms = (time.perf_counter() - start) * 1000.0
-            message = f"{scope['method']} {_path(scope)} {status} {elapsed_ms:.2f}ms"
-            if self.json_lines:
-                fields = {
-                    "method": scope["method"],
-                    "route": route_template(scope, root_path),
-                    "status": status,
-                    "duration_ms": round(elapsed_ms, 3),
-                    "client": _client(scope),
-                }
-                access_logger.info(message, extra=fields)
-            else:
-                line = f"{message} request_id={current_request_id()}"
-                sys.stderr.write(f"{_timestamp()} INFO {access_logger.name}: {line}\n")
-
-
-def _timestamp() -> str:
-    """Local time as logging's default asctime shows it, `2025-01-31 12:00:00,123`."""
-    now = time.time()
-    second = int(now)
-    return f"{_local_second(second)},{int((now - second) * 1000):03d}"
-
-
-@functools.lru_cache(maxsize=1)
-def _local_second(second: int) -> str:  # strftime once a second, not once a request
-    return time.strftime(DATE_FORMAT, time.localtime(second))
+            sent = sent_status(scope, status)
+            if sent is not None:
+                elapsed_ms = (time.perf_counter() - start) * 1000.0
+                route = route_template(scope, root_path) if self.json_lines else ""
+                log_access(
+                    scope["method"],
+                    _path(scope),
+                    sent,
+                    elapsed_ms,
+                    current_request_id(),
+                    route,
+                    scope,
+                    self.json_lines,
+                )
 
 
 def _path(scope: Scope) -> str:
@@ -87,11 +78,3 @@ def _path(scope: Scope) -> str:
     if isinstance(raw, bytes):
         return raw.split(b"?", 1)[0].decode("ascii", "backslashreplace")
     return str(scope["path"]).encode("unicode_escape").decode("ascii")
-
-
-def _client(scope: Scope) -> str | None:
-    client = scope.get("client")
-    if client is None:
-        return None
-    host, port = client
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

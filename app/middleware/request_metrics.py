@@ -6,14 +6,18 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability import prometheus as telemetry
+from app.observability.answered import sent_status
 from app.observability.route_labels import route_template
 
 
 class RequestMetrics:
     """Pure ASGI middleware recording each HTTP request under its route template, method and
     status once it has been answered (or has failed: 500, as the server then answers), in this
-    worker's tally (app/observability/prometheus.py), which writes it to the shared values
-    soon after."""
+    worker's tally (app/observability/prometheus.py), which writes it to the shared values soon
+    after. An error
+    answer is counted under its type too. The status is the one the client got
+    (app/observability/answered.py): 499 if it left first; one the edge answered is the edge's to
+    count."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,5 +41,9 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = route_template(scope, root_path)
-            tally.finished(route, scope["method"], status, time.perf_counter() - start)
+            sent = sent_status(scope, status)
+            if sent is None:  # the edge answered it, and counted that answer
+                tally.abandoned()
+            else:
+                route = route_template(scope, root_path)
+                tally.finished(route, scope["method"], sent, time.perf_counter() - start)

@@ -7,6 +7,7 @@ the access log adds method, route, status, duration_ms and client. No body, head
 string is ever logged.
 """
 
+import copy
 import logging
 import sys
 from datetime import UTC, datetime
@@ -23,6 +24,24 @@ FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS: Final = "%(levelname)s %(name)s %(message)s"
 JSON_RENAMED: Final = {"levelname": "level", "name": "logger"}
 UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access")
+HANDLER_CLASS: Final = "app.observability.logs.LossCountingStreamHandler"
+
+
+class LossCountingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """logging's StreamHandler, counting the lines it could not write instead of printing a
+    traceback for each to the stream that just failed (a closed pipe, a full disk)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        lost_log_line()
+
+
+def lost_log_line() -> None:
+    """Count a log line that could not be written (predictor_log_lines_lost_total)."""
+    # Imported here: this module is imported before PROMETHEUS_MULTIPROC_DIR is set, and
+    # prometheus_client reads it when first imported (app/observability/metrics_dir.py).
+    from app.observability import prometheus as telemetry
+
+    telemetry.record_lost_log_line()
 
 
 class JsonLines(JsonFormatter):
@@ -58,7 +77,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     logger.propagate = False
     handler = next((h for h in logger.handlers if h.name == HANDLER_NAME), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = LossCountingStreamHandler(sys.stderr)
         handler.name = HANDLER_NAME
         logger.addHandler(handler)
     handler.setFormatter(formatter(log_format))
@@ -66,16 +85,20 @@ def configure_logging(level: str, log_format: str = "text") -> None:
 
 
 def uvicorn_log_config(log_format: str) -> dict[str, Any]:
-    """uvicorn's `log_config`: its own for text, the same loggers as JSON lines for json."""
+    """uvicorn's `log_config`: its own for text, the same loggers as JSON lines for json; either
+    way with handlers that count the lines they cannot write."""
     if log_format != "json":
-        return LOGGING_CONFIG
+        config = copy.deepcopy(LOGGING_CONFIG)
+        for handler in config["handlers"].values():
+            handler["class"] = HANDLER_CLASS
+        return config
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonLines}},
         "handlers": {
             "stderr": {
-                "class": "logging.StreamHandler",
+                "class": HANDLER_CLASS,
                 "formatter": "json",
                 "stream": "ext://sys.stderr",
             }

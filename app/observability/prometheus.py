@@ -5,7 +5,7 @@ methods (or "other"), status codes, the two class names, and error types the cod
 number of series is bounded whatever clients send.
 
 Under `python -m app` the values live in files in PROMETHEUS_MULTIPROC_DIR
-(app/observability/metrics_dir.py), which the exposition (app/observability/exposition.py) adds
+(app/observability/metrics_dir.py), which the exposition (app/server/exposition.py) adds
 up over all workers. In a process without that
 variable (tests, a bare uvicorn) they live in the process, in `REGISTRY`.
 
@@ -31,12 +31,19 @@ import resource
 from bisect import bisect_left
 from collections import Counter as Tallies
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from http import HTTPStatus
 from pathlib import Path
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
+from app.observability import metrics_store
 from model.features import CLASS_NAMES
+
+# Before any metric exists: a full or read-only PROMETHEUS_MULTIPROC_DIR costs series, not the
+# worker (app/observability/metrics_store.py).
+metrics_store.install()
 
 NAMESPACE: Final = "predictor"
 # Bounded by the app's routes; "unmatched" is every path no route matched (404s).
@@ -68,6 +75,22 @@ _PAGE_BYTES: Final = os.sysconf("SC_PAGE_SIZE")
 _STATM: Final = Path("/proc/self/statm")
 
 REGISTRY: Final = CollectorRegistry()
+
+# First, so that its own series gets space while there is some.
+LOST_SERIES: Final = Counter(
+    "metrics_lost_series",
+    "Series a worker keeps in memory only, missing here, because PROMETHEUS_MULTIPROC_DIR refused"
+    " them (full, read-only, gone).",
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)
+metrics_store.LOST.on_lost = LOST_SERIES.inc
+LOG_LINES_LOST: Final = Counter(
+    "log_lines_lost",
+    "Log lines a process could not write (a closed or broken stderr, a full disk).",
+    namespace=NAMESPACE,
+    registry=REGISTRY,
+)
 
 REQUESTS: Final = Counter(
     "http_requests",
@@ -192,13 +215,21 @@ class Tally:
         self._dirty()
 
     def finished(self, route: str, method: str, status: int, seconds: float) -> None:
+        """A request answered with `status` (an error answer is counted under its type too)."""
         self.in_flight -= 1
         self.requests[route, method, status] += 1
+        if status >= 400:
+            self.errors[status, error_kind(status)] += 1
         durations = self.durations.get(route)
         if durations is None:
             self.durations[route] = [seconds]
         else:
             durations.append(seconds)
+        self._dirty()
+
+    def abandoned(self) -> None:
+        """A request the app saw whose answer someone else wrote (the edge counted it)."""
+        self.in_flight -= 1
         self._dirty()
 
     def predicted(self, route: str, class_name: str, rows: int = 1) -> None:
@@ -257,7 +288,52 @@ def record_predictions(route: str, class_names: list[str]) -> None:
             TALLY.predicted(route, name, count)
 
 
+def record_lost_log_line() -> None:
+    LOG_LINES_LOST.inc()
+
+
 def record_error(status: int, kind: str) -> None:
+    TALLY.failed(status, kind)
+
+
+# The type of the error answer the request's code built (its first problem's JSON type), for the
+# count made from the status actually sent (app/middleware/request_metrics.py). Each request runs in
+# its
+# own task with its own copy of the context, so nothing carries over to the next request.
+_error_kind: ContextVar[str | None] = ContextVar("error_kind", default=None)
+CLIENT_CLOSED: Final = 499  # nginx's status for a client that left before its answer
+CLIENT_CLOSED_KIND: Final = "client_closed_request"
+# The route of an answer the edge (app/server/edge.py) wrote itself, before any route ran.
+EDGE_ROUTE: Final = "edge"
+
+
+def note_error(kind: str) -> None:
+    """Name the type of the error answer this request is about to send."""
+    _error_kind.set(kind)
+
+
+def error_kind(status: int) -> str:
+    """The type to count an error answer of `status` under: the one noted, else one named after
+    the status (an error answer built without a type: V2's, Starlette's own)."""
+    if status == CLIENT_CLOSED:
+        return CLIENT_CLOSED_KIND
+    return _error_kind.get() or _status_kind(status)
+
+
+@functools.cache
+def _status_kind(status: int) -> str:
+    if status == 500:  # the type of the service's own 500 answer, sent outside the middleware
+        return "internal_error"
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return f"status_{status}"
+    return phrase.lower().replace(" ", "_").replace("-", "_")
+
+
+def record_edge_answer(status: int, kind: str, method: str) -> None:
+    """Count an answer the edge wrote itself (a refusal: 400, 408, 413, 414, 431, 503...)."""
+    TALLY.requests[EDGE_ROUTE, method if method in METHODS else OTHER_METHOD, status] += 1
     TALLY.failed(status, kind)
 
 
@@ -302,4 +378,5 @@ async def process_sampler(interval: float = SAMPLE_SECONDS) -> AsyncIterator[Non
             await task
         TALLY.flush()  # this worker's last requests
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+            with contextlib.suppress(OSError):  # a read-only or vanished directory: nothing to do
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -57,6 +57,8 @@ from app.core.errors import (
     under_prefix,
 )
 from app.core.request_id import accepted_or_new
+from app.observability.answered import client_left
+from app.server.edge_answers import edge_answered
 
 logger = logging.getLogger("app.edge")
 
@@ -196,6 +198,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.wait_until(self.started + self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.cycle is not None and not self.cycle.response_started:
+            client_left(
+                self.cycle.scope
+            )  # logged and counted as 499 (app/observability/answered.py)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -303,15 +309,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         request_id = self.refusal_request_id(stage)
         logger.info("%d %s request_id=%s", refusal.status, refusal.item.type, request_id)
         cycle = self.cycle
+        app_scope = None
         if cycle is not None and not cycle.response_complete and not cycle.disconnected:
             if stage == _BODY and not cycle.response_started:
                 # This request's body will never be complete: the app, waiting for it, sees a
                 # disconnect and its answer is dropped; the refusal is the answer.
+                app_scope = cycle.scope
                 cycle.disconnected = True
                 cycle.message_event.set()
             else:
                 cycle.keep_alive = False  # an answer is under way: it closes the connection
                 return
+        # The method and path only of a head that was whole and within the limits: what a
+        # refusal cut short is the client's input, never logged.
+        method, target = (self.scope.get("method"), self.url) if stage == _BODY else (None, None)
+        edge_answered(refusal.status, refusal.item.type, method, target, request_id, app_scope)
         extra = (
             [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if refusal.status == 503 else []
         )

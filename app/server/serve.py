@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import socket
 from collections.abc import Awaitable
@@ -28,6 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn import Config, Server
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
+
+from app.observability.log_writer import background_stderr
+from app.server.process_guard import exit_with_parent, forget_process
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -93,7 +97,8 @@ class DrainingServer(Server):
                 self.config.load()
             self.gate = CloseWhenDraining(self.config.loaded_app)
             self.config.loaded_app = self.gate
-        await super().serve(sockets)
+        with background_stderr():  # a stalled log reader must not stall requests
+            await super().serve(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.gate is not None and not self.force_exit:
@@ -128,7 +133,17 @@ class DrainingProcess(multiprocess.Process):
 
     def __init__(self, config: Config, sockets: list[socket.socket], drain_seconds: float) -> None:
         self.drain_seconds = drain_seconds  # set first: the worker is pickled with it
+        self.supervisor_pid = os.getpid()
         super().__init__(config, sockets)
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:
+        exit_with_parent(self.supervisor_pid)  # in the worker: no orphan if the supervisor dies
+        super().target(sockets)
+
+    def join(self) -> None:
+        super().join()
+        if self.pid is not None:  # dead now, however it ended: its live gauges go
+            forget_process(self.pid)
 
     @property
     def server(self) -> Server:

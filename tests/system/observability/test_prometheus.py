@@ -24,6 +24,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.server.exposition import PROCESS_NAME as METRICS_PROCESS_NAME
 from app.observability.metrics_dir import ENV_VAR
 from app.openapi.examples import BENIGN, MALIGNANT
 from model.artifact import Artifact
@@ -84,7 +85,11 @@ def worker_processes(server: LiveServer) -> list[psutil.Process]:
     """The processes serving requests: the server itself, or the workers uvicorn spawned (not
     multiprocessing's resource tracker, also a child)."""
     parent = psutil.Process(server.process.pid)
-    children = [p for p in parent.children() if "spawn_main" in " ".join(p.cmdline())]
+    children = [
+        p
+        for p in parent.children()
+        if "spawn_main" in " ".join(p.cmdline()) and p.name() != METRICS_PROCESS_NAME
+    ]
     return children or [parent]
 
 
@@ -351,8 +356,9 @@ def test_a_taken_metrics_port_stops_startup_with_one_line() -> None:
             lines = server.stderr().strip().splitlines()
     assert code == 1
     assert lines == [
-        f"malignancy-predictor: cannot serve metrics on {LOOPBACK}:{port} (METRICS_PORT): "
-        "Address already in use"
+        f"malignancy-predictor: cannot serve metrics on {LOOPBACK}:{port} (METRICS_HOST,"
+        " METRICS_PORT): Address already in use; set METRICS_PORT to a free port, or"
+        " METRICS_PORT=0 for none"
     ]
 
 

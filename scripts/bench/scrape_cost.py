@@ -1,0 +1,159 @@
+"""What scraping the Prometheus port at 10 Hz costs /predict: wrk with and without a scraper.
+
+    python -m scripts.bench.scrape_cost [--workers 1] [--rounds 3] [--duration 10] [--checkout DIR]
+
+Starts `python -m app` (from DIR if given: another checkout, to compare) and runs wrk on
+/predict at 8 connections, rounds alternating without and with a thread scraping METRICS_PORT
+every 0.1 s, so that drift in the machine's load falls on both alike. Prints the median of each
+side by side, and the ratio (the goal: with >= 0.95x without).
+"""
+
+import argparse
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+
+from scripts.bench.common import REPO_ROOT, median
+from scripts.bench.http_load import LUA_TEMPLATE, Server, bodies, run_wrk, running
+from tests.live_server import LOOPBACK, PYTHON_M_APP, free_port, server_env
+
+CONNECTIONS: Final = 8
+SCRAPE_SECONDS: Final = 0.1  # 10 Hz
+
+
+class Scraper:
+    """GET the exposition every SCRAPE_SECONDS in a thread, until stopped; counts its scrapes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.scrapes = 0
+        self.failures = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    response.read()
+                self.scrapes += 1
+            except OSError:
+                self.failures += 1
+            next_at += SCRAPE_SECONDS
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self) -> "Scraper":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def worker_processes(server: Server) -> list[psutil.Process]:
+    """The processes that answer /predict: the workers, or the server itself with one."""
+    assert server.process is not None
+    root = psutil.Process(server.process.pid)
+    spawned = [
+        p
+        for p in root.children()
+        if "spawn_main" in " ".join(p.cmdline()) and p.name() != "metrics-server"
+    ]
+    return spawned or [root]
+
+
+def measured(workers: list[psutil.Process], url: str, lua: Path, duration: float) -> dict[str, Any]:
+    """A wrk run, with the workers' CPU time per request it made (us)."""
+
+    def cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in workers)
+
+    before = cpu()
+    stats = run_wrk(url, lua, CONNECTIONS, duration)
+    stats["worker_cpu_us"] = (cpu() - before) / max(1, stats["requests"]) * 1e6
+    return stats
+
+
+def scrape_cpu_ms(server: Server, metrics_url: str, scrapes: int = 200) -> float:
+    """CPU time (user + system) of the server and its children per scrape, while idle."""
+    assert server.process is not None
+    root = psutil.Process(server.process.pid)
+
+    def cpu() -> float:
+        processes = [root, *root.children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+    before = cpu()
+    for _ in range(scrapes):
+        with urllib.request.urlopen(metrics_url, timeout=5) as response:
+            response.read()
+    return (cpu() - before) / scrapes * 1000
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--checkout", type=Path, default=REPO_ROOT)
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    metrics_port = free_port()
+    env = server_env(
+        {
+            "HOST": LOOPBACK,
+            "PORT": "{port}",
+            "WORKERS": str(args.workers),
+            "METRICS_PORT": str(metrics_port),
+            "LOG_LEVEL": "warning",
+        }
+    )
+    server = Server("service", list(PYTHON_M_APP), env, cwd=args.checkout)
+    metrics_url = f"http://{LOOPBACK}:{metrics_port}/metrics"
+    results: dict[str, list[dict[str, Any]]] = {"without": [], "with 10 Hz scraper": []}
+    scrapes = failures = 0
+    with tempfile.TemporaryDirectory() as tmp, running(server, Path(tmp)):
+        lua = Path(tmp) / "predict.lua"
+        lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
+        url = f"{server.url}/predict"
+        run_wrk(url, lua, CONNECTIONS, 2)  # warm up
+        workers = worker_processes(server)
+        for _ in range(args.rounds):
+            results["without"].append(measured(workers, url, lua, args.duration))
+            with Scraper(metrics_url) as scraper:
+                results["with 10 Hz scraper"].append(measured(workers, url, lua, args.duration))
+            scrapes += scraper.scrapes
+            failures += scraper.failures
+        cpu_ms = scrape_cpu_ms(server, metrics_url)
+    print(
+        f"checkout {args.checkout}, WORKERS={args.workers}, /predict at {CONNECTIONS} connections,"
+    )
+    print(f"{args.rounds} alternating rounds of {args.duration:g} s; median of the rounds")
+    print(f"{'':<20} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'worker CPU us/req':>18}  rounds")
+    for name, runs in results.items():
+        rps = [r["rps"] for r in runs]
+        p50 = median([r["p50_us"] / 1000 for r in runs])
+        p99 = median([r["p99_us"] / 1000 for r in runs])
+        cpu = median([r["worker_cpu_us"] for r in runs])
+        shown = ", ".join(f"{v:,.0f}" for v in rps)
+        print(f"{name:<20} {median(rps):>8,.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>18.1f}  {shown}")
+    ratio = median([r["rps"] for r in results["with 10 Hz scraper"]]) / median(
+        [r["rps"] for r in results["without"]]
+    )
+    print(f"with / without: {ratio:.3f}x; {scrapes} scrapes answered, {failures} failed")
+    print(f"CPU of the service's processes per scrape, idle: {cpu_ms:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""The framework internals the service relies on, each with the version it was read in.
+
+Some code reaches past a library's public interface (named below, with where). A new version
+may change those parts without notice, and the failure would then be silent or fatal at run
+time (a SIGBUS, a worker that never stops). Each entry here pins the version the code was
+written for and checks the parts themselves; on an upgrade, read the named code again, then
+update the entry. pyproject.toml bounds each of these libraries below its next minor version.
+"""
+
+import inspect
+import os
+import tempfile
+from importlib.metadata import version
+
+import pytest
+from prometheus_client import Histogram, mmap_dict, multiprocess, values
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+from uvicorn.supervisors import multiprocess as uvicorn_multiprocess
+
+from app.observability import metrics_store
+
+# (distribution, the version the code relying on its internals was read against)
+READ_AGAINST = [
+    (
+        "prometheus-client",
+        "0.26.0",
+    ),  # app/observability/metrics_store.py, app/observability/prometheus.py (observe_all)
+    ("uvicorn", "0.54.0"),  # app/server/serve.py (DrainingProcess), app/observability/answered.py
+]
+
+
+@pytest.mark.parametrize(("distribution", "expected"), READ_AGAINST)
+def test_installed_version_is_the_one_the_internals_were_read_in(
+    distribution: str, expected: str
+) -> None:
+    installed = version(distribution)
+    assert installed == expected, (
+        f"{distribution} {installed} is installed, but the code using its internals was read "
+        f"against {expected}: re-read the parts this file checks, then update READ_AGAINST"
+    )
+
+
+def test_prometheus_value_class_is_chosen_through_module_globals() -> None:
+    """app/metrics_store.install replaces `values.ValueClass` (read by each metric when it
+    creates a value) and `values.MmapedDict` (read by MultiProcessValue when it opens a file)."""
+    creates = inspect.getsource(values.MultiProcessValue)
+    assert "MmapedDict(filename)" in creates
+    assert values.MutexValue.__init__.__code__.co_varnames[:7] == (
+        "self",
+        "typ",
+        "metric_name",
+        "name",
+        "labelnames",
+        "labelvalues",
+        "help_text",
+    )
+    from prometheus_client import metrics
+
+    assert "values.ValueClass(" in inspect.getsource(metrics)
+
+
+def test_mmaped_dict_layout_is_the_one_reserved() -> None:
+    """ReservedMmapedDict reserves `entry_bytes(key)` at `_used` before `_init_value` writes
+    there, and a new file's first page: the parent's sizes and attributes must match."""
+    assert mmap_dict._INITIAL_MMAP_SIZE == metrics_store.INITIAL_FILE_BYTES
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "counter_1.db")
+        store = mmap_dict.MmapedDict(path)  # type: ignore[no-untyped-call]
+        for key in ("k", "a longer key of 29 characters", "ü" * 13):
+            used = store._used
+            store._init_value(key)  # type: ignore[no-untyped-call]
+            assert store._used - used == metrics_store.entry_bytes(key)
+            assert store._capacity == os.fstat(store._f.fileno()).st_size
+        store.close()  # type: ignore[no-untyped-call]
+
+
+def test_multiprocess_parts() -> None:
+    """app/server/exposition.py merges files with the static `MultiProcessCollector.merge`;
+    app/server/process_guard.py removes a dead process's live gauges with `mark_process_dead`."""
+    assert isinstance(
+        inspect.getattr_static(multiprocess.MultiProcessCollector, "merge"), staticmethod
+    )
+    assert list(inspect.signature(multiprocess.mark_process_dead).parameters) == ["pid", "path"]
+
+
+def test_histogram_parts_observe_all_uses() -> None:
+    histogram = Histogram("contract_seconds", "x", registry=None)
+    assert histogram._upper_bounds[-1] == float("inf")
+    assert len(histogram._buckets) == len(histogram._upper_bounds)
+    assert hasattr(histogram._sum, "inc")
+
+
+def test_uvicorn_supervisor_hooks() -> None:
+    """DrainingProcess overrides `target` (run in the worker) and `join` (called by the
+    supervisor after every worker's end: a death, a restart, the stop)."""
+    process = uvicorn_multiprocess.Process
+    assert list(inspect.signature(process.target).parameters) == ["self", "sockets"]
+    supervisor = inspect.getsource(uvicorn_multiprocess.Multiprocess.keep_subprocess_alive)
+    assert "process.join()" in supervisor
+    assert "Process(self.config, self.sockets)" in supervisor  # patched to DrainingProcess
+
+
+def test_uvicorn_request_cycle_parts() -> None:
+    """The edge reads a request's `scope` (its "state" dict) and `response_started`."""
+    params = inspect.signature(RequestResponseCycle.__init__).parameters
+    assert "scope" in params
+    source = inspect.getsource(RequestResponseCycle)
+    assert "self.response_started = False" in source
+    from uvicorn.protocols.http import httptools_impl
+
+    assert '"state": self.app_state.copy()' in inspect.getsource(httptools_impl)
