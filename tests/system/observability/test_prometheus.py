@@ -24,9 +24,9 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.server.exposition import PROCESS_NAME as METRICS_PROCESS_NAME
 from app.observability.metrics_dir import ENV_VAR
 from app.openapi.examples import BENIGN, MALIGNANT
+from app.server.exposition import PROCESS_NAME as METRICS_PROCESS_NAME
 from model.artifact import Artifact
 from tests.live_server import LOOPBACK, LiveServer, free_port, run_server, start_server
 from tests.system_tools import require_tool
