@@ -23,7 +23,6 @@ import socket
 from collections.abc import Awaitable
 from types import FrameType
 from typing import Final
-from unittest import mock
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn import Config, Server
@@ -161,11 +160,16 @@ class DrainingMultiprocess(multiprocess.Multiprocess):
 
     def run(self) -> None:
         # Multiprocess starts (and restarts) every worker with its module's Process class, whose
-        # worker runs a plain Server, and has no hook for another; patch.object fails loudly if
-        # a uvicorn upgrade renames it.
+        # worker runs a plain Server, and has no hook for another: the class is swapped for the
+        # supervisor's run. tests/unit/test_framework_contract.py fails if an upgrade of uvicorn
+        # stops building workers from that name.
+        original = multiprocess.Process
         worker = functools.partial(DrainingProcess, drain_seconds=self.drain_seconds)
-        with mock.patch.object(multiprocess, "Process", worker):
+        multiprocess.Process = worker  # type: ignore[misc,assignment]
+        try:
             super().run()
+        finally:
+            multiprocess.Process = original  # type: ignore[misc]
 
     def terminate_all(self) -> None:
         # This process's copy of the listening socket would keep it listening while the workers

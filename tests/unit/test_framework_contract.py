@@ -26,6 +26,7 @@ READ_AGAINST = [
         "0.26.0",
     ),  # app/observability/metrics_store.py, app/observability/prometheus.py (observe_all)
     ("uvicorn", "0.54.0"),  # app/server/serve.py (DrainingProcess), app/observability/answered.py
+    ("fastapi", "0.165.0"),  # app/api/bodies.py (the one-step route reads the Dependant)
 ]
 
 
@@ -97,7 +98,10 @@ def test_uvicorn_supervisor_hooks() -> None:
     assert list(inspect.signature(process.target).parameters) == ["self", "sockets"]
     supervisor = inspect.getsource(uvicorn_multiprocess.Multiprocess.keep_subprocess_alive)
     assert "process.join()" in supervisor
-    assert "Process(self.config, self.sockets)" in supervisor  # patched to DrainingProcess
+    assert "Process(self.config, self.sockets)" in supervisor  # swapped for DrainingProcess
+    for method in ("init_processes", "restart_all", "keep_subprocess_alive"):
+        source = inspect.getsource(getattr(uvicorn_multiprocess.Multiprocess, method))
+        assert "Process(self.config, self.sockets)" in source, method
 
 
 def test_uvicorn_request_cycle_parts() -> None:
@@ -109,3 +113,26 @@ def test_uvicorn_request_cycle_parts() -> None:
     from uvicorn.protocols.http import httptools_impl
 
     assert '"state": self.app_state.copy()' in inspect.getsource(httptools_impl)
+
+
+def test_fastapi_dependant_fields_the_one_step_route_reads() -> None:
+    """app/api/bodies.py decides from a route's Dependant whether its endpoint can be called
+    directly, and runs its dependencies itself: every field it reads must still mean that."""
+    from fastapi.dependencies.models import Dependant
+
+    fields = {
+        "call",
+        "path_params",
+        "query_params",
+        "header_params",
+        "cookie_params",
+        "body_params",
+        "dependencies",
+        "request_param_name",
+        "websocket_param_name",
+        "http_connection_param_name",
+        "response_param_name",
+        "background_tasks_param_name",
+        "security_scopes_param_name",
+    }
+    assert fields <= set(Dependant.__dataclass_fields__)
