@@ -1,6 +1,7 @@
 """This checkout's `python -m app` against another checkout's, side by side, driven by wrk.
 
     python -m scripts.bench.ab --against DIR [--duration S] [--rounds R] [--json PATH]
+                               [--this-env NAME=VALUE ...] [--against-env NAME=VALUE ...]
 
 DIR is another checkout of the service (say the main branch's worktree) with its own `.venv`.
 Both serve the same artifact (this checkout's model/weights.json) on loopback, each with 1 worker
@@ -9,6 +10,10 @@ connections to the 1-worker servers and at 64 to the 2-worker ones, in interleav
 order reverses every other round. Prints the median req/s and p99 of each, and this checkout's
 req/s over DIR's (median of per-round ratios): a change on the request path is judged by these
 ratios, never by absolute figures from different runs. Exit status 1 on any error answer.
+
+`--this-env` and `--against-env` add settings to one side: `--against . --against-env
+RECORD=false` measures the record's cost on this checkout. Each side keeps its record in a
+temporary folder of its own.
 """
 
 import argparse
@@ -40,6 +45,8 @@ def parse_args() -> argparse.Namespace:
         "whose code reads another artifact format",
     )
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--this-env", action="append", default=[], type=setting, help="NAME=VALUE")
+    p.add_argument("--against-env", action="append", default=[], type=setting, help="NAME=VALUE")
     args = p.parse_args()
     python = args.against / ".venv" / "bin" / "python"
     if not (args.against / "app" / "__main__.py").is_file() or not python.is_file():
@@ -47,7 +54,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def servers(against: Path, against_model: Path | None) -> dict[str, Server]:
+def setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
+
+
+def servers(
+    against: Path, against_model: Path | None, extra: dict[str, dict[str, str]], tmp: Path
+) -> dict[str, Server]:
     models = {"this": DEFAULT_ARTIFACT_PATH, "against": against_model or DEFAULT_ARTIFACT_PATH}
     python = {"this": (sys.executable, REPO_ROOT), "against": (".venv/bin/python", against)}
     found = {}
@@ -57,6 +73,8 @@ def servers(against: Path, against_model: Path | None) -> dict[str, Server]:
             env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(models[side].resolve())}
             # Each its own Prometheus port (a checkout without one ignores the variable).
             env["METRICS_PORT"] = str(free_port())
+            env["RECORD_DIR"] = str(tmp / f"record-{side}-{workers}")
+            env.update(extra[side])
             run_env = server_env({**env, "WORKERS": str(workers)})
             name = f"{side} {workers}w"
             found[name] = Server(name, command, run_env, cwd=where.resolve())
@@ -79,7 +97,8 @@ def main() -> int:
         lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
         # Each side runs from its own directory, so each serves its own code.
         started = {}
-        for name, server in servers(args.against, args.against_model).items():
+        extra = {"this": dict(args.this_env), "against": dict(args.against_env)}
+        for name, server in servers(args.against, args.against_model, extra, Path(tmp)).items():
             started[name] = stack.enter_context(running(server, Path(tmp)))
         for server in started.values():
             run_wrk(server.url + "/predict", lua, 8, 1)  # warm-up
