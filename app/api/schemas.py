@@ -413,10 +413,25 @@ class Conformal(_Response):
     validation: list[SetCoverage]
 
 
+class Reporting(_Response):
+    """What the reporting guidelines (TRIPOD+AI, Model Cards) ask of a card, as far as this data
+    can honestly support it."""
+
+    intended_users: list[str]
+    out_of_scope: list[str]
+    threshold_rationale: str
+    population: str
+    period: str
+    subgroups: str = Field(description="Which subgroup analyses the data allows (none).")
+    monitoring: str
+    record: bool = Field(description="Whether this service keeps the record of predictions.")
+
+
 class ModelCard(_Response):
     model_version: ModelVersion
     content_sha256: str
     intended_use: str
+    reporting: Reporting
     architecture: Architecture
     training: Training
     data: DataSource

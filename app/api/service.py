@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from app.api.deps import ModelDep
 from app.api.schemas import Health, ModelCard
@@ -24,10 +24,15 @@ async def get_health(model: ModelDep) -> Health:
 
 
 @response_examples({200: _card})
-async def get_model_card(model: ModelDep) -> ModelCard:
+async def get_model_card(model: ModelDep, request: Request) -> ModelCard:
     """Architecture, training settings, data hash, features with their ranges, headline
-    metrics, and the intended use. Open even when API_KEY is set: it holds nothing secret."""
-    return model.card
+    metrics, the intended use and what reporting guidelines ask (users, scope, population,
+    period, subgroups, monitoring, whether predictions are recorded). Open even when API_KEY is
+    set: it holds nothing secret."""
+    if request.app.state.settings.record:
+        return model.card
+    reporting = model.card.reporting.model_copy(update={"record": False})
+    return model.card.model_copy(update={"reporting": reporting})
 
 
 def add_routes(app: FastAPI) -> None:

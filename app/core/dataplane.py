@@ -28,6 +28,7 @@ from app.api.schemas import (
     Metrics,
     ModelCard,
     Prediction,
+    Reporting,
     Scores,
     SetCoverage,
     ThresholdRow,
@@ -327,6 +328,42 @@ def _conformal(artifact: Artifact, default_confidence: float) -> Conformal:
     )
 
 
+def _reporting(artifact: Artifact) -> Reporting:
+    m = artifact.validation_metrics(artifact.default_threshold)
+    return Reporting(
+        intended_users=[
+            "researchers and teachers studying confidence and thresholds in classification",
+            "engineers evaluating a documented prediction service",
+        ],
+        out_of_scope=[
+            "diagnosing, screening or treating anyone: it is not a medical device",
+            "cytology scored by other protocols, laboratories or eras than the training data's",
+            "any decision about an individual patient without a clinician's own judgement",
+        ],
+        threshold_rationale=(
+            f"{artifact.default_threshold} was chosen by cross-validation to miss few "
+            "malignancies: on the validation rows its sensitivity is "
+            f"{m.sensitivity} and its specificity {m.specificity}; the article's 0.5 to 0.9 "
+            "trade missed malignancies for fewer false alarms (GET /metrics?threshold=T)."
+        ),
+        population=(
+            f"{artifact.n_train + len(artifact.valid_y)} complete fine-needle aspirates of breast "
+            "masses from one hospital (University of Wisconsin Hospitals, Madison)"
+        ),
+        period="1989-1991 (published 1992)",
+        subgroups=(
+            "none: the data holds no demographic field (no sex, age or ethnicity), so no "
+            "subgroup analysis is possible and none is claimed"
+        ),
+        monitoring=(
+            "outcomes sent to POST /feedback are compared with the answers in GET /monitoring "
+            "(sensitivity, specificity, calibration and coverage with 95% intervals, drift of "
+            "the inputs), with Prometheus alerts in deploy/prometheus/rules.yml"
+        ),
+        record=True,
+    )
+
+
 def _model_card(artifact: Artifact, default_confidence: float) -> ModelCard:
     descriptions = {name: field.description or name for name, field in Scores.model_fields.items()}
     table = [
@@ -341,6 +378,7 @@ def _model_card(artifact: Artifact, default_confidence: float) -> ModelCard:
         model_version=artifact.model_version,
         content_sha256=artifact.content_sha256,
         intended_use=INTENDED_USE,
+        reporting=_reporting(artifact),
         architecture=Architecture.model_validate(artifact.to_payload()["architecture"]),
         training=Training(
             **asdict(artifact.training),

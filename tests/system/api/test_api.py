@@ -330,6 +330,25 @@ def test_model_card(client: httpx.Client, artifact: Artifact, dataset: Dataset) 
         key = f"{row['threshold']:g}"
         assert row["train_accuracy"] == artifact.train_metrics[key]["accuracy"]
         assert row["validation_accuracy"] == artifact.valid_metrics[key]["accuracy"]
+    # every number the reporting section states is what /metrics computes
+    reporting = card["reporting"]
+    served = strict_json(
+        client.get("/metrics", params={"threshold": str(card["default_threshold"])})
+    )
+    numbers = [
+        float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", reporting["threshold_rationale"])
+    ]
+    assert numbers == [
+        card["default_threshold"],
+        served["sensitivity"],
+        served["specificity"],
+        0.5,
+        0.9,
+    ]
+    assert reporting["population"].startswith(f"{artifact.n_train + len(artifact.valid_y)} ")
+    assert len(dataset.X) == artifact.n_train + len(artifact.valid_y)
+    assert "no demographic field" in reporting["subgroups"]
+    assert reporting["record"] is True
     use = card["intended_use"].lower()
     assert "not a medical device" in use
     assert "1992" in use
