@@ -20,7 +20,7 @@ help:
 	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); name = $$0; sub(/:.*/, "", name); \
 		sub(/^[^:]*: /, ""); printf "  make %-16s %s\n", name, $$0 }' $(firstword $(MAKEFILE_LIST))
 # Coverage floor of `make test` (branch coverage of app/ and model/, both tiers together).
-COVERAGE_FLOOR ?= 85
+COVERAGE_FLOOR ?= 75
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
