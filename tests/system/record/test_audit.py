@@ -16,6 +16,7 @@ import pytest
 from app.record.audit import BASE_COLUMNS, Problem, replay, verify
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
+from app.record.outcomes import OutcomeColumns
 from app.record.store import SqlStore
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact
 from model.features import FEATURE_NAMES
@@ -188,7 +189,8 @@ def test_export_parses_back_row_for_row(
         rows = list(csv.DictReader(io.StringIO(out.read_text())))
     else:
         rows = pq.read_table(out).to_pylist()
-    assert list(rows[0]) == list(BASE_COLUMNS)
+    assert list(rows[0]) == [*BASE_COLUMNS, *OutcomeColumns.names]
+    assert {x["outcome"] for x in rows} <= {None, ""}  # no outcome was sent
     got = [
         (x["request_id"], int(x["row"]), float(x["probability"]), int(x[FEATURE_NAMES[0]]))
         for x in rows

@@ -11,7 +11,7 @@ from app.record.store import MIGRATIONS, SCHEMA_VERSION, SqlStore, StoreError, o
 from tests.postgres import PostgresServer
 from tests.record_records import Answers
 
-TABLES = {"schema_version", "records", "writers", "chain_cuts"}
+TABLES = {"schema_version", "records", "writers", "chain_cuts", "outcomes", "outcome_corrections"}
 
 
 def tables(store: SqlStore) -> set[str]:
