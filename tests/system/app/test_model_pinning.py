@@ -20,6 +20,7 @@ import httpx
 import psutil
 import pytest
 
+from app.server.exposition import PROCESS_NAME as METRICS_PROCESS_NAME
 from model.artifact import DEFAULT_ARTIFACT_PATH, content_hash, load_artifact
 from tests.live_server import LiveServer, run_server, start_server
 
@@ -41,7 +42,11 @@ def other_model(path: Path) -> str:
 
 def workers(server: LiveServer) -> list[psutil.Process]:
     children = psutil.Process(server.process.pid).children()
-    return [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    return [
+        c
+        for c in children
+        if "spawn_main" in " ".join(c.cmdline()) and c.name() != METRICS_PROCESS_NAME
+    ]
 
 
 def started(server: LiveServer) -> int:
