@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from app.monitoring.typicality import Typicality
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact
 from model.conformal import DEFAULT_CONFIDENCE, set_membership
 from model.data import load_dataset
@@ -205,6 +206,11 @@ async def run_load(
     return result
 
 
+TUMOUR: Final = frozenset(
+    {"probability", "class", "prediction_set", "decision", "reasons", "atypical"}
+)
+
+
 class Expected:
     """Request bodies and the answer each must get, from the model package itself."""
 
@@ -217,25 +223,30 @@ class Expected:
         self.bounds = artifact.conformal.classifier().quantiles(self.confidence).tolist()
         rows = [[int(v) for v in row] for row in data.X]
         proba = artifact.predict_proba(data.X).tolist()
+        odd = Typicality.from_artifact(artifact).atypical_rows(data.X).tolist()
         dump = {"separators": (",", ":")}
         self.single: list[bytes] = []
         self.single_proba: dict[bytes, float] = {}
+        self.single_atypical: dict[bytes, bool] = {}
         for row, p in zip(rows, proba, strict=True):
             body = json.dumps(dict(zip(FEATURE_NAMES, row, strict=True)), **dump).encode()  # type: ignore[arg-type]
             self.single.append(body)
             self.single_proba[body] = p
+            self.single_atypical[body] = odd[len(self.single) - 1]
         self.batch: list[bytes] = []
         self.batch_proba: dict[bytes, list[float]] = {}
+        self.batch_atypical: dict[bytes, list[bool]] = {}
         for v in range(BATCH_VARIANTS):
             idx = [(v * 97 + i) % len(rows) for i in range(BATCH_ROWS)]
             instances = [dict(zip(FEATURE_NAMES, rows[i], strict=True)) for i in idx]
             body = json.dumps({"instances": instances}, **dump).encode()  # type: ignore[arg-type]
             self.batch.append(body)
             self.batch_proba[body] = [proba[i] for i in idx]
+            self.batch_atypical[body] = [odd[i] for i in idx]
 
-    def _tumour(self, item: object, expected: float) -> str | None:
-        if not isinstance(item, dict) or set(item) != {"probability", "class", "prediction_set"}:
-            return f"not a {{probability, class, prediction_set}} object: {item!r}"
+    def _tumour(self, item: object, expected: float, atypical: bool) -> str | None:
+        if not isinstance(item, dict) or set(item) != TUMOUR:
+            return f"not a {sorted(TUMOUR)} object: {item!r}"
         p = item["probability"]
         if not isinstance(p, float) or not 0.0 <= p <= 1.0:
             return f"probability {p!r} is not a number in [0, 1]"
@@ -248,6 +259,11 @@ class Expected:
         classes = [name for name, member in zip(CLASS_NAMES, members, strict=True) if member]
         if item["prediction_set"] != classes:
             return f"prediction_set {item['prediction_set']!r} for probability {p}"
+        reasons = {0: ["no_class"], 2: ["both_classes"]}.get(len(classes), [])
+        reasons += ["atypical_input"] if atypical else []
+        decision = "refer" if reasons else classes[0]
+        if (item["decision"], item["reasons"], item["atypical"]) != (decision, reasons, atypical):
+            return f"decision {item['decision']!r} {item['reasons']!r}, expected {decision!r}"
         return None
 
     def check(self, path: str, request: bytes, response: bytes) -> str | None:
@@ -265,19 +281,19 @@ class Expected:
             return f"confidence {answer.get('confidence')!r}, expected {self.confidence}"
         top = {"threshold", "confidence", "model_version"}
         if path == "/predict":
-            tumour = {"probability", "class", "prediction_set"}
-            if set(answer) != tumour | top:
+            if set(answer) != TUMOUR | top:
                 return f"unexpected fields {sorted(answer)}"
-            fields = {name: answer[name] for name in tumour}
-            return self._tumour(fields, self.single_proba[request])
+            fields = {name: answer[name] for name in TUMOUR}
+            return self._tumour(fields, self.single_proba[request], self.single_atypical[request])
         expected = self.batch_proba[request]
         predictions = answer.get("predictions")
         if set(answer) != {"predictions"} | top:
             return f"unexpected fields {sorted(answer)}"
         if not isinstance(predictions, list) or len(predictions) != len(expected):
             return f"{len(predictions or [])} predictions for {len(expected)} instances"
-        for i, (item, p) in enumerate(zip(predictions, expected, strict=True)):
-            problem = self._tumour(item, p)
+        odd = self.batch_atypical[request]
+        for i, (item, p, a) in enumerate(zip(predictions, expected, odd, strict=True)):
+            problem = self._tumour(item, p, a)
             if problem is not None:
                 return f"predictions[{i}]: {problem}"
         return None
