@@ -21,7 +21,10 @@ from tests.load_client import BATCH_ROWS, Expected, LoadResult, run_load
 LOAD_SECONDS: Final = float(os.environ.get("LOAD_SECONDS", "10"))
 CONNECTIONS: Final = 64
 WARMUP_SECONDS: Final = 2.0
-MAX_RSS_MB: Final = 100.0
+# A worker with the record on holds about 20 MB more under 64 connections than with it off
+# (102.7 against 82.0 MB, measured side by side): 64 requests at once wait on a commit instead
+# of finishing, and the writer thread and SQLite keep their buffers. Growth stays the leak check.
+MAX_RSS_MB: Final = 120.0
 MAX_RSS_GROWTH: Final = 0.05
 
 pytestmark = pytest.mark.slow
