@@ -42,10 +42,13 @@ async def require_api_key(
     """401 unless the X-API-Key header equals the API_KEY setting (compared in constant time).
 
     Header values arrive decoded as latin-1, so encoding them back gives the bytes on the wire.
+    Whitespace around the value is not part of it (RFC 9110 5.5); llhttp keeps what follows it.
     """
     expected = request.app.state.settings.api_key
     if expected is None:
         return
+    if given is not None:
+        given = given.strip(" \t")
     if given is None or not hmac.compare_digest(
         given.encode("latin-1"), expected.get_secret_value().encode("utf-8")
     ):

@@ -35,7 +35,9 @@ from app.settings import Settings, load_settings
 
 TITLE: Final = "Malignancy predictor"
 CORS_METHODS: Final = ("GET", "HEAD", "POST")
-CORS_HEADERS: Final = ("Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER)
+# The binary V2 extension's header: a browser must be allowed to send and read it.
+V2_BINARY_HEADER: Final = "Inference-Header-Content-Length"
+CORS_HEADERS: Final = ("Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER, V2_BINARY_HEADER)
 CORS_MAX_AGE_SECONDS: Final = 600
 # FastAPI's native OpenTelemetry hooks, off: asking the global providers whether anyone
 # configured them, on every request, was 6.6% of the instructions of a /predict in process
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
             allow_origins=settings.cors_allow_origins,
             allow_methods=CORS_METHODS,
             allow_headers=CORS_HEADERS,
-            expose_headers=(REQUEST_ID_HEADER,),
+            expose_headers=(REQUEST_ID_HEADER, V2_BINARY_HEADER),
             max_age=CORS_MAX_AGE_SECONDS,
         )
     app.add_middleware(RequestMetrics)
