@@ -1,6 +1,6 @@
 """The edge's alternatives side by side: the hostile tables and wrk on /predict against each.
 
-    python -m scripts.bench.edge_alternatives [--duration S] [--rounds R] [--tables]
+    python -m scripts.bench.edge_alternatives [--duration S] [--rounds R] [--tables] [--no-load]
 
 Alternatives (each serving app.main:create_app with one worker on loopback):
 - edge: `python -m app`, uvicorn's httptools protocol subclassed (app/http/protocol.py);
@@ -45,6 +45,7 @@ from tests import live_server
 from tests.live_server import LOOPBACK, LiveServer, free_port, server_env
 
 ALTERNATIVE_VARIABLE: Final = "EDGE_ALTERNATIVE"
+PLUGIN: Final = "scripts.bench.edge_alternatives"  # this module, also when run as __main__
 FACTORY: Final = "app.main:create_app"
 TABLES: Final = ("tests/http/test_edge.py", "tests/system/edge/test_hostile_table.py")
 COMMANDS: Final[dict[str, str]] = {
@@ -97,6 +98,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--duration", type=positive_float, default=5.0, help="seconds per wrk run")
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     p.add_argument("--tables", action="store_true", help="also run the hostile tables")
+    p.add_argument("--no-load", action="store_true", help="skip wrk")
     p.add_argument("--nginx-front", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--only", nargs="*", choices=sorted(COMMANDS), help="these alternatives")
     return p.parse_args()
@@ -156,7 +158,7 @@ def pytest_collection_modifyitems(items: Sequence[pytest.Item]) -> None:
 def run_tables(name: str) -> tuple[int, int]:
     """(passed, failed) of the hostile tables against `name`."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", __name__, *TABLES],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", PLUGIN, *TABLES],
         cwd=REPO_ROOT,
         env={**os.environ, ALTERNATIVE_VARIABLE: name},
         capture_output=True,
@@ -195,7 +197,8 @@ def main() -> int:
     if missing:
         print(f"scripts.bench.edge_alternatives: not installed: {missing}", file=sys.stderr)
         return 2
-    for name, runs in run_load(names, args.duration, args.rounds).items():
+    loads = {} if args.no_load else run_load(names, args.duration, args.rounds)
+    for name, runs in loads.items():
         rps = median([r["rps"] for r in runs])
         p99 = median([r["p99_us"] for r in runs]) / 1000
         errors = sum(r["status"] + r["socket_errors"] for r in runs)
