@@ -20,11 +20,11 @@ request cycle and keep-alive handling, and adds per connection:
   buffer did not shrink) end the connection (aborted: nothing more can be written). While the
   write buffer is above uvicorn's high-water mark, the next pipelined request is neither read
   nor started: a connection holds at most one answer beyond the mark.
-- MAX_HEADER_BYTES: bytes of the request line plus header fields, counted per request. The
-  parser is never fed more of one head: each read is fed in pieces that end where a head ends
-  (its blank line), where a Content-Length body ends, or at the limit; a head that did not end
-  within it is answered 431 (414 when nearly all of it is the URL). After a chunked body the
-  next head is measured from its fields (the same limit, whitespace around values aside).
+- MAX_HEADER_BYTES: bytes of the request line plus header fields, counted per request: each
+  complete head from its parts (method, URL, fields; whitespace before a value aside), and a
+  head still arriving by the bytes it has taken, so that the parser is never fed more than the
+  limit of one head (httptools buffers a field whole), give or take one read when the head began
+  behind other requests in it. 431 past it (414 when nearly all of it is the URL).
 - MAX_HEADER_COUNT: header fields per request, answered 431.
 - MAX_CONNECTIONS: open connections in this worker. One more is answered 503 with Retry-After
   at once, without waiting for its request.
@@ -263,7 +263,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.mount_path = edge.mount_path if edge is not None else ""
         self.head_room = limits.max_header_bytes  # bytes the current head may still take
         self.head_tail = b""  # the last bytes of a head in progress: its end may straddle reads
-        self.body_left: int | None = None  # Content-Length bytes still to come; None: chunked
         self.begun = 0  # requests begun on this connection
         self.stage = _FRESH
         self.started = 0.0  # when the current request began (its deadlines count from it)
@@ -312,52 +311,42 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.lingering:
             return  # discarded: the answer is sent, the connection is closing
         self._unset_keepalive_if_required()
-        view = memoryview(data)
-        pos, end = 0, len(data)
-        while pos < end and not self.lingering:
-            if self.stage == _BODY:
-                pos = self.feed_body(data, view, pos, end)
-            else:
-                pos = self.feed_head(data, view, pos, end)
+        stage, begun = self.stage, self.begun
+        at_head = stage != _BODY  # a head is in progress, or the next one starts here
+        if at_head and len(data) > self.head_room and not self.head_ends_within(data):
+            self.feed_head_past_limit(data)
+            return
+        if not self.feed(data) or self.stage != _HEAD:
+            return
+        # A head goes on past this read: count what it has taken.
+        if self.begun == begun or (self.begun == begun + 1 and stage in (_FRESH, _NONE)):
+            self.head_room -= len(data)  # all of this read is that head's
+        else:  # it began after other requests here: its URL and whole fields so far
+            self.head_room = self.limits.max_header_bytes - self.head_size()
+        self.head_tail = data[-3:]
+        if self.head_room <= 0:
+            self.head_overflow()
 
-    def feed_head(self, data: bytes, view: memoryview, pos: int, end: int) -> int:
-        """Feed a head in progress (or starting at `pos`) up to its end or the limit; where the
-        next piece starts."""
+    def head_ends_within(self, data: bytes) -> bool:
+        """Whether the head at the start of `data` ends within the bytes it may still take."""
+        if data.find(HEAD_END, 0, self.head_room) >= 0:
+            return True
+        return self.stage == _HEAD and (self.head_tail + data[:3]).find(HEAD_END) >= 0
+
+    def feed_head_past_limit(self, data: bytes) -> None:
+        """Feed the parser no more of the head than the limit, then refuse it."""
         room = self.head_room
-        stop = min(end, pos + room)
-        found = data.find(HEAD_END, pos, stop)
-        if found >= 0:
-            stop = found + len(HEAD_END)
-        elif self.head_tail and self.stage == _HEAD:
-            straddle = (self.head_tail + data[:3]).find(HEAD_END)
-            if straddle >= 0:
-                stop = straddle + len(HEAD_END) - len(self.head_tail)
-        if not self.feed(view[pos:stop]):
-            return end
-        if self.stage in (_FRESH, _HEAD):  # the head goes on past this piece
-            self.head_room -= stop - pos
-            self.head_tail = data[max(pos, stop - 3) : stop]
-            if self.head_room <= 0:
-                self.head_overflow()
-        return stop
+        self.head_room = 0
+        if room and not self.feed(data[:room]):
+            return
+        self.head_overflow()
 
-    def feed_body(self, data: bytes, view: memoryview, pos: int, end: int) -> int:
-        """Feed a body up to its end if its length is known, else (chunked) all that came."""
-        left = self.body_left
-        if left is not None:
-            stop = min(end, pos + left)
-            self.body_left = left - (stop - pos)
-            self.feed(view[pos:stop])
-            return stop
-        begun = self.begun
-        if self.feed(view[pos:end]) and self.begun != begun and self.stage == _HEAD:
-            # A head began after the chunked body ended, and goes on in the next read: it began
-            # after the last blank line here (a head in progress holds none).
-            self.head_room -= end - (data.rfind(HEAD_END, pos, end) + len(HEAD_END))
-            self.head_tail = data[-3:]
-            if self.head_room <= 0:
-                self.head_overflow()
-        return end
+    def head_size(self) -> int:
+        """The bytes of the current head's URL and whole fields (a field in progress aside)."""
+        size = len(getattr(self, "url", b""))
+        for name, value in self.headers or ():
+            size += len(name) + len(value) + FIELD_OVERHEAD
+        return size
 
     def head_overflow(self) -> None:
         """431 (or 414 for a URL) for a head that did not end within the limit."""
@@ -369,7 +358,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         long_url = url + REQUEST_LINE_OVERHEAD >= limit
         self.refuse(url_too_long(limit) if long_url else header_too_large(limit))
 
-    def feed(self, data: memoryview) -> bool:
+    def feed(self, data: bytes) -> bool:
         """Parse `data` as uvicorn does; answer a refusal or a parser error. True if it parsed."""
         try:
             self.parser.feed_data(data)
@@ -406,12 +395,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def check_head(self) -> None:
         """Refuse a head with too many or too large fields, without one Host, or with a
-        transfer coding but chunked; strip whitespace after values; note the body's length."""
+        transfer coding but chunked; strip whitespace after values."""
         limits, headers = self.limits, self.headers
         if len(headers) > limits.max_header_count:
             raise too_many_headers(limits.max_header_count)
         size = HEAD_OVERHEAD + len(self.parser.get_method()) + len(self.url)
-        hosts, codings, length = 0, None, None
+        hosts, codings = 0, None
         for i, (name, value) in enumerate(headers):
             size += len(name) + len(value) + FIELD_OVERHEAD
             if value[-1:] in _OWS:
@@ -419,8 +408,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 headers[i] = (name, value)
             if name == b"host":
                 hosts += 1
-            elif name == b"content-length":
-                length = int(value)  # llhttp accepts only digits, and one length
             elif name == b"transfer-encoding":
                 codings = [*(codings or []), *_codings(value)]
         if size > limits.max_header_bytes:
@@ -429,7 +416,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise bad_host(hosts)
         if codings is not None and codings != [b"chunked"]:
             raise bad_transfer_coding(codings)
-        self.body_left = None if codings else length
 
     def on_message_complete(self) -> None:
         self.head_room = self.limits.max_header_bytes
