@@ -73,9 +73,9 @@ http {{
   access_log off;
   client_body_temp_path {tmp}/body;
   proxy_temp_path {tmp}/proxy;
-  client_header_timeout {header_timeout}s;
-  client_body_timeout {body_timeout}s;
-  send_timeout {send_timeout}s;
+  client_header_timeout {header_timeout}ms;
+  client_body_timeout {body_timeout}ms;
+  send_timeout {send_timeout}ms;
   keepalive_timeout 5s;
   large_client_header_buffers 4 16k;
   client_max_body_size 9m;
@@ -108,6 +108,10 @@ def command(name: str) -> list[str]:
     return ["sh", "-c", COMMANDS[name]]
 
 
+def milliseconds(seconds: str) -> int:
+    return round(float(seconds) * 1000)  # nginx takes no fraction of a second
+
+
 # -- nginx in front --------------------------------------------------------------------------
 def nginx_front() -> int:
     """Serve `python -m app` on a private port behind nginx on PORT until SIGTERM."""
@@ -120,9 +124,9 @@ def nginx_front() -> int:
                 tmp=tmp,
                 port=port,
                 backend=backend,
-                header_timeout=env.get("HEADER_TIMEOUT_SECONDS", "10"),
-                body_timeout=env.get("BODY_TIMEOUT_SECONDS", "30"),
-                send_timeout=env.get("SEND_TIMEOUT_SECONDS", "30"),
+                header_timeout=milliseconds(env.get("HEADER_TIMEOUT_SECONDS", "10")),
+                body_timeout=milliseconds(env.get("BODY_TIMEOUT_SECONDS", "30")),
+                send_timeout=milliseconds(env.get("SEND_TIMEOUT_SECONDS", "30")),
             )
         )
         app = subprocess.Popen([sys.executable, "-m", "app"], env=env, cwd=REPO_ROOT)
