@@ -57,6 +57,7 @@ import asyncio
 import logging
 import math
 import operator
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -87,7 +88,7 @@ HEAD_END: Final = b"\r\n\r\n"
 # ends; each field adds ": " and a line end.
 HEAD_OVERHEAD: Final = 2 + 8 + 2 + 2
 FIELD_OVERHEAD: Final = 4
-_OWS: Final = (b" ", b"\t")
+_SPACE_AFTER_VALUE: Final = re.compile(rb"[ \t](?:\n|\Z)")  # in values joined by line feeds
 _NAME: Final = operator.itemgetter(0)
 _VALUE: Final = operator.itemgetter(1)
 METHOD_ROOM: Final = 32  # more than any method's length
@@ -276,6 +277,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.head_room = limits.max_header_bytes  # bytes the current head may still take
         self.head_tail = b""  # the last bytes of a head in progress: its end may straddle reads
         self.begun = 0  # requests begun on this connection
+        self.measured_head = 0  # the request whose head the bytes read have shown in limit
         self.stage = _FRESH
         self.started = 0.0  # when the current request began (its deadlines count from it)
         self.deadline = math.inf
@@ -324,9 +326,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         stage, begun = self.stage, self.begun
         at_head = stage != _BODY  # a head is in progress, or the next one starts here
-        if at_head and len(data) > self.head_room and not self.head_ends_within(data):
-            self.feed_head_past_limit(data)
-            return
+        if at_head:
+            if len(data) > self.head_room and not self.head_ends_within(data):
+                self.feed_head_past_limit(data)
+                return
+            if stage != _HEAD:  # the next head starts here, so its bytes are counted
+                self.measured_head = begun + 1  # check_head need not count its parts
         if not self.feed(data) or self.stage != _HEAD:
             return
         # A head goes on past this read: count what it has taken.
@@ -414,12 +419,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise too_many_headers(limits.max_header_count)
         names = list(map(_NAME, headers))
         values = b"\n".join(map(_VALUE, headers))  # a value holds no line feed
-        size = HEAD_OVERHEAD + len(self.url) + FIELD_OVERHEAD * count
-        size += len(b"".join(names)) + len(values) - max(count - 1, 0)
-        limit = limits.max_header_bytes
-        # The method's length is asked for only when it may matter.
-        if size + METHOD_ROOM > limit and size + len(self.parser.get_method()) > limit:
-            raise header_too_large(limit)
+        if self.begun != self.measured_head:  # not counted by the bytes it took: by its parts
+            self.check_head_size(len(b"".join(names)) + len(values) - max(count - 1, 0))
         hosts = names.count(b"host")
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
             raise bad_host(hosts)
@@ -427,8 +428,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             codings = [c for n, v in headers if n == b"transfer-encoding" for c in _codings(v)]
             if codings != [b"chunked"]:
                 raise bad_transfer_coding(codings)
-        if b" \n" in values or b"\t\n" in values or values.endswith(_OWS):
+        if _SPACE_AFTER_VALUE.search(values):
             headers[:] = [(name, value.rstrip(b" \t")) for name, value in headers]
+
+    def check_head_size(self, fields: int) -> None:
+        """431 for a head whose method, URL and `fields` bytes of names and values (with their
+        separators) pass MAX_HEADER_BYTES."""
+        limit = self.limits.max_header_bytes
+        size = HEAD_OVERHEAD + len(self.url) + FIELD_OVERHEAD * len(self.headers) + fields
+        # The method's length is asked for only when it may matter.
+        if size + METHOD_ROOM > limit and size + len(self.parser.get_method()) > limit:
+            raise header_too_large(limit)
 
     def on_message_complete(self) -> None:
         self.head_room = self.limits.max_header_bytes
