@@ -98,6 +98,7 @@ def limits(settings: Settings) -> "EdgeLimits":
         max_header_bytes=settings.max_header_bytes,
         max_header_count=settings.max_header_count,
         max_connections=settings.max_connections,
+        send_timeout=settings.send_timeout_seconds,
     )
 
 
@@ -171,6 +172,7 @@ def edge_config(settings: Settings, pinned: "PinnedArtifact") -> "EdgeConfig":
         functools.partial(create_app, settings, pinned),
         limits=limits(settings),
         protocol_prefix=V2_PREFIX,  # refusals on /v2 paths take the protocol's error shape
+        mount_path=settings.root_path,
         factory=True,
         host=settings.host,
         port=settings.port,

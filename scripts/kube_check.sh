@@ -167,7 +167,7 @@ import json, sys, urllib.request
 
 facts = json.load(open(sys.argv[1]))
 sys.path.insert(0, sys.argv[2])
-from app.openapi.document.examples import BENIGN, MALIGNANT  # noqa: E402
+from app.openapi.examples import BENIGN, MALIGNANT  # noqa: E402
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact  # noqa: E402
 
 version = load_artifact(DEFAULT_ARTIFACT_PATH).model_version

@@ -44,12 +44,14 @@ async def require_api_key(
     compared in constant time; the caller's name is then the request's `caller` for the record.
 
     Header values arrive decoded as latin-1, so encoding them back gives the bytes on the wire.
+    Whitespace around the value is not part of it (RFC 9110 5.5); llhttp keeps what follows it.
     """
     callers: dict[str, SecretStr] = request.app.state.callers
     if not callers:
         return
     if given is not None:
-        wire = given.encode("latin-1")
+        # RFC 9110 5.5: whitespace around a field value is not part of it.
+        wire = given.strip(" \t").encode("latin-1")
         found = None
         for name, key in callers.items():  # every key compared: the time says nothing of which
             if hmac.compare_digest(wire, key.get_secret_value().encode("utf-8")):

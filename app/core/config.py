@@ -18,6 +18,8 @@ BODY_TIMEOUT_SECONDS    30           the whole request must arrive within it (40
 MAX_HEADER_BYTES        16384        request line plus headers, at most (431; 414 for a URL)
 MAX_HEADER_COUNT        100          header fields per request, at most (431)
 MAX_CONNECTIONS         1000         open connections per worker; one more gets 503
+SEND_TIMEOUT_SECONDS    30           a client that reads none of its queued answers for this
+                                     long is cut off
 MODEL_SHA256            unset        the content hash MODEL_PATH must have, else no start
 V2_MODEL_NAME   malignancy-predictor the model's name in the Open Inference Protocol's /v2 URLs
 V2_MAX_ROWS     100000               most rows in one /v2 infer request
@@ -179,6 +181,11 @@ class Settings(BaseSettings):
     )
     max_connections: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=1000, description="Most open connections per worker; one more gets 503."
+    )
+    # At least a second: a loaded client may pause that long; at most an hour, like the body's.
+    send_timeout_seconds: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = Field(
+        default=30.0,
+        description="Seconds a client may read none of its queued answers before it is cut off.",
     )
     model_sha256: Annotated[str | None, Field(pattern=r"^[0-9a-f]{64}$")] = Field(
         default=None,

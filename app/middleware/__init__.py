@@ -20,7 +20,9 @@ from app.middleware.strict_query import StrictQuery
 
 API_KEY_HEADER: Final = "X-API-Key"
 CORS_METHODS: Final = ("GET", "HEAD", "POST")
-CORS_HEADERS: Final = ("Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER)
+# The binary V2 extension's header: a browser must be allowed to send and read it.
+V2_BINARY_HEADER: Final = "Inference-Header-Content-Length"
+CORS_HEADERS: Final = ("Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER, V2_BINARY_HEADER)
 CORS_MAX_AGE_SECONDS: Final = 600
 
 
@@ -45,7 +47,7 @@ def stack(
                 allow_origins=settings.cors_allow_origins,
                 allow_methods=CORS_METHODS,
                 allow_headers=CORS_HEADERS,
-                expose_headers=(REQUEST_ID_HEADER,),
+                expose_headers=(REQUEST_ID_HEADER, V2_BINARY_HEADER),
                 max_age=CORS_MAX_AGE_SECONDS,
             )
         )

@@ -8,6 +8,14 @@ answering every request with `Connection: close`, so each client learns from an 
 connection ends. The drain ends as soon as every connection has closed; those still open then
 (idle all along, or in a request that outlasts the drain) go through uvicorn's own shutdown.
 
+The stop is bounded: after the drain, connections whose answers wait unread in the write buffer
+are aborted (nothing more will reach them), and uvicorn's own shutdown waits at most
+STOP_GRACE_SECONDS for the requests still running before it cancels them. SIGTERM therefore ends
+a worker within about `drain_seconds + STOP_GRACE_SECONDS`, whatever its clients do.
+
+The event loop's reports of a socket it could not accept for lack of resources (EMFILE: no file
+descriptor left) are logged once per RESOURCE_LOG_SECONDS with their count, not once each.
+
 `serve(config, drain_seconds)` does what uvicorn.run does with a built Config, for one worker or
 several, with a DrainingServer in each worker. `python -m app` runs it; a bare
 `uvicorn --factory app.main:create_app` does not drain.
@@ -15,14 +23,16 @@ several, with a DrainingServer in each worker. `python -m app` runs it; a bare
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
+import math
 import os
 import signal
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn import Config, Server
@@ -35,6 +45,9 @@ from app.server.process_guard import exit_with_parent, forget_process
 logger = logging.getLogger("uvicorn.error")
 
 DRAIN_POLL_SECONDS: Final = 0.05
+STOP_GRACE_SECONDS: Final = 5
+RESOURCE_LOG_SECONDS: Final = 10.0
+RESOURCE_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # Set (True) in the scope of every request served during the drain: /health/ready answers 503.
 DRAINING: Final = "malignancy_predictor.draining"
 
@@ -83,11 +96,15 @@ class DrainingServer(Server):
     """
 
     def __init__(self, config: Config, drain_seconds: float) -> None:
+        if config.timeout_graceful_shutdown is None:
+            config.timeout_graceful_shutdown = STOP_GRACE_SECONDS
         super().__init__(config)
         self.drain_seconds = drain_seconds
         self.gate: CloseWhenDraining | None = None
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(ResourceErrorLog(loop.time).handle)
         # Wrapped here rather than in create_app because the wrapper belongs to this server's
         # shutdown, and serve() is what each worker process runs. Every connection takes its app
         # from the config when it opens, so this must happen before the first one.
@@ -102,7 +119,20 @@ class DrainingServer(Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.gate is not None and not self.force_exit:
             await self.drain(self.gate, sockets)
+        self.abort_unread()
         await super().shutdown(sockets)
+
+    def abort_unread(self) -> None:
+        """Abort the connections whose answers wait unread: closing would wait for the client."""
+        unread = [
+            connection
+            for connection in self.server_state.connections
+            if connection.transport is not None and connection.transport.get_write_buffer_size()
+        ]
+        for connection in unread:
+            connection.transport.abort()
+        if unread:
+            logger.info("Aborted %d connection(s) whose answers were not read", len(unread))
 
     async def drain(self, gate: CloseWhenDraining, sockets: list[socket.socket] | None) -> None:
         """Stop accepting, then serve with `Connection: close` until no connection is left or
@@ -125,6 +155,34 @@ class DrainingServer(Server):
                 logger.info("%d connection(s) still open after the drain", len(connections))
                 return
             await asyncio.sleep(min(DRAIN_POLL_SECONDS, left))
+
+
+class ResourceErrorLog:
+    """An event loop exception handler that logs running out of file descriptors (or socket
+    buffers) once per RESOURCE_LOG_SECONDS with a count, and anything else as asyncio does."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.count = 0
+        self.logged_at = -math.inf
+
+    def handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if not isinstance(exc, OSError) or exc.errno not in RESOURCE_ERRNOS:
+            loop.default_exception_handler(context)
+            return
+        self.count += 1
+        now = self.clock()
+        if now - self.logged_at >= RESOURCE_LOG_SECONDS:
+            logger.error(
+                "%s (%d time(s) since the last report, at most one every %g s): %s",
+                context.get("message", "out of a system resource"),
+                self.count,
+                RESOURCE_LOG_SECONDS,
+                exc.strerror,
+            )
+            self.count = 0
+            self.logged_at = now
 
 
 class DrainingProcess(multiprocess.Process):

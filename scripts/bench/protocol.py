@@ -55,6 +55,9 @@ class NullTransport(asyncio.Transport):
     def is_closing(self) -> bool:
         return False
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # every write went out at once
+
     def close(self) -> None:
         pass
 
