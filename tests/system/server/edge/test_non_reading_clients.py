@@ -129,6 +129,11 @@ def server() -> Iterator[LiveServer]:
 def test_non_reading_clients_are_cut_off_and_the_service_answers_throughout(
     server: LiveServer,
 ) -> None:
+    warm = NormalClient(server.url)  # the normal client's own steady state (the record's too)
+    warm.start()
+    time.sleep(1.0)
+    warm.stopping.set()
+    warm.join(PROBE_TIMEOUT * 2)
     socks = attack(server.port)  # the first round: the allocator's steady state
     wait_until_released(server, time.monotonic())
     for sock in socks:
