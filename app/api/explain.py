@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.bodies import OneStepJSONBodyRoute
 from app.api.deps import check_api_key, served_model
+from app.api.predictions import record_one
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -28,7 +29,6 @@ from app.api.responses import (
     json_response,
 )
 from app.api.schemas import Explanation, PredictRequest, as_row
-from app.core.recording import record, set_code
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.openapi.examples import BENIGN, EXPLAIN_EXAMPLES
 from model.features import FEATURE_NAMES
@@ -67,20 +67,7 @@ async def explain(
     row = as_row(body)
     answer = await run_in_threadpool(model.explain, row, body.threshold, body.confidence)
     contributions = [getattr(answer.contributions, name) for name in FEATURE_NAMES]
-    await record(
-        request,
-        route="/explain",
-        protocol="native",
-        encoding="json",
-        scorer="single",
-        rows=[row],
-        probabilities=[answer.probability],
-        malignant=[answer.predicted_class == "malignant"],
-        sets=[set_code(answer.prediction_set)],
-        threshold=answer.threshold,
-        confidence=answer.confidence,
-        explanation=(answer.base_value, contributions),
-    )
+    await record_one(request, "/explain", row, answer, (answer.base_value, contributions))
     return json_response(answer)
 
 

@@ -13,7 +13,7 @@ and answer with the JSON of the response model already written (`json_response`)
 instead of validating the model a second time and serializing it itself.
 """
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from enum import Enum
 from typing import Annotated, Any, Final
 
@@ -38,6 +38,7 @@ from app.api.schemas import (
     as_row,
     limited_batch_request,
 )
+from app.core.dataplane import Row
 from app.core.recording import record, set_code
 from app.observability import prometheus as telemetry
 from app.openapi.document import Example, ExampleContext, response_examples
@@ -103,9 +104,22 @@ async def predict(
     is a confident answer; both classes, or none, means refer the biopsy to a person."""
     row = as_row(body)
     answer = served_model(request).predict(row, body.threshold, body.confidence)
+    await record_one(request, PREDICT_PATH, row, answer)
+    telemetry.record_prediction(PREDICT_PATH, answer.predicted_class)
+    return json_response(answer)
+
+
+async def record_one(
+    request: Request,
+    route: str,
+    row: Row,
+    answer: Prediction,
+    explanation: tuple[float, Sequence[float]] | None = None,
+) -> None:
+    """Commit the record of a one-row native answer (/predict, /explain) before it is sent."""
     await record(
         request,
-        route=PREDICT_PATH,
+        route=route,
         protocol="native",
         encoding="json",
         scorer="single",
@@ -115,9 +129,8 @@ async def predict(
         sets=[set_code(answer.prediction_set)],
         threshold=answer.threshold,
         confidence=answer.confidence,
+        explanation=explanation,
     )
-    telemetry.record_prediction(PREDICT_PATH, answer.predicted_class)
-    return json_response(answer)
 
 
 def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Response]]:

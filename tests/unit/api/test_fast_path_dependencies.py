@@ -10,18 +10,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from app.api.bodies import OneStepJSONBodyRoute
 from app.api.deps import check_api_key, require_api_key
 from app.api.schemas import PredictRequest
+from app.openapi.examples import BENIGN
 
-VALID = {
-    "clump_thickness": 5,
-    "uniformity_of_cell_size": 1,
-    "uniformity_of_cell_shape": 1,
-    "marginal_adhesion": 1,
-    "single_epithelial_cell_size": 2,
-    "bare_nuclei": 1,
-    "bland_chromatin": 3,
-    "normal_nucleoli": 1,
-    "mitoses": 1,
-}
+VALID = BENIGN
 
 
 def _post(app: FastAPI, body: dict[str, int]) -> httpx.Response:
