@@ -115,15 +115,39 @@ class Scores(BaseModel):
 
     model_config = _STRICT
 
-    clump_thickness: Score = Field(description="Clump thickness" + _SCALE)
-    uniformity_of_cell_size: Score = Field(description="Uniformity of cell size" + _SCALE)
-    uniformity_of_cell_shape: Score = Field(description="Uniformity of cell shape" + _SCALE)
-    marginal_adhesion: Score = Field(description="Marginal adhesion" + _SCALE)
-    single_epithelial_cell_size: Score = Field(description="Single epithelial cell size" + _SCALE)
-    bare_nuclei: Score = Field(description="Bare nuclei" + _SCALE)
-    bland_chromatin: Score = Field(description="Bland chromatin" + _SCALE)
-    normal_nucleoli: Score = Field(description="Normal nucleoli" + _SCALE)
-    mitoses: Score = Field(description="Mitoses" + _SCALE)
+    clump_thickness: Score = Field(
+        description="Clump thickness: "
+        "benign cells tend to lie in one layer, cancer cells in thick clumps" + _SCALE
+    )
+    uniformity_of_cell_size: Score = Field(
+        description="Uniformity of cell size: "
+        "how much the cells vary in size (cancer cells vary more)" + _SCALE
+    )
+    uniformity_of_cell_shape: Score = Field(
+        description="Uniformity of cell shape: "
+        "how much the cells vary in shape (cancer cells vary more)" + _SCALE
+    )
+    marginal_adhesion: Score = Field(
+        description="Marginal adhesion: how much the cells have lost their hold on each other"
+        + _SCALE
+    )
+    single_epithelial_cell_size: Score = Field(
+        description="Single epithelial cell size: how enlarged the single epithelial cells are"
+        + _SCALE
+    )
+    bare_nuclei: Score = Field(
+        description="Bare nuclei: how many nuclei are not surrounded by the rest of their cell"
+        + _SCALE
+    )
+    bland_chromatin: Score = Field(
+        description="Bland chromatin: "
+        "how coarse the texture of the nucleus is (fine and even in normal cells)" + _SCALE
+    )
+    normal_nucleoli: Score = Field(
+        description="Normal nucleoli: how visible and numerous the small bodies in the nucleus are"
+        + _SCALE
+    )
+    mitoses: Score = Field(description="Mitoses: how many cells are seen dividing" + _SCALE)
 
 
 if tuple(Scores.model_fields) != FEATURE_NAMES:
