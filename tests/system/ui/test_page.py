@@ -339,6 +339,43 @@ def test_monitoring_renders_every_figure_it_is_given(ui: UiPage, case: str) -> N
         ui.guard.assert_clean(ui.page)
 
 
+@pytest.fixture(scope="module")
+def with_outcomes(browser: Browser, dataset: Dataset) -> Iterator[LiveServer]:
+    """A service that has answered 120 cases of the data set and received their outcomes."""
+    with start_server({"MONITORING_REFRESH_SECONDS": "1"}) as live:
+        rows = [dict(zip(FEATURE_NAMES, map(int, r), strict=True)) for r in dataset.X[:120]]
+        answer = httpx.post(f"{live.url}/predict/batch", json={"instances": rows}, timeout=30)
+        request_id = answer.headers["X-Request-ID"]
+        outcomes = [
+            {"request_id": request_id, "row": i, "outcome": ("benign", "malignant")[int(y)]}
+            for i, y in enumerate(dataset.y[:120])
+        ]
+        sent = httpx.post(f"{live.url}/feedback/batch", json={"outcomes": outcomes}, timeout=30)
+        assert sent.status_code == 200
+        yield live
+
+
+def test_monitoring_shows_the_live_figures_the_api_computes(
+    browser: Browser, with_outcomes: LiveServer
+) -> None:
+    """Against the real /monitoring after outcomes were sent: the counts and every cumulative
+    figure with its interval, beside the validated ones."""
+    answer = api_text(with_outcomes.url, "GET", "monitoring").json()
+    with ui_page(browser, with_outcomes.url) as ui, docs.diagnosed(ui.guarded, "ui-live"):
+        ui.open("monitoring")
+        result = ui.page.locator("#monitoring-result")
+        expect(result.locator("dl, table").first).to_be_visible()
+        text = result.inner_text()
+        expect(ui.page.locator("#monitoring-empty")).to_have_count(0)
+        cumulative = answer["overall"]["cumulative"]
+        assert cumulative["n"] == 120
+        shown = [n for n in numbers_in(cumulative) if n not in text and n not in ("null",)]
+        assert shown == [], f"live figures the page does not show: {shown}"
+        assert json.dumps(answer["validated"]["sensitivity"]["value"]) in text
+        ui.screenshot("monitoring-live")
+        ui.guard.assert_clean(ui.page)
+
+
 # -- many cases ------------------------------------------------------------------------------
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     path.write_text("\n".join(",".join(row) for row in [header, *rows]) + "\n")
