@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from app.core.config import Settings, load_settings
 from app.main import create_app
+from app.server.serve import STOP_GRACE_SECONDS
 from model.artifact import DEFAULT_ARTIFACT_PATH
 
 REPO: Final = Path(__file__).resolve().parents[3]
@@ -218,6 +219,7 @@ def test_the_grace_period_covers_the_pause_and_the_drain(
     assert pause > 0
     assert drain > 0
     assert grace >= pause + drain + STOP_MARGIN_SECONDS
+    assert grace >= pause + drain + STOP_GRACE_SECONDS  # the running requests' last grace
 
 
 def test_resources_cover_the_measured_worker(container: Manifest) -> None:
