@@ -46,6 +46,11 @@ class DuplicateKeyError(ValueError):
 def loads(body: bytes | str) -> Any:
     """`json.loads(body)`, refusing duplicate keys (DuplicateKeyError) and reading integers of
     any length. Raises json.JSONDecodeError for invalid JSON, as json.loads does."""
+    if isinstance(body, bytes):
+        # JSON exchanged between systems is UTF-8 (RFC 8259 8.1): json.loads would also read
+        # UTF-16 and UTF-32, which a gateway or a log reading UTF-8 would see otherwise. A
+        # UnicodeDecodeError makes FastAPI's bare 400, which the service answers as a 422.
+        body = body.decode("utf-8")
     try:
         return json.loads(body, object_pairs_hook=_unique_object, parse_int=_any_length_int)
     except _RepeatedKeyError:
