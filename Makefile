@@ -19,8 +19,9 @@ WORKERS ?= 1
 help:
 	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); name = $$0; sub(/:.*/, "", name); \
 		sub(/^[^:]*: /, ""); printf "  make %-16s %s\n", name, $$0 }' $(firstword $(MAKEFILE_LIST))
-# Coverage floor of `make test` (branch coverage of app/ and model/, both tiers together).
-COVERAGE_FLOOR ?= 75
+# Coverage floor of `make test`: branch coverage of app/ and model/ in the test processes of
+# both tiers (83.3% measured; the live servers run in subprocesses, not measured).
+COVERAGE_FLOOR ?= 81
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \

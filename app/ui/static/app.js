@@ -585,12 +585,12 @@
       const heading = el(`h${Math.min(depth + 2, 6)}`, {}, words(k));
       const inner = Object.values(v);
       const tabular = inner.length > 0 && inner.every(isFlat);
-      out.append(el("section", { class: "block", "data-key": k }, heading, tabular ? table(v) : renderJson(v, depth + 1)));
+      out.append(el("section", { class: "block", "data-key": k }, heading, tabular ? table(v, k) : renderJson(v, depth + 1)));
     }
     return out;
   }
 
-  function table(value) {
+  function table(value, label = "figures") {
     const outer = Object.keys(value);
     const inner = [...new Set(outer.flatMap((k) => Object.keys(value[k])))];
     const transpose = inner.length > outer.length;
@@ -599,7 +599,8 @@
     const cell = (r, c) => (transpose ? value[c][r] : value[r][c]);
     return el(
       "div",
-      { class: "table-scroll" },
+      // A region that may scroll must be reachable by keyboard (and named for screen readers).
+      { class: "table-scroll", tabindex: "0", role: "region", "aria-label": words(label) },
       el(
         "table",
         { class: "numbers" },
