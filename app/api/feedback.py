@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 
 from fastapi import Body, FastAPI, Request
 from fastapi.params import Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.api.bodies import StrictJSONRoute
@@ -26,6 +26,7 @@ from app.api.responses import (
     error_example,
     invalid_body_example,
 )
+from app.api.schemas import integral_number
 from app.core.errors import ApiError
 from app.core.request_id import MAX_LENGTH as REQUEST_ID_MAX
 from app.openapi.document import Example, ExampleContext, response_examples
@@ -53,7 +54,9 @@ class FeedbackRequest(_Strict):
         pattern=_SANE_TEXT,
         description="The X-Request-ID the prediction was answered with.",
     )
-    row: int = Field(default=0, ge=0, le=1_000_000, description="The row's index in it.")
+    row: Annotated[int, BeforeValidator(integral_number)] = Field(
+        default=0, ge=0, le=1_000_000, description="The row's index in it."
+    )
     outcome: Outcome = Field(description="The confirmed outcome, e.g. from histology.")
     source: str | None = Field(
         default=None,

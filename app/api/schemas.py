@@ -27,7 +27,7 @@ if get_args(ClassName) != CLASS_NAMES:
 _STRICT: Final = ConfigDict(extra="forbid", strict=True)
 
 
-def _integral_number(value: object) -> object:
+def integral_number(value: object) -> object:
     """5.0 is the integer 5 in JSON (and JSON Schema); 5.5, NaN, "5" and true stay invalid."""
     if type(value) is float and value.is_integer():
         return int(value)
@@ -35,7 +35,7 @@ def _integral_number(value: object) -> object:
 
 
 Score = Annotated[
-    int, Field(ge=SCORE_MIN, le=SCORE_MAX, strict=True), BeforeValidator(_integral_number)
+    int, Field(ge=SCORE_MIN, le=SCORE_MAX, strict=True), BeforeValidator(integral_number)
 ]
 _SCALE: Final = f"; integer {SCORE_MIN} (closest to normal) to {SCORE_MAX}."
 
