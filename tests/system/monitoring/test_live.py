@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from app.monitoring.alarms import FIGURE_ALARMS
 from model.data import Dataset
 from model.features import FEATURE_NAMES
 from tests.live_server import REPO_ROOT, LiveServer, server_env, start_server
@@ -32,6 +33,10 @@ def instances(rows: np.ndarray) -> list[dict[str, int]]:
 @pytest.fixture(scope="module")
 def record_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("record")
+
+
+def serve_env(env: dict[str, str]) -> Any:
+    return start_server(env)
 
 
 def serve(record_dir: Path) -> Any:
@@ -233,3 +238,54 @@ def test_the_documented_answer_has_the_live_answers_shape(
         answer.pop("callers")  # one entry per caller with confirmed cases
     assert documented == served
     assert shape(confirmed["callers"]["lab"]) == shape(example["overall"])
+
+
+def alarms_firing(recent: dict[str, Any]) -> list[str]:
+    """The alert rules' conditions (app/monitoring/alarms.py) on /monitoring's recent window."""
+    fired = []
+    for alarm in FIGURE_ALARMS:
+        estimate = recent[alarm.figure]
+        value = estimate["lower"] if alarm.bound == "lower" else estimate["upper"]
+        if value is not None and (value < alarm.limit if alarm.op == "<" else value > alarm.limit):
+            fired.append(alarm.alert)
+    return fired
+
+
+@pytest.mark.slow
+def test_injected_miscalibration_is_detected_against_a_live_service(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    """Cases of the data set streamed to a live service with their outcomes: no alarm while the
+    outcomes are true; after 200 cases, one benign outcome in ten reported malignant, as the
+    simulation does in process: an alarm fires within 400 more cases (the in-process
+    simulation's p90 is 142; this run's delay is printed)."""
+    rng = np.random.default_rng(2024)
+    env = {
+        "RECORD_DIR": str(tmp_path / "record"),
+        "MONITORING_REFRESH_SECONDS": "1",
+        "MONITORING_WINDOW": "200",
+    }
+    with serve_env(env) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        order = rng.permutation(len(dataset.X))
+        detected_after = None
+        for step, part in enumerate(np.array_split(order[:600], 30)):
+            answer = client.post("/predict/batch", json={"instances": instances(dataset.X[part])})
+            request_id = answer.headers["X-Request-ID"]
+            outcomes = []
+            for i, y in enumerate(dataset.y[part]):
+                flip = step >= 10 and y == 0 and rng.random() < 0.1
+                outcomes.append(
+                    {
+                        "request_id": request_id,
+                        "row": i,
+                        "outcome": "malignant" if (y == 1 or flip) else "benign",
+                    }
+                )
+            assert client.post("/feedback/batch", json={"outcomes": outcomes}).status_code == 200
+            fired = alarms_firing(client.get("/monitoring").json()["overall"]["recent"])
+            if step < 10:
+                assert fired == [], (step, fired)  # true outcomes: no false alarm
+            elif fired and detected_after is None:
+                detected_after = (step - 9) * len(part)
+    print(f"\nmiscalibration detected after {detected_after} cases")
+    assert detected_after is not None
