@@ -28,6 +28,7 @@ from app.api.responses import (
 )
 from app.api.schemas import integral_number
 from app.core.errors import ApiError
+from app.core.monitoring import Watch
 from app.core.request_id import MAX_LENGTH as REQUEST_ID_MAX
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.record.outcomes import (
@@ -37,7 +38,7 @@ from app.record.outcomes import (
     UnknownPredictionError,
     put_outcome,
 )
-from app.record.store import open_store
+from app.record.store import SqlStore, open_store
 
 MAX_FEEDBACK_BATCH: Final = 1000
 _SANE_TEXT: Final = r"^[A-Za-z0-9._:/+=@-]+$"
@@ -149,25 +150,58 @@ def _conflict_error(stored: str) -> ApiError:
     )
 
 
-def _store(request: Request, item: FeedbackRequest) -> Stored:
-    watch = request.app.state.watch
+def _watch(request: Request) -> Watch:
+    watch: Watch | None = request.app.state.watch
     if watch is None:
         raise ApiError(
             503, ["server"], "Outcomes are kept in the record, which is off", "record_off"
         )
+    return watch
+
+
+def _put(store: SqlStore, request: Request, item: FeedbackRequest) -> Stored:
+    return put_outcome(
+        store,
+        item.request_id,
+        item.row,
+        item.outcome,
+        source=item.source,
+        caller=getattr(request.state, "caller", None),
+        now_ns=time.time_ns(),
+        correction=item.correction,
+    )
+
+
+def _store(request: Request, item: FeedbackRequest) -> Stored:
+    watch = _watch(request)
     with open_store(watch.config) as store:
-        stored = put_outcome(
-            store,
-            item.request_id,
-            item.row,
-            item.outcome,
-            source=item.source,
-            caller=getattr(request.state, "caller", None),
-            now_ns=time.time_ns(),
-            correction=item.correction,
-        )
+        stored = _put(store, request, item)
     watch.outcome_arrived()
     return stored
+
+
+def _store_all(request: Request, items: list[FeedbackRequest]) -> list[FeedbackItem]:
+    """Each item in its own transaction, all through one connection."""
+    watch = _watch(request)
+    results = []
+    with open_store(watch.config) as store:
+        for item in items:
+            status: Literal["created", "unchanged", "corrected", "conflict", "not_found"]
+            try:
+                stored = _put(store, request, item)
+            except UnknownPredictionError:
+                status, outcome = "not_found", None
+            except OutcomeConflictError as exc:
+                status, outcome = "conflict", exc.stored
+            else:
+                status, outcome = stored.status, stored.outcome
+            results.append(
+                FeedbackItem(
+                    request_id=item.request_id, row=item.row, status=status, outcome=outcome
+                )
+            )
+    watch.outcome_arrived()
+    return results
 
 
 def _not_found(item: FeedbackRequest) -> ApiError:
@@ -204,31 +238,7 @@ async def post_feedback_batch(
     body: Annotated[FeedbackBatchRequest, Body()], request: Request
 ) -> FeedbackBatchAnswer:
     """Store many outcomes; each item is answered in order with its own status."""
-    results = []
-    for item in body.outcomes:
-        try:
-            stored = await run_in_threadpool(_store, request, item)
-        except UnknownPredictionError:
-            results.append(
-                FeedbackItem(
-                    request_id=item.request_id, row=item.row, status="not_found", outcome=None
-                )
-            )
-        except OutcomeConflictError as exc:
-            results.append(
-                FeedbackItem(
-                    request_id=item.request_id, row=item.row, status="conflict", outcome=exc.stored
-                )
-            )
-        else:
-            results.append(
-                FeedbackItem(
-                    request_id=item.request_id,
-                    row=item.row,
-                    status=stored.status,
-                    outcome=stored.outcome,
-                )
-            )
+    results = await run_in_threadpool(_store_all, request, body.outcomes)
     return FeedbackBatchAnswer(results=results)
 
 
