@@ -61,7 +61,7 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports
 
 unit: $(VENV)/.dev
-	$(BIN)/python -m pytest -n 2 -q tests/unit
+	$(BIN)/python -m pytest -n 2 -q -m "not slow" tests/unit
 
 system: $(VENV)/.dev
 	$(BIN)/python -m pytest -n 2 tests/system

@@ -1,5 +1,8 @@
 """Shared fixtures: the real data file, the real committed artifact, and a live server."""
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,22 @@ from tests.live_server import LiveServer, start_server
 from tests.load_client import Expected
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_RECORD_DIR_SET_HERE = "MALIGNANCY_TESTS_RECORD_DIR"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Apps built in process record into a folder of this test process, never into the
+    checkout's var/record (live servers get their own: tests/live_server.py)."""
+    if "RECORD_DIR" not in os.environ:
+        os.environ["RECORD_DIR"] = tempfile.mkdtemp(prefix="tests-record-")
+        os.environ[_RECORD_DIR_SET_HERE] = os.environ["RECORD_DIR"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = os.environ.pop(_RECORD_DIR_SET_HERE, None)
+    if made is not None:
+        os.environ.pop("RECORD_DIR", None)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

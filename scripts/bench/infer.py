@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from app.core.dataplane import ServedModel
+from app.monitoring.decision import decide
 from app.v2.codec import decode_request, encode_response
 from model.artifact import DEFAULT_ARTIFACT_PATH, Artifact, load_artifact
 from model.data import load_dataset
@@ -39,6 +40,9 @@ from scripts.bench.v2_bodies import rows as v2_rows
 from scripts.cli import OneLineParser, positive_int
 
 Call = Callable[[], object]
+
+
+CHECK = "typicality check + decision, tuple row"
 
 
 def sklearn_model(artifact: Artifact, X_raw: np.ndarray, y: np.ndarray) -> Any:
@@ -130,11 +134,14 @@ def main() -> int:
     row = tuple(int(v) for v in data.X[0])
     row_array = np.asarray([row], dtype=np.float64)
     scaled_row = artifact.scaler.transform(row_array)
+    served = ServedModel.load(args.model)
     single: dict[str, Call] = {
         "Artifact.predict_one, tuple row": lambda: artifact.predict_one(row),
         "Artifact.predict_proba, tuple row": lambda: artifact.predict_proba((row,)),
         "Artifact.predict_proba, (1, 9) array": lambda: artifact.predict_proba(row_array),
         "sklearn predict_proba, scaled (1, 9) array": lambda: clf.predict_proba(scaled_row),
+        # What every answer adds to the scoring (issue 24's goal: under 5% of a /predict).
+        CHECK: lambda: decide(1, served.typicality.is_atypical(row)),
     }
     rng = np.random.default_rng(0)
     batches: dict[str, tuple[int, Call]] = {}
@@ -154,7 +161,6 @@ def main() -> int:
             n,
             partial(clf.predict_proba, X_scaled),
         )
-    served = ServedModel.load(args.model)
     X_v2 = v2_rows(10_000)
     batches["ServedModel.score, 10,000 rows array"] = (10_000, partial(served.score, X_v2, None))
     v2 = {
@@ -198,6 +204,9 @@ def main() -> int:
             f"{name:44}{median(values):>11.1f}{percentile(values, 99):>9.1f}"
             f"{median(lat[sk]) / median(values):>16.1f}"
         )
+    print(
+        f"{'check + decision / predict_one (medians)':44}{median(lat[CHECK]) / median(lat[ours]):>11.2f}"
+    )
     e_median, e_p99 = median(explain_lat), percentile(explain_lat, 99)
     n_b = len(artifact.background_rows)
     print(

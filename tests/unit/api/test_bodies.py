@@ -256,6 +256,7 @@ scores = st.fixed_dictionaries(
     instance=scores,
     content_type=st.sampled_from([JSON, "application/json; charset=utf-8", "text/plain", None]),
 )
+@pytest.mark.slow
 def test_same_answer_for_generated_bodies(
     one_step: InProcess,
     reference: InProcess,

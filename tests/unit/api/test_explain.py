@@ -30,6 +30,7 @@ def strict_json(response: httpx.Response) -> Any:
     return json.loads(response.content, parse_constant=reject)
 
 
+@pytest.mark.slow
 def test_answers_the_model_packages_values_on_every_validation_row(
     client: httpx.Client, artifact: Artifact, dataset: Dataset
 ) -> None:

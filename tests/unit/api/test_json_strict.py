@@ -176,6 +176,7 @@ def _reference_path(node: Any, path: list[str | int]) -> list[str | int] | None:
     return None
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(text=json_texts())
 def test_the_path_agrees_with_a_plain_recursive_search(text: str) -> None:

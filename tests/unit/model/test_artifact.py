@@ -89,6 +89,7 @@ def test_file_holds_everything_the_service_and_a_reader_need(saved: Path) -> Non
     assert "time" not in saved.read_text().lower()
 
 
+@pytest.mark.slow
 def test_training_twice_gives_a_byte_identical_file(tmp_path: Path, dataset: Dataset) -> None:
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     train(dataset, QUICK).artifact.save(a)
@@ -96,6 +97,7 @@ def test_training_twice_gives_a_byte_identical_file(tmp_path: Path, dataset: Dat
     assert a.read_bytes() == b.read_bytes()
 
 
+@pytest.mark.slow
 def test_default_training_reproduces_the_committed_artifact(
     artifact: Artifact, dataset: Dataset
 ) -> None:

@@ -14,6 +14,7 @@ def accuracies(artifact: Artifact, threshold: str) -> tuple[float, float]:
     )
 
 
+@pytest.mark.slow
 def test_lr_001_15000_iterations_gives_the_articles_threshold_table(dataset: Dataset) -> None:
     result = train(dataset, TrainingSettings(split="seed", lr=0.01, iterations=15000, seed=1))
     art = result.artifact

@@ -80,6 +80,7 @@ def test_the_artifact_background_is_the_training_rows(
     np.testing.assert_array_equal(expanded, training_rows[order])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["probability", "log_odds"])
 def test_values_equal_shaps_exact_explainer(
     artifact: Artifact,
@@ -105,6 +106,7 @@ def test_log_odds_values_are_not_the_logit_of_the_probability_ones(
     assert abs(base_logit - e.base_log_odds) > 0.1
 
 
+@pytest.mark.slow
 def test_base_plus_values_is_the_prediction_on_every_row(
     artifact: Artifact, dataset: Dataset
 ) -> None:

@@ -98,6 +98,7 @@ def test_false_alarms_on_new_samples_of_the_population(
     assert fired <= binomial_ceiling(checks, LEVEL)
 
 
+@pytest.mark.slow
 def test_textbook_defaults_misfire_where_the_calibrated_test_does_not(
     detector: DriftDetector, training_rows: NDArray[np.int64], artifact: Artifact
 ) -> None:

@@ -44,6 +44,7 @@ def test_covariate_shift_is_detected_and_named(world: sim.World) -> None:
     )
 
 
+@pytest.mark.slow
 def test_the_quick_report_prints_its_tables(capsys: pytest.CaptureFixture[str]) -> None:
     assert sim.main(["--quick"]) == 0
     out = capsys.readouterr().out

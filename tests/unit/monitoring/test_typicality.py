@@ -2,14 +2,12 @@
 held-out rows; a designed set of implausible rows; the single-row form against the batch form;
 its cost beside the single-row scorer's."""
 
-import timeit
 from itertools import combinations
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from app.monitoring.decision import decide
 from app.monitoring.typicality import (
     DECAY,
     DEFAULT_FALSE_ALARM,
@@ -129,26 +127,6 @@ def test_flagged_rows_name_their_pairs(typicality: Typicality) -> None:
     row = IMPLAUSIBLE["mitoses_alone"]
     assert all("mitoses" in pair for pair in typicality.unsupported_pairs(row))
     assert all(set(pair) <= set(FEATURE_NAMES) for pair in typicality.unsupported_pairs(row))
-
-
-def test_check_and_decision_cost_little_beside_scoring_the_row(
-    artifact: Artifact, typicality: Typicality
-) -> None:
-    # /predict is about 100 us, of which scoring the row is a few; the check and the decision
-    # must add under 5% of a /predict. Timed against the scorer in the same loop, so that a
-    # busy machine slows both: the check plus the decision under the scorer's cost.
-    row = [5, 1, 1, 1, 2, 1, 3, 1, 1]
-    artifact.predict_one(row)
-
-    def added() -> None:
-        decide(1, typicality.is_atypical(row))
-
-    def score() -> None:
-        artifact.predict_one(row)
-
-    check = min(timeit.repeat(added, number=20000, repeat=5))
-    scoring = min(timeit.repeat(score, number=20000, repeat=5))
-    assert check < 0.6 * scoring
 
 
 def test_bad_reference_is_refused(artifact: Artifact) -> None:

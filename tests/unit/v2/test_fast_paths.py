@@ -177,6 +177,7 @@ def test_the_body_is_never_held_whole(dataset: Dataset) -> None:
     assert peak < X.size + 3 * 65536 + 200_000, f"peak {peak:,} bytes"
 
 
+@pytest.mark.slow
 def test_a_large_binary_request_over_http(
     client: httpx.Client, dataset: Dataset, artifact: Artifact
 ) -> None:
