@@ -38,14 +38,15 @@ class Answers:
 
     def single(self, answered_ns: int | None = None, **extra: object) -> PredictionRecord:
         row = self.rows(1)[0].tolist()
-        p = self.model.predict(row, None, CONFIDENCE)
+        answers = self.model.predict(row, None, CONFIDENCE)
+        p = answers.rows[0]
         return self._record(
             [row],
             [p.probability],
             [p.predicted_class == "malignant"],
             [p.prediction_set],
             "single",
-            p.threshold,
+            answers.threshold,
             answered_ns,
             **extra,
         )
@@ -55,9 +56,9 @@ class Answers:
         b = self.model.predict_batch(rows.tolist(), None, CONFIDENCE)
         return self._record(
             rows,
-            [x.probability for x in b.predictions],
-            [x.predicted_class == "malignant" for x in b.predictions],
-            [x.prediction_set for x in b.predictions],
+            [x.probability for x in b.rows],
+            [x.predicted_class == "malignant" for x in b.rows],
+            [x.prediction_set for x in b.rows],
             "single" if n == 1 else "batch",
             b.threshold,
             answered_ns,
@@ -67,16 +68,17 @@ class Answers:
     def explained(self) -> PredictionRecord:
         row = self.rows(1)[0].tolist()
         e = self.model.explain(row, None, CONFIDENCE)
+        p = e.answers.rows[0]
         return self._record(
             [row],
-            [e.probability],
-            [e.predicted_class == "malignant"],
-            [e.prediction_set],
+            [p.probability],
+            [p.predicted_class == "malignant"],
+            [p.prediction_set],
             "single",
-            e.threshold,
+            e.answers.threshold,
             None,
             route="/explain",
-            explanation=(e.base_value, list(e.contributions.model_dump().values())),
+            explanation=(e.base_value, e.contributions),
         )
 
     def _record(

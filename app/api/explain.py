@@ -28,10 +28,9 @@ from app.api.responses import (
     invalid_json_example,
     json_response,
 )
-from app.api.schemas import Explanation, PredictRequest, as_row
+from app.api.schemas import Explanation, PredictRequest, as_row, explanation_of
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.openapi.examples import BENIGN, EXPLAIN_EXAMPLES
-from model.features import FEATURE_NAMES
 
 
 def _answers(context: ExampleContext) -> Mapping[str, Example]:
@@ -39,9 +38,8 @@ def _answers(context: ExampleContext) -> Mapping[str, Example]:
     answers = {}
     for name, example in EXPLAIN_EXAMPLES.items():
         body = PredictRequest.model_validate(example["value"])
-        answers[name] = Example(
-            example["summary"], context.model.explain(as_row(body), None, body.confidence)
-        )
+        explained = context.model.explain(as_row(body), None, body.confidence)
+        answers[name] = Example(example["summary"], explanation_of(explained))
     return answers
 
 
@@ -65,10 +63,10 @@ async def explain(
     model's answer, not the disease, and not causes."""
     model = served_model(request)
     row = as_row(body)
-    answer = await run_in_threadpool(model.explain, row, body.threshold, body.confidence)
-    contributions = [getattr(answer.contributions, name) for name in FEATURE_NAMES]
-    await record_one(request, "/explain", row, answer, (answer.base_value, contributions))
-    return json_response(answer)
+    explained = await run_in_threadpool(model.explain, row, body.threshold, body.confidence)
+    explanation = (explained.base_value, explained.contributions)
+    await record_one(request, "/explain", row, explained.answers, explanation)
+    return json_response(explanation_of(explained))
 
 
 def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> None:

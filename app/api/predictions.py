@@ -15,7 +15,7 @@ instead of validating the model a second time and serializing it itself.
 
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from enum import Enum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Body, FastAPI, Request
 from fastapi.params import Depends
@@ -36,10 +36,12 @@ from app.api.schemas import (
     Prediction,
     PredictRequest,
     as_row,
+    batch_prediction_of,
     limited_batch_request,
+    prediction_of,
 )
-from app.core.dataplane import Row
-from app.core.recording import record, set_code
+from app.core.dataplane import Answers, Row
+from app.core.recording import record
 from app.observability import prometheus as telemetry
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.openapi.examples import BATCH_EXAMPLES, BENIGN, MALIGNANT, PREDICT_EXAMPLES
@@ -54,7 +56,7 @@ def _answers(context: ExampleContext) -> Mapping[str, Example]:
     for name, example in PREDICT_EXAMPLES.items():
         body = PredictRequest.model_validate(example["value"])
         answer = context.model.predict(as_row(body), body.threshold, body.confidence)
-        answers[name] = Example(example["summary"], answer)
+        answers[name] = Example(example["summary"], prediction_of(answer))
     return answers
 
 
@@ -63,9 +65,8 @@ def _batch_answers(context: ExampleContext) -> Mapping[str, Example]:
     for name, example in BATCH_EXAMPLES.items():
         body = BatchRequest.model_validate(example["value"])
         rows = [as_row(instance) for instance in body.instances]
-        answers[name] = Example(
-            example["summary"], context.model.predict_batch(rows, body.threshold, body.confidence)
-        )
+        answer = context.model.predict_batch(rows, body.threshold, body.confidence)
+        answers[name] = Example(example["summary"], batch_prediction_of(answer))
     return answers
 
 
@@ -103,32 +104,43 @@ async def predict(
     at the confidence: the classes the model cannot rule out. `["benign"]` or `["malignant"]`
     is a confident answer; both classes, or none, means refer the biopsy to a person."""
     row = as_row(body)
-    answer = served_model(request).predict(row, body.threshold, body.confidence)
-    await record_one(request, PREDICT_PATH, row, answer)
-    telemetry.record_prediction(PREDICT_PATH, answer.predicted_class)
-    return json_response(answer)
+    answers = served_model(request).predict(row, body.threshold, body.confidence)
+    await record_one(request, PREDICT_PATH, row, answers)
+    telemetry.record_prediction(PREDICT_PATH, answers.rows[0].predicted_class)
+    return json_response(prediction_of(answers))
 
 
 async def record_one(
     request: Request,
     route: str,
     row: Row,
-    answer: Prediction,
+    answers: Answers,
     explanation: tuple[float, Sequence[float]] | None = None,
 ) -> None:
     """Commit the record of a one-row native answer (/predict, /explain) before it is sent."""
+    await record_answers(request, route, "single", [row], answers, explanation)
+
+
+async def record_answers(
+    request: Request,
+    route: str,
+    scorer: Literal["single", "batch"],
+    rows: Sequence[Row],
+    answers: Answers,
+    explanation: tuple[float, Sequence[float]] | None = None,
+) -> None:
     await record(
         request,
         route=route,
         protocol="native",
         encoding="json",
-        scorer="single",
-        rows=[row],
-        probabilities=[answer.probability],
-        malignant=[answer.predicted_class == "malignant"],
-        sets=[set_code(answer.prediction_set)],
-        threshold=answer.threshold,
-        confidence=answer.confidence,
+        scorer=scorer,
+        rows=rows,
+        probabilities=[a.probability for a in answers.rows],
+        malignant=[a.predicted_class == "malignant" for a in answers.rows],
+        sets=[a.set_code for a in answers.rows],
+        threshold=answers.threshold,
+        confidence=answers.confidence,
         explanation=explanation,
     )
 
@@ -148,25 +160,11 @@ def batch_endpoint(max_batch_size: int) -> Callable[..., Coroutine[Any, Any, Res
         most MAX_BATCH_SIZE instances (1000 by default); more is a 422 that states the limit."""
         batch: BatchRequest = body
         rows = [as_row(instance) for instance in batch.instances]
-        answer = served_model(request).predict_batch(rows, batch.threshold, batch.confidence)
-        predictions = answer.predictions
-        await record(
-            request,
-            route=BATCH_PATH,
-            protocol="native",
-            encoding="json",
-            scorer="single" if len(rows) == 1 else "batch",
-            rows=rows,
-            probabilities=[p.probability for p in predictions],
-            malignant=[p.predicted_class == "malignant" for p in predictions],
-            sets=[set_code(p.prediction_set) for p in predictions],
-            threshold=answer.threshold,
-            confidence=answer.confidence,
-        )
-        telemetry.record_predictions(
-            BATCH_PATH, [prediction.predicted_class for prediction in answer.predictions]
-        )
-        return json_response(answer)
+        answers = served_model(request).predict_batch(rows, batch.threshold, batch.confidence)
+        scorer: Literal["single", "batch"] = "single" if len(rows) == 1 else "batch"
+        await record_answers(request, BATCH_PATH, scorer, rows, answers)
+        telemetry.record_predictions(BATCH_PATH, [a.predicted_class for a in answers.rows])
+        return json_response(batch_prediction_of(answers))
 
     return predict_batch
 

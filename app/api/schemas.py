@@ -9,20 +9,20 @@ key repeated in a body is refused before these models see it (app/api/json_stric
 import re
 from functools import cache
 from operator import attrgetter
-from typing import Annotated, Final, Literal, get_args
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
+from app.core.card import FEATURE_DESCRIPTIONS, ClassName, ModelVersion
+from app.core.card import AnswerModel as _Response
+from app.core.card import Metrics as Metrics  # the card's parts, answered by /model and /metrics
+from app.core.card import ModelCard as ModelCard
+from app.core.dataplane import Answer, Answers, Explained
 from app.core.errors import ErrorItem as ErrorItem  # the error contract, re-exported
 from app.core.errors import ErrorResponse as ErrorResponse
-from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
-
-ClassName = Literal["benign", "malignant"]
-Decision = Literal["benign", "malignant", "refer"]
-Reason = Literal["both_classes", "no_class", "atypical_input"]
-if get_args(ClassName) != CLASS_NAMES:
-    raise ImportError("ClassName must list model.features.CLASS_NAMES in order")
+from app.monitoring.decision import Decision, Reason
+from model.features import FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 
 _STRICT: Final = ConfigDict(extra="forbid", strict=True)
 
@@ -37,7 +37,6 @@ def integral_number(value: object) -> object:
 Score = Annotated[
     int, Field(ge=SCORE_MIN, le=SCORE_MAX, strict=True), BeforeValidator(integral_number)
 ]
-_SCALE: Final = f"; integer {SCORE_MIN} (closest to normal) to {SCORE_MAX}."
 
 
 def positive_zero(value: object) -> object:
@@ -104,9 +103,6 @@ PredictionSet = Annotated[list[ClassName], Field(max_length=2, description=PREDI
 Probability = Annotated[
     float, Field(ge=0.0, le=1.0, description="Predicted probability that the tumour is malignant.")
 ]
-ModelVersion = Annotated[
-    str, Field(pattern="^[0-9a-f]{12}$", description="First 12 hex digits of the artifact hash.")
-]
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -115,39 +111,21 @@ class Scores(BaseModel):
 
     model_config = _STRICT
 
-    clump_thickness: Score = Field(
-        description="Clump thickness: "
-        "benign cells tend to lie in one layer, cancer cells in thick clumps" + _SCALE
-    )
+    clump_thickness: Score = Field(description=FEATURE_DESCRIPTIONS["clump_thickness"])
     uniformity_of_cell_size: Score = Field(
-        description="Uniformity of cell size: "
-        "how much the cells vary in size (cancer cells vary more)" + _SCALE
+        description=FEATURE_DESCRIPTIONS["uniformity_of_cell_size"]
     )
     uniformity_of_cell_shape: Score = Field(
-        description="Uniformity of cell shape: "
-        "how much the cells vary in shape (cancer cells vary more)" + _SCALE
+        description=FEATURE_DESCRIPTIONS["uniformity_of_cell_shape"]
     )
-    marginal_adhesion: Score = Field(
-        description="Marginal adhesion: how much the cells have lost their hold on each other"
-        + _SCALE
-    )
+    marginal_adhesion: Score = Field(description=FEATURE_DESCRIPTIONS["marginal_adhesion"])
     single_epithelial_cell_size: Score = Field(
-        description="Single epithelial cell size: how enlarged the single epithelial cells are"
-        + _SCALE
+        description=FEATURE_DESCRIPTIONS["single_epithelial_cell_size"]
     )
-    bare_nuclei: Score = Field(
-        description="Bare nuclei: how many nuclei are not surrounded by the rest of their cell"
-        + _SCALE
-    )
-    bland_chromatin: Score = Field(
-        description="Bland chromatin: "
-        "how coarse the texture of the nucleus is (fine and even in normal cells)" + _SCALE
-    )
-    normal_nucleoli: Score = Field(
-        description="Normal nucleoli: how visible and numerous the small bodies in the nucleus are"
-        + _SCALE
-    )
-    mitoses: Score = Field(description="Mitoses: how many cells are seen dividing" + _SCALE)
+    bare_nuclei: Score = Field(description=FEATURE_DESCRIPTIONS["bare_nuclei"])
+    bland_chromatin: Score = Field(description=FEATURE_DESCRIPTIONS["bland_chromatin"])
+    normal_nucleoli: Score = Field(description=FEATURE_DESCRIPTIONS["normal_nucleoli"])
+    mitoses: Score = Field(description=FEATURE_DESCRIPTIONS["mitoses"])
 
 
 if tuple(Scores.model_fields) != FEATURE_NAMES:
@@ -196,12 +174,6 @@ def limited_batch_request(max_batch_size: int) -> type[BatchRequest]:
 
 
 # -- responses ---------------------------------------------------------------------------------
-class _Response(BaseModel):
-    model_config = ConfigDict(
-        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
-    )
-
-
 class ClassifiedTumour(_Response):
     probability: Probability
     predicted_class: ClassName = Field(
@@ -308,161 +280,51 @@ class Readiness(_Response):
     model_version: ModelVersion
 
 
-class ConfusionCounts(_Response):
-    tn: int = Field(ge=0, description="Benign rows called benign.")
-    fp: int = Field(ge=0, description="Benign rows called malignant.")
-    fn: int = Field(ge=0, description="Malignant rows called benign.")
-    tp: int = Field(ge=0, description="Malignant rows called malignant.")
+# -- from the data plane's answers -------------------------------------------------------------
+def _tumour(answer: Answer) -> dict[str, Any]:
+    return {
+        "probability": answer.probability,
+        "class": answer.predicted_class,
+        "prediction_set": answer.prediction_set,
+        "decision": answer.decision,
+        "reasons": answer.reasons,
+        "atypical": answer.atypical,
+    }
 
 
-_UNDEFINED = " null when undefined (its denominator is zero)."
-Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
-Pair = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
+def _settings(answers: Answers) -> dict[str, Any]:
+    return {
+        "threshold": answers.threshold,
+        "confidence": answers.confidence,
+        "model_version": answers.model_version,
+    }
 
 
-class Metrics(_Response):
-    """Classification metrics on the artifact's validation rows at one threshold."""
+def prediction_of(answers: Answers) -> Prediction:
+    """/predict's body for a one-row answer."""
+    return Prediction.model_validate({**_tumour(answers.rows[0]), **_settings(answers)})
 
-    threshold: float = Field(ge=0.0, le=1.0)
-    n_validation: int = Field(ge=1, description="Number of validation rows.")
-    accuracy: Ratio
-    sensitivity: Ratio | None = Field(description="tp / (tp + fn);" + _UNDEFINED)
-    specificity: Ratio | None = Field(description="tn / (tn + fp);" + _UNDEFINED)
-    precision: Ratio | None = Field(
-        description="tp / (tp + fp);" + _UNDEFINED + " At threshold 1 nothing is called malignant."
+
+def batch_prediction_of(answers: Answers) -> BatchPrediction:
+    predictions = [_tumour(answer) for answer in answers.rows]
+    return BatchPrediction.model_validate({"predictions": predictions, **_settings(answers)})
+
+
+def explanation_of(explained: Explained) -> Explanation:
+    answers = explained.answers
+    return Explanation.model_validate(
+        {
+            **_tumour(answers.rows[0]),
+            **_settings(answers),
+            "base_value": explained.base_value,
+            "contributions": dict(zip(FEATURE_NAMES, explained.contributions, strict=True)),
+            "log_odds": {
+                "log_odds": explained.log_odds,
+                "base_value": explained.base_log_odds,
+                "contributions": dict(
+                    zip(FEATURE_NAMES, explained.log_odds_contributions, strict=True)
+                ),
+            },
+            "background_rows": explained.background_rows,
+        }
     )
-    f1: Ratio | None = Field(description="2 tp / (2 tp + fp + fn);" + _UNDEFINED)
-    roc_auc: Ratio | None = Field(
-        description="Area under the ROC curve (independent of the threshold); null when the "
-        "validation rows hold a single class."
-    )
-    brier_score: float = Field(
-        ge=0.0,
-        le=1.0,
-        description="Mean of (probability - outcome)^2, outcome 1 for malignant and 0 for benign; "
-        "independent of the threshold; 0 is perfect.",
-    )
-    log_loss: float = Field(
-        ge=0.0,
-        description="Mean of -log(the probability given to the true class); independent of the "
-        "threshold; 0 is perfect.",
-    )
-    ece: Ratio = Field(
-        description="Expected calibration error over 10 equal-width probability bins: the "
-        "row-weighted mean gap between the probability predicted and the share of malignant "
-        "rows in each bin; independent of the threshold; 0 is perfectly calibrated."
-    )
-    confusion: ConfusionCounts
-    confusion_matrix: list[Pair] = Field(
-        min_length=2,
-        max_length=2,
-        description="[[tn, fp], [fn, tp]]: rows actual, columns predicted, benign first.",
-    )
-    model_version: ModelVersion
-
-
-class Feature(_Response):
-    name: str
-    min: int
-    max: int
-    description: str
-
-
-class Architecture(_Response):
-    layers: list[int] = Field(description="Units per layer: inputs, hidden, output.")
-    hidden_activation: str
-    output_activation: str
-    loss: str
-    optimizer: str
-
-
-class Training(_Response):
-    split: str
-    lr: float
-    iterations: int
-    hidden: int
-    seed: int
-    n_train: int
-    n_validation: int
-
-
-class DataSource(_Response):
-    name: str
-    sha256: str = Field(description="SHA-256 of the data file the model was trained on.")
-    citation: str
-
-
-class ThresholdRow(_Response):
-    threshold: float
-    train_accuracy: Ratio
-    validation_accuracy: Ratio
-
-
-class ConformalClass(_Response):
-    class_name: ClassName = Field(alias="class")
-    n_calibration: int = Field(ge=1, description="Calibration scores of this class.")
-    max_confidence: float = Field(
-        gt=0.0,
-        lt=1.0,
-        description="n / (n + 1): the highest confidence the calibration rows support. Above "
-        "it this class is in every prediction set.",
-    )
-
-
-class SetCoverage(_Response):
-    """Prediction sets at one confidence on the validation rows (a measurement, not a bound)."""
-
-    confidence: float
-    benign_coverage: Ratio | None = Field(
-        description="Share of benign rows whose set holds benign; null without benign rows."
-    )
-    malignant_coverage: Ratio | None = Field(
-        description="Share of malignant rows whose set holds malignant; null without malignant "
-        "rows."
-    )
-    one_class: Ratio = Field(description="Share of rows with a one-class set.")
-    both: Ratio = Field(description="Share of rows whose set holds both classes (refer).")
-    empty: Ratio = Field(description="Share of rows with an empty set (refer).")
-
-
-class Conformal(_Response):
-    """How the prediction sets are calibrated, and how they did on the validation rows."""
-
-    method: str = Field(description="Where the calibration scores come from.")
-    folds: int
-    fold_seed: int
-    score: str = Field(description="The nonconformity score of a class.")
-    default_confidence: float = Field(description="The confidence used when a request names none.")
-    classes: list[ConformalClass]
-    validation: list[SetCoverage]
-
-
-class Reporting(_Response):
-    """What the reporting guidelines (TRIPOD+AI, Model Cards) ask of a card, as far as this data
-    can honestly support it."""
-
-    intended_users: list[str]
-    out_of_scope: list[str]
-    threshold_rationale: str
-    population: str
-    period: str
-    subgroups: str = Field(description="Which subgroup analyses the data allows (none).")
-    monitoring: str
-    record: bool = Field(description="Whether this service keeps the record of predictions.")
-
-
-class ModelCard(_Response):
-    model_version: ModelVersion
-    content_sha256: str
-    intended_use: str
-    reporting: Reporting
-    architecture: Architecture
-    training: Training
-    data: DataSource
-    features: list[Feature]
-    default_threshold: float
-    headline_metrics: Metrics = Field(description="Validation metrics at the default threshold.")
-    accuracy_by_threshold: list[ThresholdRow] = Field(
-        description="Train and validation accuracy as the training run reported them."
-    )
-    conformal: Conformal

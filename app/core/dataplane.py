@@ -1,14 +1,13 @@
 """The served model: the artifact, and the answers the routes give, prepared once at startup.
 
-All the math is the `model` package's; this module only turns its outputs into response bodies.
-`ServedModel.score` is the protocol-neutral batch entry point: a validated matrix of scores in,
-probabilities and calls out. `/predict/batch` and the Open Inference Protocol's infer (app/v2/)
-are both thin adapters over it.
+All the math is the `model` package's; this module turns its outputs into answers that know no
+protocol: plain dataclasses (`Answers`, `Explained`), which the native API (app/api/) and the
+Open Inference Protocol (app/v2/) each write in their own shape. `ServedModel.score` is the
+batch entry point: a validated matrix of scores in, probabilities and calls out.
 """
 
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,28 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from app.api.schemas import (
-    Architecture,
-    BatchPrediction,
-    ClassName,
-    Conformal,
-    ConformalClass,
-    DataSource,
-    Explanation,
-    Feature,
-    Metrics,
-    ModelCard,
-    Prediction,
-    Reporting,
-    Scores,
-    SetCoverage,
-    ThresholdRow,
-    Training,
-)
-from app.monitoring.decision import decide, set_code
+from app.core.card import ClassName, Metrics, ModelCard, metrics_at, model_card
+from app.monitoring.decision import Decision, Reason, decide, set_code
 from app.monitoring.typicality import Typicality
 from model.artifact import (
-    CONFORMAL_SCORE,
     Artifact,
     ArtifactError,
     parse_artifact,
@@ -45,36 +26,14 @@ from model.artifact import (
 )
 from model.conformal import (
     DEFAULT_CONFIDENCE,
-    REPORT_CONFIDENCES,
     set_membership,
     sorted_quantile,
 )
-from model.features import CLASS_NAMES, FEATURE_NAMES, SCORE_MAX, SCORE_MIN
 
 Row = Sequence[int]
 
-INTENDED_USE: Final = (
-    "Research and teaching only. A small neural network trained on the Wisconsin Breast Cancer "
-    "(Original) data set: 699 fine-needle aspirates from one hospital, collected 1989-1991 and "
-    "published in 1992. It is not a medical device, has not been clinically validated, and must "
-    "not be used to diagnose, screen or treat anyone."
-)
-DATA_NAME: Final = (
-    "Breast Cancer Wisconsin (Original), UCI Machine Learning Repository (W. H. Wolberg, "
-    "University of Wisconsin Hospitals, Madison)"
-)
-CITATION: Final = (
-    'O. L. Mangasarian and W. H. Wolberg, "Cancer diagnosis via linear programming", '
-    "SIAM News 23(5), September 1990, pp 1 & 18."
-)
 
-
-def class_name(probability: float, threshold: float) -> str:
-    """Malignant when the probability is strictly greater than the threshold, else benign: the
-    article's rule, the same as `model.metrics.classify`."""
-    return CLASS_NAMES[probability > threshold]
-
-
+_CLASSES: Final[tuple[ClassName, ClassName]] = ("benign", "malignant")  # CLASS_NAMES, typed
 # The prediction set for (benign in set, malignant in set), indexed by those two booleans.
 _SETS: Final[tuple[tuple[list[ClassName], list[ClassName]], ...]] = (
     ([], ["malignant"]),
@@ -113,9 +72,49 @@ class PredictionSets:
         )
 
 
-def prediction_set(probability: float, bounds: tuple[float, float]) -> list[ClassName]:
-    benign, malignant = set_membership(probability, *bounds)
-    return _SETS[benign][malignant]
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One row's answer, whatever protocol asked for it."""
+
+    probability: float  # P(malignant)
+    predicted_class: ClassName  # at the threshold: malignant when probability > threshold
+    prediction_set: list[ClassName]  # at the confidence
+    set_code: int  # the set as app.monitoring.decision codes it (0 none .. 3 both)
+    decision: Decision
+    reasons: tuple[Reason, ...]  # why the decision is refer; empty otherwise
+    atypical: bool
+
+
+def _answer(p: float, malignant: bool, bounds: tuple[float, float], atypical: bool) -> Answer:
+    benign_in, malignant_in = set_membership(p, *bounds)
+    code = set_code(benign_in, malignant_in)
+    decision, reasons = decide(code, atypical)
+    prediction_set = _SETS[benign_in][malignant_in]
+    return Answer(p, _CLASSES[malignant], prediction_set, code, decision, reasons, atypical)
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """A request's answers in row order, and what they were answered with."""
+
+    rows: list[Answer]
+    threshold: float
+    confidence: float
+    model_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """One row's answer with its exact Shapley values, in probability and in log-odds, in the
+    order of model.features.FEATURE_NAMES."""
+
+    answers: Answers
+    base_value: float
+    contributions: list[float]
+    log_odds: float
+    base_log_odds: float
+    log_odds_contributions: list[float]
+    background_rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +147,7 @@ class ServedModel:
         """Validate an artifact's bytes (read from `source`); a one-line ArtifactError if bad."""
         artifact = parse_artifact(raw, source)
         try:
-            card = _model_card(artifact, default_confidence)
+            card = model_card(artifact, default_confidence)
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             problem = str(exc).splitlines()[0]
             raise ArtifactError(f"{source}: stored metrics are malformed: {problem}") from None
@@ -171,31 +170,19 @@ class ServedModel:
             raise ArtifactError(f"{pinned.source}: not the pinned model {pinned.content_sha256}")
         return model
 
-    def predict(self, row: Row, threshold: float | None, confidence: float | None) -> Prediction:
-        p = self.artifact.predict_one(row)
-        return Prediction.model_validate(self._answer(p, row, threshold, confidence))
+    def predict(self, row: Row, threshold: float | None, confidence: float | None) -> Answers:
+        """One row's answer, scored as /predict scores it (model/scoring/single_row.py)."""
+        return self._one(self.artifact.predict_one(row), row, threshold, confidence)
 
-    def _answer(
+    def _one(
         self, p: float, row: Row, threshold: float | None, confidence: float | None
-    ) -> dict[str, Any]:
-        """One row's answer fields for P(malignant) `p`: class, set, decision and what decided
+    ) -> Answers:
+        """The answer for one row of P(malignant) `p`: class, set, decision and what decided
         them."""
         t = self.default_threshold if threshold is None else threshold
         c, bounds = self.sets.bounds(confidence)
-        benign_in, malignant_in = set_membership(p, *bounds)
-        atypical = self.typicality.is_atypical(row)
-        decision, reasons = decide(set_code(benign_in, malignant_in), atypical)
-        return {
-            "probability": p,
-            "class": class_name(p, t),
-            "prediction_set": _SETS[benign_in][malignant_in],
-            "decision": decision,
-            "reasons": reasons,
-            "atypical": atypical,
-            "threshold": t,
-            "confidence": c,
-            "model_version": self.version,
-        }
+        answer = _answer(p, p > t, bounds, self.typicality.is_atypical(row))
+        return Answers([answer], t, c, self.version)
 
     def score(self, rows: NDArray[Any] | Sequence[Row], threshold: float | None) -> Scored:
         """Score an (n, 9) batch whose values the caller has validated (whole numbers 1..10 in
@@ -211,190 +198,37 @@ class ServedModel:
 
     def predict_batch(
         self, rows: Sequence[Row], threshold: float | None, confidence: float | None
-    ) -> BatchPrediction:
+    ) -> Answers:
         scored = self.score(rows, threshold)
         c, bounds = self.sets.bounds(confidence)
-        names = CLASS_NAMES
         atypical = self.typicality.atypical_rows(np.asarray(rows)).tolist()
-        predictions = []
-        for p, m, odd in zip(
-            scored.probabilities.tolist(), scored.malignant.tolist(), atypical, strict=True
-        ):
-            benign_in, malignant_in = set_membership(p, *bounds)
-            decision, reasons = decide(set_code(benign_in, malignant_in), odd)
-            predictions.append(
-                {
-                    "probability": p,
-                    "class": names[m],
-                    "prediction_set": _SETS[benign_in][malignant_in],
-                    "decision": decision,
-                    "reasons": reasons,
-                    "atypical": odd,
-                }
-            )
-        return BatchPrediction.model_validate(
-            {
-                "predictions": predictions,
-                "threshold": scored.threshold,
-                "confidence": c,
-                "model_version": self.version,
-            }
-        )
+        probabilities, malignant = scored.probabilities.tolist(), scored.malignant.tolist()
+        answers = [
+            _answer(p, m, bounds, odd)
+            for p, m, odd in zip(probabilities, malignant, atypical, strict=True)
+        ]
+        return Answers(answers, scored.threshold, c, self.version)
 
     def explain(
         self, row: Row, threshold: float | None, confidence: float | None = None
-    ) -> Explanation:
+    ) -> Explained:
         """The prediction with its exact Shapley values (model/shapley.py): milliseconds of
         NumPy, where `predict` takes microseconds."""
         e = self.artifact.explain(row)
-        return Explanation.model_validate(
-            {
-                **self._answer(e.probability, row, threshold, confidence),
-                "base_value": e.base_probability,
-                "contributions": dict(zip(FEATURE_NAMES, e.phi_probability.tolist(), strict=True)),
-                "log_odds": {
-                    "log_odds": e.log_odds,
-                    "base_value": e.base_log_odds,
-                    "contributions": dict(zip(FEATURE_NAMES, e.phi_log_odds.tolist(), strict=True)),
-                },
-                "background_rows": self.artifact.n_train,
-            }
+        return Explained(
+            self._one(e.probability, row, threshold, confidence),
+            e.base_probability,
+            e.phi_probability.tolist(),
+            e.log_odds,
+            e.base_log_odds,
+            e.phi_log_odds.tolist(),
+            self.artifact.n_train,
         )
 
     def metrics(self, threshold: float | None) -> Metrics:
         if threshold is None:
             return self.card.headline_metrics
-        return _metrics(self.artifact, threshold)
-
-
-def _metrics(artifact: Artifact, threshold: float | None) -> Metrics:
-    m = artifact.validation_metrics(threshold)
-    calibration = artifact.calibration_metrics()
-    return Metrics.model_validate(
-        {
-            "threshold": m.threshold,
-            "n_validation": m.n,
-            "accuracy": m.accuracy,
-            "sensitivity": m.sensitivity,
-            "specificity": m.specificity,
-            "precision": m.precision,
-            "f1": m.f1,
-            "roc_auc": m.roc_auc,
-            "brier_score": calibration.brier_score,
-            "log_loss": calibration.log_loss,
-            "ece": calibration.ece,
-            "confusion": asdict(m.confusion),
-            "confusion_matrix": m.confusion.as_list(),
-            "model_version": artifact.model_version,
-        }
-    )
-
-
-def _conformal(artifact: Artifact, default_confidence: float) -> Conformal:
-    cal = artifact.conformal
-    classes = [
-        ConformalClass.model_validate(
-            {"class": name, "n_calibration": len(scores), "max_confidence": top}
-        )
-        for name, scores, top in zip(
-            CLASS_NAMES,
-            (cal.benign, cal.malignant),
-            cal.classifier().max_confidence().tolist(),
-            strict=True,
-        )
-    ]
-    validation = []
-    for confidence in sorted({*REPORT_CONFIDENCES, default_confidence}):
-        s = artifact.validation_sets(confidence)
-        covered = [None if math.isnan(share) else share for share in s.coverage]
-        validation.append(
-            SetCoverage(
-                confidence=confidence,
-                benign_coverage=covered[0],
-                malignant_coverage=covered[1],
-                one_class=s.singleton,
-                both=s.both,
-                empty=s.empty,
-            )
-        )
-    return Conformal(
-        method=cal.method,
-        folds=cal.folds,
-        fold_seed=cal.fold_seed,
-        score=CONFORMAL_SCORE,
-        default_confidence=default_confidence,
-        classes=classes,
-        validation=validation,
-    )
-
-
-def _reporting(artifact: Artifact) -> Reporting:
-    m = artifact.validation_metrics(artifact.default_threshold)
-    return Reporting(
-        intended_users=[
-            "researchers and teachers studying confidence and thresholds in classification",
-            "engineers evaluating a documented prediction service",
-        ],
-        out_of_scope=[
-            "diagnosing, screening or treating anyone: it is not a medical device",
-            "cytology scored by other protocols, laboratories or eras than the training data's",
-            "any decision about an individual patient without a clinician's own judgement",
-        ],
-        threshold_rationale=(
-            f"{artifact.default_threshold} was chosen by cross-validation to miss few "
-            "malignancies: on the validation rows its sensitivity is "
-            f"{m.sensitivity} and its specificity {m.specificity}; the article's 0.5 to 0.9 "
-            "trade missed malignancies for fewer false alarms (GET /metrics?threshold=T)."
-        ),
-        population=(
-            f"{artifact.n_train + len(artifact.valid_y)} complete fine-needle aspirates of breast "
-            "masses from one hospital (University of Wisconsin Hospitals, Madison)"
-        ),
-        period="1989-1991 (published 1992)",
-        subgroups=(
-            "none: the data holds no demographic field (no sex, age or ethnicity), so no "
-            "subgroup analysis is possible and none is claimed"
-        ),
-        monitoring=(
-            "outcomes sent to POST /feedback are compared with the answers in GET /monitoring "
-            "(sensitivity, specificity, calibration and coverage with 95% intervals, drift of "
-            "the inputs), with Prometheus alerts in deploy/prometheus/rules.yml"
-        ),
-        record=True,
-    )
-
-
-def _model_card(artifact: Artifact, default_confidence: float) -> ModelCard:
-    descriptions = {name: field.description or name for name, field in Scores.model_fields.items()}
-    table = [
-        ThresholdRow(
-            threshold=float(key),
-            train_accuracy=artifact.train_metrics[key]["accuracy"],
-            validation_accuracy=artifact.valid_metrics[key]["accuracy"],
-        )
-        for key in sorted(artifact.valid_metrics, key=float)
-    ]
-    return ModelCard(
-        model_version=artifact.model_version,
-        content_sha256=artifact.content_sha256,
-        intended_use=INTENDED_USE,
-        reporting=_reporting(artifact),
-        architecture=Architecture.model_validate(artifact.to_payload()["architecture"]),
-        training=Training(
-            **asdict(artifact.training),
-            n_train=artifact.n_train,
-            n_validation=len(artifact.valid_y),
-        ),
-        data=DataSource(name=DATA_NAME, sha256=artifact.data_sha256, citation=CITATION),
-        features=[
-            Feature(name=name, min=SCORE_MIN, max=SCORE_MAX, description=descriptions[name])
-            for name in FEATURE_NAMES
-        ],
-        default_threshold=artifact.default_threshold,
-        headline_metrics=_metrics(artifact, None),
-        accuracy_by_threshold=table,
-        conformal=_conformal(artifact, default_confidence),
-    )
+        return metrics_at(self.artifact, threshold)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,5 @@ def test_score_threshold_and_batch_agree(model: ServedModel, dataset: Dataset) -
     rows = [tuple(r) for r in dataset.X[:20].tolist()]
     scored = model.score(dataset.X[:20], 0.9)
     batch = model.predict_batch(rows, 0.9, None)
-    assert [p.probability for p in batch.predictions] == scored.probabilities.tolist()
-    assert [
-        p.predicted_class == "malignant" for p in batch.predictions
-    ] == scored.malignant.tolist()
+    assert [p.probability for p in batch.rows] == scored.probabilities.tolist()
+    assert [p.predicted_class == "malignant" for p in batch.rows] == scored.malignant.tolist()
