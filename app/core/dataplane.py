@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from app.core.card import ClassName, Metrics, ModelCard, metrics_at, model_card
-from app.monitoring.decision import Decision, Reason, decide, set_code
+from app.monitoring.decision import Decision, Reason, decide, decision_indices, set_code
 from app.monitoring.typicality import Typicality
 from model.artifact import (
     Artifact,
@@ -208,6 +208,13 @@ class ServedModel:
             for p, m, odd in zip(probabilities, malignant, atypical, strict=True)
         ]
         return Answers(answers, scored.threshold, c, self.version)
+
+    def decisions(
+        self, rows: NDArray[np.integer], set_codes: NDArray[np.integer]
+    ) -> NDArray[np.uint8]:
+        """Each row's decision as its index in app.monitoring.decision.DECISIONS, from its
+        prediction set's code (0 none .. 3 both) and its typicality."""
+        return decision_indices(set_codes, self.typicality.atypical_rows(rows))
 
     def explain(
         self, row: Row, threshold: float | None, confidence: float | None = None

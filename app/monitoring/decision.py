@@ -16,6 +16,9 @@ beside it. The eight possible answers are built once and looked up: `decide` is 
 from collections.abc import Sequence
 from typing import Final, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 Decision = Literal["benign", "malignant", "refer"]
 Reason = Literal["both_classes", "no_class", "atypical_input"]
 
@@ -60,6 +63,23 @@ def decide(prediction_set_code: int, atypical: bool) -> tuple[Decision, tuple[Re
     if not 0 <= prediction_set_code <= SET_BOTH:
         raise ValueError(f"prediction set code {prediction_set_code!r} is not 0..3")
     return _TABLE[2 * prediction_set_code + atypical]
+
+
+# The index in DECISIONS of each _TABLE entry, for `decision_indices`.
+_DECISION_INDEX: Final = np.array([DECISIONS.index(d) for d, _ in _TABLE], dtype=np.uint8)
+
+
+def decision_indices(
+    prediction_set_codes: NDArray[np.integer], atypical: NDArray[np.bool_]
+) -> NDArray[np.uint8]:
+    """`decide`'s decision for each row of a batch, as its index in DECISIONS (the reasons are
+    not built: V2's `decision` output carries the decision alone)."""
+    if (
+        prediction_set_codes.size
+        and not 0 <= prediction_set_codes.min() <= prediction_set_codes.max() <= SET_BOTH
+    ):
+        raise ValueError("prediction set codes must be 0..3")
+    return _DECISION_INDEX[2 * prediction_set_codes.astype(np.intp) + atypical]
 
 
 def decide_many(

@@ -35,6 +35,7 @@ from app.middleware.body_limit import PathLimit
 from app.openapi.document import Example, ExampleContext, edit_document, response_examples
 from app.v2.codec import (
     CLASS_OUTPUT,
+    DECISION_OUTPUT,
     HEADER_LENGTH,
     PROBABILITY_OUTPUT,
     SCORES_INPUT,
@@ -45,6 +46,7 @@ from app.v2.codec import (
     encode_response,
     header_past_body,
     json_length,
+    wants_decisions,
 )
 from app.v2.schemas import (
     BAD_INFER_EXAMPLES,
@@ -159,9 +161,12 @@ def _infer(context: ExampleContext, body: Any) -> Any:
     except V2Error as exc:
         return {"error": str(exc)}
     scored = model.score(request.rows, request.threshold)
-    return json.loads(
-        encode_response(scored, request, model_name=name, model_version=model.version).body
+    sets = set_codes(scored.probabilities, model.sets.default_bounds)
+    decisions = model.decisions(request.rows, sets) if wants_decisions(request) else None
+    encoded = encode_response(
+        scored, request, model_name=name, model_version=model.version, decisions=decisions
     )
+    return json.loads(encoded.body)
 
 
 def _infer_examples(context: ExampleContext) -> Mapping[str, Example]:
@@ -251,6 +256,7 @@ def metadata_of(model_name: str, model: ServedModel) -> ModelMetadata:
         outputs=[
             MetadataTensor(name=PROBABILITY_OUTPUT, datatype="FP64", shape=[rows]),
             MetadataTensor(name=CLASS_OUTPUT, datatype="BYTES", shape=[rows]),
+            MetadataTensor(name=DECISION_OUTPUT, datatype="BYTES", shape=[rows]),
         ],
     )
 
@@ -258,8 +264,9 @@ def metadata_of(model_name: str, model: ServedModel) -> ModelMetadata:
 @response_examples({200: _metadata_examples, 404: _unknown_model_examples})
 async def model_metadata(request: Request, model_name: str) -> ModelMetadata:
     """Inputs: one INT64 tensor `scores` of shape [-1, 9] (any integer or float datatype is
-    accepted, and so are nine [-1] tensors named by feature). Outputs: `probability` (FP64) and
-    `class` (BYTES, "benign" or "malignant")."""
+    accepted, and so are nine [-1] tensors named by feature). Outputs: `probability` (FP64),
+    `class` (BYTES, "benign" or "malignant") and, when named in the request's `outputs`,
+    `decision` (BYTES, "benign", "malignant" or "refer", at the default confidence)."""
     _check_model(request, model_name, None)
     return _metadata(request, model_name)
 
@@ -306,6 +313,9 @@ async def infer_request(request: Request) -> Response:
         )
     rows = decoded.rows
     scored = model.score(rows, decoded.threshold)
+    # V2 answers no set: the record keeps the set at the default confidence, as the decision.
+    sets = set_codes(scored.probabilities, model.sets.default_bounds)
+    decisions = model.decisions(rows, sets) if wants_decisions(decoded) else None
     decoded = decoded.without_rows()
     await record(
         request,
@@ -316,13 +326,14 @@ async def infer_request(request: Request) -> Response:
         rows=rows,
         probabilities=scored.probabilities,
         malignant=scored.malignant,
-        # V2 answers no set: the record keeps the set at the default confidence.
-        sets=set_codes(scored.probabilities, model.sets.default_bounds),
+        sets=sets,
         threshold=scored.threshold,
         confidence=model.sets.default_confidence,
     )
     del rows  # the rows' memory goes back before the answer is built
-    encoded = encode_response(scored, decoded, model_name=name, model_version=version)
+    encoded = encode_response(
+        scored, decoded, model_name=name, model_version=version, decisions=decisions
+    )
     if encoded.header_length is None:
         return Response(encoded.body, media_type=JSON_MEDIA_TYPE)
     headers = {HEADER_LENGTH: str(encoded.header_length)}

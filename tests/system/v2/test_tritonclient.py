@@ -75,6 +75,7 @@ def test_model_metadata(
     assert metadata["outputs"] == [
         {"name": "probability", "datatype": "FP64", "shape": [-1]},
         {"name": "class", "datatype": "BYTES", "shape": [-1]},
+        {"name": "decision", "datatype": "BYTES", "shape": [-1]},
     ]
 
 
@@ -169,6 +170,27 @@ def test_requested_outputs(
         assert _names(result.as_numpy("class")) == native["class"].tolist()
     if "probability" in requested:
         np.testing.assert_array_equal(result.as_numpy("probability"), native["batch_probability"])
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_decision_output_is_the_native_decision(
+    triton_client: triton.InferenceServerClient,
+    client: httpx.Client,
+    dataset: Dataset,
+    binary: bool,
+) -> None:
+    """Asked for by name, `decision` is /predict/batch's decision for every row: the data set's
+    and random score vectors, many of them atypical (refer)."""
+    random_rows = np.random.default_rng(7).integers(1, 11, size=(300, len(FEATURE_NAMES)))
+    X = np.vstack([dataset.X, random_rows]).astype(np.int64)
+    instances = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in X.tolist()]
+    batch = client.post("/predict/batch", json={"instances": instances}).raise_for_status().json()
+    expected = [p["decision"] for p in batch["predictions"]]
+    assert {"benign", "malignant", "refer"} <= set(expected)  # every decision is exercised
+    requested = [triton.InferRequestedOutput("decision", binary_data=binary)]
+    result = triton_client.infer(MODEL, [_scores(X, "INT64", binary)], outputs=requested)
+    validate("inference_response", result.get_response())
+    assert _names(result.as_numpy("decision")) == expected
 
 
 def test_threshold_parameter(triton_client: triton.InferenceServerClient, dataset: Dataset) -> None:

@@ -1,5 +1,6 @@
 """The refer decision: every prediction set and typicality, against the rules as stated."""
 
+import numpy as np
 import pytest
 
 from app.monitoring.decision import (
@@ -12,6 +13,7 @@ from app.monitoring.decision import (
     SET_NONE,
     decide,
     decide_many,
+    decision_indices,
     set_code,
 )
 
@@ -65,3 +67,16 @@ def test_decide_many_is_decide_per_row() -> None:
 def test_decide_many_refuses_bad_input(codes: list[int], flags: list[bool]) -> None:
     with pytest.raises(ValueError, match=r"one atypical|0\.\.3"):
         decide_many(codes, flags)
+
+
+def test_decision_indices_are_decides_decisions() -> None:
+    codes = np.array([c for c in SET_CODES for _ in (False, True)], dtype=np.uint8)
+    atypical = np.array([a for _ in SET_CODES for a in (False, True)])
+    expected = [DECISIONS.index(decide(c, a)[0]) for c, a in zip(codes, atypical, strict=True)]
+    assert decision_indices(codes, atypical).tolist() == expected
+
+
+@pytest.mark.parametrize("code", [-1, 4])
+def test_decision_indices_refuse_a_bad_code(code: int) -> None:
+    with pytest.raises(ValueError, match=r"0\.\.3"):
+        decision_indices(np.array([1, code]), np.array([False, False]))
