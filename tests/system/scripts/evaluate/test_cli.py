@@ -89,6 +89,20 @@ def test_report_from_a_file_that_is_not_a_results_csv_gets_one_line(
     )
 
 
+def test_an_output_that_cannot_be_written_gets_one_line_and_exit_code_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    csv = blocker / "results.csv"  # its folder would have to replace a file
+    args = ["--parts", "cv", "--folds", "3", "--repeats", "1", "--iterations", "60"]
+    assert main([*args, "--no-baselines", "--quiet", "--csv", str(csv)]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("### Repeated cross-validation")  # the report is printed all the same
+    assert err.startswith(f"scripts.evaluate: error: cannot write {csv}: ")
+    assert err.count("\n") == 1
+
+
 # `make evaluate`'s command, run from elsewhere: the repository only on the import path.
 COMMAND = [sys.executable, "-m", "scripts.evaluate"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
