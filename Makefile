@@ -80,7 +80,7 @@ promote: $(VENV)/.runtime
 
 ## evaluate: CV beside scikit-learn peers, grouped, temporal, conformal, scaling, regularisation (ARGS="--parts cv" for one part)
 evaluate: $(VENV)/.dev
-	$(BIN)/python scripts/evaluate.py $(ARGS)
+	$(BIN)/python -m scripts.evaluate $(ARGS)
 
 ## bench: HTTP, inference and training benchmarks; writes bench-results/BENCH.md
 bench: $(VENV)/.dev

@@ -1,6 +1,6 @@
 """The configuration the committed artifact is trained with, chosen by cross-validation: the one
 place the training defaults are written (`TwoLayerNet`'s and `TrainingSettings`' defaults are
-these). How they were chosen: docs/model-card.md and `scripts/evaluate.py`.
+these). How they were chosen: docs/model-card.md and `scripts/evaluate/`.
 """
 
 from dataclasses import dataclass

@@ -25,7 +25,7 @@ RUN_FLAGS: Final = ("--sweep", "0.25,0.3,0.5")
 
 def evaluate_command() -> list[str]:
     """How `make evaluate` runs the evaluation script: the one place to change if it moves."""
-    return [sys.executable, str(REPO / "scripts" / "evaluate.py")]
+    return [sys.executable, "-m", "scripts.evaluate"]
 
 
 def evaluation_report(csv: Path = EVALUATION_CSV) -> str:

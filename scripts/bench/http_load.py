@@ -355,115 +355,149 @@ def ratio(a: Scenario, b: Scenario, key: str = "rps") -> tuple[float, list[float
     return median(per_round), per_round
 
 
-def main() -> int:
-    args = parse_args()
-    if shutil.which("wrk") is None:
-        print(
-            "scripts.bench.http_load: wrk is not installed (Debian: apt-get install wrk)",
-            file=sys.stderr,
-        )
-        return 2
-    service_env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(args.model.resolve())}
-    servers = {
-        s.name: s
-        for s in (
-            # Each its own metrics port: the default 9464 may be taken (another checkout's server).
-            Server(
-                "service",
-                [sys.executable, "-m", "app"],
-                server_env({**service_env, "METRICS_PORT": str(free_port())}),
-            ),
-            Server(
-                "service 2 workers",
-                [sys.executable, "-m", "app"],
-                server_env({**service_env, "WORKERS": "2", "METRICS_PORT": str(free_port())}),
-            ),
-            Server(
-                "fastapi constant",
-                [*UVICORN, "--port", "{port}", "scripts.bench.baselines:fastapi_constant"],
-                server_env({}),
-            ),
-            Server(
-                "starlette constant",
-                [*UVICORN, "--port", "{port}", "scripts.bench.baselines:starlette_constant"],
-                server_env({}),
-            ),
-        )
+def make_servers(model: Path) -> dict[str, Server]:
+    """The service (1 and 2 workers) and the two constant baselines, by name."""
+    service_env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(model.resolve())}
+    servers = (
+        # Each its own metrics port: the default 9464 may be taken (another checkout's server).
+        Server(
+            "service",
+            [sys.executable, "-m", "app"],
+            server_env({**service_env, "METRICS_PORT": str(free_port())}),
+        ),
+        Server(
+            "service 2 workers",
+            [sys.executable, "-m", "app"],
+            server_env({**service_env, "WORKERS": "2", "METRICS_PORT": str(free_port())}),
+        ),
+        Server(
+            "fastapi constant",
+            [*UVICORN, "--port", "{port}", "scripts.bench.baselines:fastapi_constant"],
+            server_env({}),
+        ),
+        Server(
+            "starlette constant",
+            [*UVICORN, "--port", "{port}", "scripts.bench.baselines:starlette_constant"],
+            server_env({}),
+        ),
+    )
+    return {s.name: s for s in servers}
+
+
+def v2_bodies() -> dict[str, V2Body]:
+    return {
+        "V2 JSON 1 row": json_body(v2_rows(1)),
+        f"V2 JSON {V2_ROWS:,} rows": json_body(v2_rows(V2_ROWS)),
+        f"V2 binary {V2_ROWS:,} rows": binary_body(v2_rows(V2_ROWS)),
+        f"V2 binary {V2_BIG_ROWS:,} rows": binary_body(v2_rows(V2_BIG_ROWS)),
     }
-    info = machine_info()
-    print_machine(info)
+
+
+def write_lua(tmpdir: Path, payloads: dict[str, bytes], v2: dict[str, V2Body]) -> dict[str, Path]:
+    """wrk's script for each native path (its body inline) and each V2 body (read from a file,
+    being binary), by path or label."""
+    lua = {}
+    for path, body in payloads.items():
+        lua[path] = tmpdir / f"post{path.replace('/', '-')}.lua"
+        lua[path].write_text(LUA_TEMPLATE.format(body=body.decode()), encoding="utf-8")
+    for i, (label, v2_body) in enumerate(v2.items()):
+        data = tmpdir / f"v2-{i}.body"
+        data.write_bytes(v2_body.body)
+        headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in v2_body.headers.items())
+        lua[label] = tmpdir / f"v2-{i}.lua"
+        lua[label].write_text(
+            LUA_FILE_TEMPLATE.format(headers=headers, path=data), encoding="utf-8"
+        )
+    return lua
+
+
+def make_scenarios(lua: dict[str, Path], v2: dict[str, V2Body]) -> list[Scenario]:
+    """Every scenario in run order; the last is the 100,000-row V2 one whose memory is sampled."""
+    scenarios: list[Scenario] = []
+    for conns in (1, 8, 64):
+        for name in ("service", "fastapi constant", "starlette constant"):
+            scenarios.append(Scenario(name, "/predict", conns, lua["/predict"]))
+    scenarios.append(Scenario("service 2 workers", "/predict", 64, lua["/predict"]))
+    for name in ("service", "fastapi constant"):
+        scenarios.append(
+            Scenario(name, "/predict/batch", 8, lua["/predict/batch"], rows=BATCH_ROWS)
+        )
+    for conns in (1, 8):
+        scenarios.append(Scenario("service", "/explain", conns, lua["/explain"]))
+    for label, v2_body in v2.items():
+        conns = 2 if v2_body.rows == V2_BIG_ROWS else 8
+        scenarios.append(
+            Scenario("service", V2_INFER, conns, lua[label], rows=v2_body.rows, label=label)
+        )
+    return scenarios
+
+
+@dataclass
+class Measured:
+    """What the rounds measured besides wrk's figures (which go into each scenario's results)."""
+
+    in_process: list[dict[str, float]] = field(default_factory=list)
+    peak_memory: float = 0.0
+    memory_before: dict[str, list[float]] = field(default_factory=dict)
+    memory_after: dict[str, list[float]] = field(default_factory=dict)
+
+
+def run_scenario(server: Server, s: Scenario, duration: float) -> tuple[dict[str, Any], float]:
+    """One wrk run of a scenario: its statistics and the server's peak RSS meanwhile."""
+    check_alive(server)
+    try:
+        with PeakMemory(server) as sampled:
+            stats = run_wrk(server.url + s.path, s.lua, s.connections, duration)
+    except SystemExit as exc:
+        check_alive(server)
+        raise SystemExit(f"{s.key}: {exc}") from None
+    return stats, sampled.peak
+
+
+def measure(
+    servers: dict[str, Server], scenarios: list[Scenario], args: argparse.Namespace, model: Path
+) -> Measured:
+    """Warm every scenario up, then the interleaved rounds (the order reverses every other
+    round), each followed by the in-process timing of the same V2 rows."""
+    served, X_v2 = ServedModel.load(model), v2_rows(V2_ROWS)
+    big, measured = scenarios[-1], Measured()
+    print(
+        f"{len(scenarios)} scenarios x {args.rounds} rounds x {args.duration:g} s "
+        f"(about {len(scenarios) * args.rounds * (args.duration + 0.5) / 60:.1f} min)"
+    )
+    for s in scenarios:  # warm-up: imports, caches, first connections
+        run_wrk(servers[s.server].url + s.path, s.lua, min(s.connections, 8), 1)
+    measured.memory_before = {name: rss_mb(server) for name, server in servers.items()}
+    for r in range(args.rounds):
+        for s in scenarios if r % 2 == 0 else scenarios[::-1]:
+            stats, peak = run_scenario(servers[s.server], s, args.duration)
+            if s is big:
+                measured.peak_memory = max(measured.peak_memory, peak)
+            s.results.append(stats)
+        measured.in_process.append(in_process_rows_per_second(served, X_v2))
+        print(f"round {r + 1}/{args.rounds} done", flush=True)
+    measured.memory_after = {name: rss_mb(server) for name, server in servers.items()}
+    return measured
+
+
+def run_benchmark(
+    args: argparse.Namespace, servers: dict[str, Server]
+) -> tuple[list[Scenario], Measured]:
+    """Start every server, check each answers correctly, then measure every scenario."""
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, ExitStack() as stack:
         tmpdir = Path(tmp)
-        payloads = bodies()
-        lua = {}
-        for path, body in payloads.items():
-            lua[path] = tmpdir / f"post{path.replace('/', '-')}.lua"
-            lua[path].write_text(LUA_TEMPLATE.format(body=body.decode()), encoding="utf-8")
-        v2 = {
-            "V2 JSON 1 row": json_body(v2_rows(1)),
-            f"V2 JSON {V2_ROWS:,} rows": json_body(v2_rows(V2_ROWS)),
-            f"V2 binary {V2_ROWS:,} rows": binary_body(v2_rows(V2_ROWS)),
-            f"V2 binary {V2_BIG_ROWS:,} rows": binary_body(v2_rows(V2_BIG_ROWS)),
-        }
-        for i, (label, v2_body) in enumerate(v2.items()):
-            data = tmpdir / f"v2-{i}.body"
-            data.write_bytes(v2_body.body)
-            headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in v2_body.headers.items())
-            lua[label] = tmpdir / f"v2-{i}.lua"
-            lua[label].write_text(
-                LUA_FILE_TEMPLATE.format(headers=headers, path=data), encoding="utf-8"
-            )
+        payloads, v2 = bodies(), v2_bodies()
+        lua = write_lua(tmpdir, payloads, v2)
         for server in servers.values():
             stack.enter_context(running(server, tmpdir))
         check_answers(servers, payloads)
         check_v2_answers(servers["service"], v2)
-        model = ServedModel.load(args.model)
-        X_v2 = v2_rows(V2_ROWS)
-        in_process: list[dict[str, float]] = []
+        scenarios = make_scenarios(lua, v2)
+        return scenarios, measure(servers, scenarios, args, args.model)
 
-        scenarios: list[Scenario] = []
-        for conns in (1, 8, 64):
-            for name in ("service", "fastapi constant", "starlette constant"):
-                scenarios.append(Scenario(name, "/predict", conns, lua["/predict"]))
-        scenarios.append(Scenario("service 2 workers", "/predict", 64, lua["/predict"]))
-        for name in ("service", "fastapi constant"):
-            scenarios.append(
-                Scenario(name, "/predict/batch", 8, lua["/predict/batch"], rows=BATCH_ROWS)
-            )
-        for conns in (1, 8):
-            scenarios.append(Scenario("service", "/explain", conns, lua["/explain"]))
-        for label, v2_body in v2.items():
-            conns = 2 if v2_body.rows == V2_BIG_ROWS else 8
-            scenarios.append(
-                Scenario("service", V2_INFER, conns, lua[label], rows=v2_body.rows, label=label)
-            )
-        big = scenarios[-1]
-        peak_memory = 0.0
-        print(
-            f"{len(scenarios)} scenarios x {args.rounds} rounds x {args.duration:g} s "
-            f"(about {len(scenarios) * args.rounds * (args.duration + 0.5) / 60:.1f} min)"
-        )
-        for s in scenarios:  # warm-up: imports, caches, first connections
-            run_wrk(servers[s.server].url + s.path, s.lua, min(s.connections, 8), 1)
-        memory_before = {name: rss_mb(server) for name, server in servers.items()}
-        for r in range(args.rounds):
-            for s in scenarios if r % 2 == 0 else scenarios[::-1]:
-                server = servers[s.server]
-                check_alive(server)
-                try:
-                    with PeakMemory(server) as sampled:
-                        stats = run_wrk(server.url + s.path, s.lua, s.connections, args.duration)
-                except SystemExit as exc:
-                    check_alive(server)
-                    raise SystemExit(f"{s.key}: {exc}") from None
-                if s is big:
-                    peak_memory = max(peak_memory, sampled.peak)
-                s.results.append(stats)
-            in_process.append(in_process_rows_per_second(model, X_v2))
-            print(f"round {r + 1}/{args.rounds} done", flush=True)
-        memory_after = {name: rss_mb(server) for name, server in servers.items()}
 
-    by_key = {s.key: s for s in scenarios}
+def summarize(scenarios: list[Scenario]) -> dict[str, dict[str, Any]]:
+    """Each scenario's medians over rounds and its error totals, printed as a table."""
     print(
         f"\n{'scenario':40}{'req/s':>9}{'rows/s':>11}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'non-2xx':>9}{'sock err':>9}"
@@ -484,112 +518,155 @@ def main() -> int:
             f"{s.key:40}{row['rps']:>9,.0f}{row['rows_per_s']:>11,.0f}{row['p50_ms']:>8.2f}"
             f"{row['p99_ms']:>8.2f}{row['non_2xx']:>9}{row['socket_errors']:>9}"
         )
+    return table
 
+
+Goals = dict[str, dict[str, Any]]
+
+
+def goal(value: float, target: str, met: bool, detail: str = "") -> dict[str, Any]:
+    return {"value": value, "target": target, "met": met, "detail": detail}
+
+
+def native_goals(by_key: dict[str, Scenario], table: dict[str, dict[str, Any]]) -> Goals:
+    """/predict against the baselines, its latency and scaling, /predict/batch and /explain."""
     svc8, fa8, st8 = (
         by_key[f"{n} /predict c8"] for n in ("service", "fastapi constant", "starlette constant")
     )
-    goals: dict[str, dict[str, Any]] = {}
-
-    def goal(name: str, value: float, target: str, met: bool, detail: str = "") -> None:
-        goals[name] = {"value": value, "target": target, "met": met, "detail": detail}
-
+    goals: Goals = {}
     q, rounds = ratio(svc8, fa8)
-    goal("/predict vs FastAPI constant, 8 conns", q, ">= 0.95", q >= 0.95, _fmt(rounds))
+    goals["/predict vs FastAPI constant, 8 conns"] = goal(q, ">= 0.95", q >= 0.95, _fmt(rounds))
     q, rounds = ratio(svc8, st8)
-    goal("/predict vs Starlette constant, 8 conns", q, ">= 0.6 (stretch)", q >= 0.6, _fmt(rounds))
+    goals["/predict vs Starlette constant, 8 conns"] = goal(
+        q, ">= 0.6 (stretch)", q >= 0.6, _fmt(rounds)
+    )
     q, rounds = ratio(fa8, st8)
-    goal("FastAPI constant vs Starlette constant, 8 conns", q, "(reference)", True, _fmt(rounds))
+    goals["FastAPI constant vs Starlette constant, 8 conns"] = goal(
+        q, "(reference)", True, _fmt(rounds)
+    )
     p99 = table[svc8.key]["p99_ms"]
-    goal("/predict p99 at 8 conns (ms)", p99, "< 10", p99 < 10)
+    goals["/predict p99 at 8 conns (ms)"] = goal(p99, "< 10", p99 < 10)
     s64 = table["service /predict c64"]
     spread = s64["p99_ms"] / s64["p50_ms"]
-    goal("/predict p99 / p50 at 64 conns", spread, "<= 3", spread <= 3)
+    goals["/predict p99 / p50 at 64 conns"] = goal(spread, "<= 3", spread <= 3)
     q, rounds = ratio(by_key["service 2 workers /predict c64"], by_key["service /predict c64"])
-    goal("2 workers vs 1 worker, /predict 64 conns", q, ">= 1.5", q >= 1.5, _fmt(rounds))
+    goals["2 workers vs 1 worker, /predict 64 conns"] = goal(q, ">= 1.5", q >= 1.5, _fmt(rounds))
     rows = table["service /predict/batch c8"]["rows_per_s"]
-    goal("/predict/batch 1,000 rows, rows/s", rows, ">= 200,000", rows >= 200_000)
+    goals["/predict/batch 1,000 rows, rows/s"] = goal(rows, ">= 200,000", rows >= 200_000)
     q, rounds = ratio(
         by_key["service /predict/batch c8"], by_key["fastapi constant /predict/batch c8"]
     )
-    goal("/predict/batch vs FastAPI constant batch", q, "(reference)", True, _fmt(rounds))
+    goals["/predict/batch vs FastAPI constant batch"] = goal(q, "(reference)", True, _fmt(rounds))
     q, rounds = ratio(by_key["service /explain c1"], by_key["service /predict c1"])
-    goal("/explain vs /predict req/s, 1 conn", q, "(reference)", True, _fmt(rounds))
+    goals["/explain vs /predict req/s, 1 conn"] = goal(q, "(reference)", True, _fmt(rounds))
+    return goals
 
+
+def v2_goals(
+    by_key: dict[str, Scenario], table: dict[str, dict[str, Any]], measured: Measured
+) -> Goals:
+    """V2's rows/s as JSON and binary, binary against the model in process, one row against
+    /predict, and the memory of 100,000-row requests."""
     v2_json = by_key[f"service V2 JSON {V2_ROWS:,} rows c8"]
     v2_binary = by_key[f"service V2 binary {V2_ROWS:,} rows c8"]
+    goals: Goals = {}
     rows = table[v2_json.key]["rows_per_s"]
-    goal(f"V2 JSON {V2_ROWS:,} rows, rows/s", rows, ">= 1,000,000", rows >= 1_000_000)
+    goals[f"V2 JSON {V2_ROWS:,} rows, rows/s"] = goal(rows, ">= 1,000,000", rows >= 1_000_000)
     rows = table[v2_binary.key]["rows_per_s"]
-    goal(f"V2 binary {V2_ROWS:,} rows, rows/s", rows, ">= 4,000,000", rows >= 4_000_000)
+    goals[f"V2 binary {V2_ROWS:,} rows, rows/s"] = goal(rows, ">= 4,000,000", rows >= 4_000_000)
     for name in ("Artifact.predict_proba", "ServedModel.score"):
         per_round = [
-            x["rps"] * V2_ROWS / p[name] for x, p in zip(v2_binary.results, in_process, strict=True)
+            x["rps"] * V2_ROWS / p[name]
+            for x, p in zip(v2_binary.results, measured.in_process, strict=True)
         ]
         q = median(per_round)
         target = ">= 0.5" if name == "Artifact.predict_proba" else "(reference)"
-        goal(
-            f"V2 binary over HTTP vs in-process {name}, {V2_ROWS:,} rows",
-            q,
-            target,
-            q >= 0.5,
-            _fmt(per_round),
-        )
-    q, rounds = ratio(by_key["service V2 JSON 1 row c8"], svc8)
-    goal("V2 one row vs /predict, 8 conns", q, ">= 0.8", q >= 0.8, _fmt(rounds))
-    goal(
-        f"service peak RSS serving {V2_BIG_ROWS:,}-row V2 requests, MB",
-        peak_memory,
-        "< 100",
-        0 < peak_memory < 100,
-    )
+        label = f"V2 binary over HTTP vs in-process {name}, {V2_ROWS:,} rows"
+        goals[label] = goal(q, target, q >= 0.5, _fmt(per_round))
+    q, rounds = ratio(by_key["service V2 JSON 1 row c8"], by_key["service /predict c8"])
+    goals["V2 one row vs /predict, 8 conns"] = goal(q, ">= 0.8", q >= 0.8, _fmt(rounds))
+    peak = measured.peak_memory
+    label = f"service peak RSS serving {V2_BIG_ROWS:,}-row V2 requests, MB"
+    goals[label] = goal(peak, "< 100", 0 < peak < 100)
+    return goals
 
+
+def memory_goals(scenarios: list[Scenario], measured: Measured) -> Goals:
+    """The service's RSS growth over every request it served, and each worker's RSS."""
     served = sum(sum(x["requests"] for x in s.results) for s in scenarios if s.server == "service")
-    before, after = memory_before["service"][0], memory_after["service"][0]
+    before, after = measured.memory_before["service"][0], measured.memory_after["service"][0]
     growth = after / before - 1
-    goal(
-        f"service RSS growth over {served:,} requests, %",
-        100 * growth,
-        "< 5",
-        growth < 0.05,
-        f"{before:.1f} -> {after:.1f} MB",
-    )
-    largest = max(after, *memory_after["service 2 workers"])
-    goal("service RSS per worker, MB", largest, "< 100", largest < 100)
+    largest = max(after, *measured.memory_after["service 2 workers"])
+    return {
+        f"service RSS growth over {served:,} requests, %": goal(
+            100 * growth, "< 5", growth < 0.05, f"{before:.1f} -> {after:.1f} MB"
+        ),
+        "service RSS per worker, MB": goal(largest, "< 100", largest < 100),
+    }
 
+
+def print_goals(goals: Goals, measured: Measured) -> None:
     print(f"\n{'goal':50}{'value':>12}  {'target':18}")
     for name, g in goals.items():
         value = f"{g['value']:,.0f}" if g["value"] >= 1000 else f"{g['value']:.2f}"
         mark = "" if g["target"].startswith("(") else ("  ok" if g["met"] else "  MISSED")
         print(f"{name:50}{value:>12}  {g['target']:18}{mark}  {g['detail']}")
     print(
-        f"\nresident memory (MB) before / after the measured rounds: {memory_before} / "
-        f"{memory_after}"
+        f"\nresident memory (MB) before / after the measured rounds: {measured.memory_before} / "
+        f"{measured.memory_after}"
     )
-    errors = sum(row["non_2xx"] + row["socket_errors"] for row in table.values())
-    write_json(
-        args.json,
-        {
-            "benchmark": "http",
-            "machine": info,
-            "settings": {
-                "duration_s": args.duration,
-                "rounds": args.rounds,
-                "wrk_threads": "2 (1 for 1 connection)",
-            },
-            "scenarios": table,
-            "goals": goals,
-            "rss_mb": memory_after,
-            "in_process_rows_per_s": in_process,
-            "v2_peak_rss_mb": peak_memory,
-            "rss_mb_before": memory_before,
-            "errors": errors,
+
+
+def results_json(
+    args: argparse.Namespace,
+    info: dict[str, Any],
+    table: dict[str, dict[str, Any]],
+    goals: Goals,
+    measured: Measured,
+) -> dict[str, Any]:
+    return {
+        "benchmark": "http",
+        "machine": info,
+        "settings": {
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "wrk_threads": "2 (1 for 1 connection)",
         },
-    )
-    if errors:
+        "scenarios": table,
+        "goals": goals,
+        "rss_mb": measured.memory_after,
+        "in_process_rows_per_s": measured.in_process,
+        "v2_peak_rss_mb": measured.peak_memory,
+        "rss_mb_before": measured.memory_before,
+        "errors": sum(row["non_2xx"] + row["socket_errors"] for row in table.values()),
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("wrk") is None:
         print(
-            f"scripts.bench.http_load: {errors} error responses or socket errors", file=sys.stderr
+            "scripts.bench.http_load: wrk is not installed (Debian: apt-get install wrk)",
+            file=sys.stderr,
         )
-    return 1 if errors else 0
+        return 2
+    servers = make_servers(args.model)
+    info = machine_info()
+    print_machine(info)
+    scenarios, measured = run_benchmark(args, servers)
+    table = summarize(scenarios)
+    by_key = {s.key: s for s in scenarios}
+    goals = native_goals(by_key, table) | v2_goals(by_key, table, measured)
+    goals |= memory_goals(scenarios, measured)
+    print_goals(goals, measured)
+    results = results_json(args, info, table, goals, measured)
+    write_json(args.json, results)
+    if results["errors"]:
+        print(
+            f"scripts.bench.http_load: {results['errors']} error responses or socket errors",
+            file=sys.stderr,
+        )
+    return 1 if results["errors"] else 0
 
 
 def _fmt(values: list[float]) -> str:
