@@ -204,9 +204,8 @@ def main() -> int:
             f"{name:44}{median(values):>11.1f}{percentile(values, 99):>9.1f}"
             f"{median(lat[sk]) / median(values):>16.1f}"
         )
-    print(
-        f"{'check + decision / predict_one (medians)':44}{median(lat[CHECK]) / median(lat[ours]):>11.2f}"
-    )
+    check_share = median(lat[CHECK]) / median(lat[ours])
+    print(f"{'check + decision / predict_one (medians)':44}{check_share:>11.2f}")
     e_median, e_p99 = median(explain_lat), percentile(explain_lat, 99)
     n_b = len(artifact.background_rows)
     print(
