@@ -13,6 +13,8 @@ row and reports the median over interleaved rounds of microseconds per request:
     a constant, and a bare Starlette constant endpoint.
 This is where HTTP time goes inside the Python process; scripts/bench/http_load.py measures the
 whole stack.
+The record of predictions is off (RECORD=false) in every variant: its commit is measured by
+scripts/bench/record.py and scripts/bench/ab.py.
 Access-log lines go to a temporary file, as a server's would go to its log. Run it with
 PROMETHEUS_MULTIPROC_DIR set to an empty directory to write the metrics to files, as under
 `python -m app` (without it they stay in the process, which is cheaper); it says which.
@@ -113,6 +115,9 @@ def _settings(log_level: str, api_key: str | None = None, log_format: str = "tex
             "log_level": log_level,
             "api_key": api_key,
             "log_format": log_format,
+            # Without the record: its durable commit (an fsync) would be most of what is timed
+            # here; scripts/bench/ab.py and scripts/bench/record.py measure what it costs.
+            "record": False,
         }
     )
 
