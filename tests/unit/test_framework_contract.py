@@ -136,3 +136,23 @@ def test_fastapi_dependant_fields_the_one_step_route_reads() -> None:
         "security_scopes_param_name",
     }
     assert fields <= set(Dependant.__dataclass_fields__)
+
+
+def test_an_included_router_is_matched_through_a_route_of_its_own() -> None:
+    """The reason the routes are added to the app rather than through an APIRouter
+    (app/api/predictions.py, docs/architecture.md, "Departures"): FastAPI 0.165 keeps an
+    included router as one route that matches for its own routes, a layer every request crosses.
+    If include_router copies the routes into the app again, the departure has lost its reason:
+    use an APIRouter per resource."""
+    from fastapi import APIRouter, FastAPI
+
+    app, router = FastAPI(), APIRouter()
+
+    @router.get("/x")
+    async def x() -> None: ...
+
+    before = len(app.router.routes)
+    app.include_router(router)
+    (added,) = app.router.routes[before:]
+    assert type(added).__name__ == "_IncludedRouter"
+    assert getattr(added, "original_router", None) is router
