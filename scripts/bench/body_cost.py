@@ -1,10 +1,10 @@
 """The worker CPU each route spends per byte of the costliest bodies we can craft, against a
 valid batch of about the same size: the goal is at most about 3x.
 
-    python -m scripts.bench.body_cost [--runs 3] [--openapi]
+    python -m scripts.bench.body_cost [--runs 5] [--openapi]
 
 Starts `python -m app` with one worker on loopback and sends each body `--runs` times, one at a
-time, reading the worker's CPU time (user + system, psutil) around each; the least is kept.
+time after one more to warm, reading the worker's CPU time (user + system, psutil) around them.
 Native routes take bodies of MAX_BODY_BYTES (1 MiB), measured against /predict/batch of 1,000
 valid instances (its largest batch, padded with spaces to 1 MiB); V2 infer, bodies of
 V2_MAX_BODY_BYTES (8 MiB) against its largest valid JSON tensor (100,000 rows) and its largest
@@ -80,14 +80,15 @@ def cpu_seconds(process: psutil.Process) -> float:
 def measure(
     process: psutil.Process, send: Callable[[], httpx.Response], runs: int
 ) -> tuple[int, float]:
-    """The status of `send`'s answer and the least worker CPU one took, over `runs`."""
-    best, status = float("inf"), 0
+    """The status of `send`'s answer and the worker CPU one took, the mean of `runs`: the
+    kernel counts CPU time in ticks of 10 ms, so one answer alone would round to 0 or 10."""
+    status = send().status_code  # warm: a first answer's allocations are not the burden's
+    time.sleep(0.05)
+    before = cpu_seconds(process)
     for _ in range(runs):
-        before = cpu_seconds(process)
         status = send().status_code
-        time.sleep(0.05)  # the worker's last writes and the record's commit counted too
-        best = min(best, cpu_seconds(process) - before)
-    return status, best
+    time.sleep(0.05)  # the worker's last writes counted too
+    return status, (cpu_seconds(process) - before) / runs
 
 
 def _line(label: str, status: int, per_byte: float, base: float) -> str:
@@ -138,7 +139,7 @@ def openapi_cost(client: httpx.Client, process: psutil.Process, runs: int) -> It
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--openapi", action="store_true")
     args = parser.parse_args()
     with (
