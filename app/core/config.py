@@ -25,6 +25,8 @@ V2_MODEL_NAME   malignancy-predictor the model's name in the Open Inference Prot
 V2_MAX_ROWS     100000               most rows in one /v2 infer request
 V2_MAX_BODY_BYTES  8388608 (8 MiB)   largest /v2 infer body: 100,000 rows of nine 8-byte binary
                                      values are 7,200,000 bytes, and as JSON ("10.0, " each) 5.4 MB
+MAX_BUFFERED_BODY_BYTES  0           request body bytes one worker holds at once; past them,
+                                     503 with Retry-After; 0: 4 x V2_MAX_BODY_BYTES (32 MiB)
 METRICS_PORT    9464                 port of the Prometheus exposition `python -m app` serves on
                                      HOST (not behind API_KEY); 0: no metrics server
 PROMETHEUS_MULTIPROC_DIR  unset      where workers write their metrics (emptied at start);
@@ -55,6 +57,7 @@ from model.conformal import DEFAULT_CONFIDENCE
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LogFormat = Literal["text", "json"]
 MIB: Final = 1024 * 1024
+BUFFERED_BODIES: Final = 4  # of the largest allowed, MAX_BUFFERED_BODY_BYTES' default
 DEFAULT_METRICS_PORT: Final = 9464  # Prometheus' registry of default ports lists it as free
 # A path prefix: segments of URL-safe characters, no trailing slash, no dot segments.
 _ROOT_PATH: Final = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
@@ -222,6 +225,27 @@ class Settings(BaseSettings):
         default=8 * MIB,
         description="Largest /v2 infer request body in bytes; larger bodies get 413.",
     )
+    # Bodies are held whole while their request runs (JSON is parsed from all its bytes): the
+    # sum, not each, is what bounds a worker's memory. Four of the largest at once, by default.
+    max_buffered_body_bytes: Annotated[int, Field(ge=0, le=4096 * MIB)] = Field(
+        default=0,
+        description="Request body bytes one worker holds at once; past them, 503 with "
+        "Retry-After. 0: four times V2_MAX_BODY_BYTES.",
+    )
+
+    @field_validator("max_buffered_body_bytes")
+    @classmethod
+    def _holds_the_largest_body(cls, value: int, info: ValidationInfo) -> int:
+        data = info.data
+        largest: int = max(data.get("max_body_bytes", 0), data.get("v2_max_body_bytes", 0))
+        if value == 0:
+            return BUFFERED_BODIES * largest
+        if value < largest:
+            raise ValueError(
+                "must be 0 or at least MAX_BODY_BYTES and V2_MAX_BODY_BYTES: the largest body "
+                "allowed must fit"
+            )
+        return value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -53,7 +53,12 @@ def stack(
         )
     return [
         *outer,
-        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, path_limits=path_limits),
+        Middleware(
+            BodySizeLimit,
+            max_bytes=settings.max_body_bytes,
+            path_limits=path_limits,
+            max_buffered_bytes=settings.max_buffered_body_bytes,
+        ),
         Middleware(IdentityContentEncoding),
         Middleware(StrictQuery, routes=routes),
     ]
