@@ -24,7 +24,7 @@ READ_AGAINST = [
     (
         "prometheus-client",
         "0.26.0",
-    ),  # app/observability/metrics_store.py, app/observability/prometheus.py (observe_all)
+    ),  # app/observability/metrics_store.py, prometheus.py (observe_all), text_exposition.py
     ("uvicorn", "0.54.0"),  # app/server/serve.py (DrainingProcess), app/observability/answered.py
     ("fastapi", "0.165.0"),  # app/api/bodies.py (the one-step route reads the Dependant)
 ]
@@ -136,3 +136,13 @@ def test_fastapi_dependant_fields_the_one_step_route_reads() -> None:
         "security_scopes_param_name",
     }
     assert fields <= set(Dependant.__dataclass_fields__)
+
+
+def test_mmap_dict_file_layout_text_exposition_reads() -> None:
+    """app/observability/text_exposition.py reads the files itself: an 8-byte header whose
+    first int is the bytes used, then entries (int length, key, padding to 8, two doubles)."""
+    source = inspect.getsource(mmap_dict)
+    assert "_unpack_integer = struct.Struct(b'i').unpack_from" in source
+    assert "_unpack_two_doubles = struct.Struct(b'dd').unpack_from" in source
+    assert "padded_len = encoded_len + (8 - (encoded_len + 4) % 8)" in source
+    assert "pos = 8" in inspect.getsource(mmap_dict._read_all_values)
