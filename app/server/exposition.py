@@ -164,9 +164,9 @@ def serve_metrics(
 
 def exposition_app(registry: Any, directory: str) -> Any:
     """The ASGI app of the exposition: a plain GET that takes the text format 0.0.4 is answered
-    by app/observability/text_exposition.py (about a quarter of the CPU); anything else (a query,
-    a client that takes only OpenMetrics or text 1.0.0, files that renderer does not read)
-    by prometheus-client's app over `registry`.
+    by app/observability/text_exposition.py (a quarter of the CPU to render); anything else (a
+    query, a client that takes only OpenMetrics or text 1.0.0, files that renderer does not
+    read) by prometheus-client's app over `registry`.
 
     Prometheus asks for OpenMetrics first but takes 0.0.4: the text format is answered then,
     as it holds everything these files can (no exemplars, no _created in multiprocess mode), and
