@@ -173,7 +173,7 @@ def exposition_app(registry: Any, directory: str) -> Any:
     prometheus-client's OpenMetrics costs 1.6 times its text format on top."""
     from prometheus_client import make_asgi_app
 
-    from app.observability.text_exposition import TextExposition, Unsupported
+    from app.observability.text_exposition import TextExposition
 
     upstream = make_asgi_app(registry)
     text = TextExposition(directory)
@@ -186,8 +186,8 @@ def exposition_app(registry: Any, directory: str) -> Any:
             return
         try:
             body = text.render()
-        except Unsupported:
-            await upstream(scope, receive, send)
+        except Exception:  # Unsupported, or a file it cannot read: the collector leaves that
+            await upstream(scope, receive, send)  # file out and says so, the scrape goes on
             return
         answer = [(b"content-type", PLAIN_TEXT)]
         if b"gzip" in headers.get(b"accept-encoding", b"").lower():

@@ -2,15 +2,15 @@
 
 import asyncio
 import gzip
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
-from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.server.exposition import exposition_app, takes_plain_text
+from app.server.exposition import ReadableFilesCollector, exposition_app, takes_plain_text
 
 PROMETHEUS = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -63,7 +63,7 @@ def app(tmp_path: Path) -> Any:
     store.write_value(key, 3.0, 0.0)  # type: ignore[no-untyped-call]
     store.close()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    registry.register(ReadableFilesCollector(str(tmp_path)))  # as serve_metrics does
     return exposition_app(registry, str(tmp_path))
 
 
@@ -83,3 +83,14 @@ def test_only_openmetrics_is_answered_by_prometheus_client(app: Any) -> None:
 def test_a_query_is_answered_by_prometheus_client(app: Any) -> None:
     _, body = get(app, {}, query=b"name[]=nothing_of_that_name")
     assert body == b""
+
+
+def test_a_file_it_cannot_read_leaves_the_scrape_to_the_collector(app: Any, tmp_path: Path) -> None:
+    """A key that is not UTF-8 JSON: the collector leaves that file out, the rest is served."""
+    key = b"\xff\xfe not json"
+    padded = len(key) + (8 - (len(key) + 4) % 8)
+    entry = struct.pack("i", len(key)) + key.ljust(padded) + struct.pack("dd", 1.0, 0.0)
+    header = struct.pack("i", 8 + len(entry)) + bytes(4)
+    (tmp_path / "counter_2.db").write_bytes(header + entry)
+    _, body = get(app, {})
+    assert b'hits_total{route="/predict"} 3.0\n' in body
