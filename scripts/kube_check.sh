@@ -11,7 +11,9 @@
 # podman does not run preStop hooks or readiness probes: readiness is asked here directly.
 #
 # Checks: the pod becomes ready (/health/ready 200) and answers a benign and a malignant
-# prediction; the process runs as the manifest's user; writes to its root file system fail with
+# prediction; `python -m app audit verify` and `export`, run in the container on its record
+# volume, find every answered request with all its rows, nothing else, and intact chains; the
+# process runs as the manifest's user; writes to its root file system fail with
 # "Read-only file system" while /tmp and the Prometheus directory take them; the metrics port
 # answers; on stop, a client's open connection is answered during the drain (readiness 503,
 # Connection: close), new connections are refused, and the container exits 0 within the grace
@@ -162,10 +164,11 @@ log "ready after $((SECONDS - t))s"
 CTR_ID=$(podman inspect --format '{{.Id}}' "$CTR")
 
 # ---------------------------------------------------------------------------- serve
-"$PY" - "$WORK/facts.json" "$REPO" <<'EOF' || fail "the pod's answers"
+"$PY" - "$WORK/facts.json" "$REPO" "$WORK/answered.json" <<'EOF' || fail "the pod's answers"
 import json, sys, urllib.request
 
 facts = json.load(open(sys.argv[1]))
+answered = {}  # request id -> rows: what the record must hold afterwards
 sys.path.insert(0, sys.argv[2])
 from app.openapi.examples import BENIGN, MALIGNANT  # noqa: E402
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact  # noqa: E402
@@ -179,6 +182,7 @@ for expected, body in (("benign", BENIGN), ("malignant", MALIGNANT)):
     )
     with urllib.request.urlopen(request, timeout=10) as answer:
         got = json.loads(answer.read())
+        answered[answer.headers["X-Request-ID"]] = 1
     print(f"  /predict {expected}: {json.dumps(got)}")
     if got["class"] != expected or got["model_version"] != version:
         sys.exit(f"expected class {expected} from model {version}")
@@ -193,13 +197,38 @@ for _ in range(20):
     with urllib.request.urlopen(request, timeout=30) as answer:
         if len(json.loads(answer.read())["predictions"]) != 1000:
             sys.exit("a 1,000-row batch did not get 1,000 answers")
+        answered[answer.headers["X-Request-ID"]] = 1000
 print("  20 batches of 1,000 rows answered")
+json.dump(answered, open(sys.argv[3], "w"))
 with urllib.request.urlopen(f"http://127.0.0.1:{facts['metrics']}/metrics", timeout=10) as answer:
     text = answer.read().decode()
     if answer.status != 200 or "# TYPE" not in text:
         sys.exit("the metrics port does not answer Prometheus' text format")
 print(f"  metrics port: {len(text.splitlines())} lines of exposition")
 EOF
+
+# ---------------------------------------------------------------------------- the record
+# Every answer above was committed to the record (SQLite on the pod's record volume, as no
+# Secret names a database) before it was sent: the operator's tools, run in the container as
+# `kubectl exec` would run them, find every answered request with all its rows, nothing else,
+# and every chain intact.
+podman exec "$CTR" python -m app audit verify >"$WORK/verify.out" 2>"$WORK/verify.err" ||
+    { cat "$WORK/verify.out" "$WORK/verify.err" >&2; fail "audit verify found problems in the pod's record"; }
+podman exec "$CTR" python -m app audit export --format jsonl >"$WORK/export.jsonl" 2>"$WORK/export.err" ||
+    { cat "$WORK/export.err" >&2; fail "audit export of the pod's record failed"; }
+"$PY" - "$WORK/answered.json" "$WORK/export.jsonl" <<'EOF' || fail "the pod's record does not hold what it answered"
+import collections, json, sys
+
+answered = json.load(open(sys.argv[1]))
+rows = collections.Counter(json.loads(line)["request_id"] for line in open(sys.argv[2]))
+missing = [rid for rid, n in answered.items() if rows.get(rid) != n]
+extra = sorted(set(rows) - set(answered))
+print(f"  record: {sum(rows.values())} rows of {len(rows)} requests exported; "
+      f"{sum(answered.values())} rows of {len(answered)} requests answered")
+if missing or extra:
+    sys.exit(f"answered, not (wholly) recorded: {missing[:3]}; recorded, not answered: {extra[:3]}")
+EOF
+log "record: $(tail -n 1 "$WORK/verify.err")"
 
 # ---------------------------------------------------------------------------- file system
 podman exec -i "$CTR" python - "$(<"$WORK/facts.json")" <<'EOF' >"$WORK/fs.log" 2>&1 || { cat "$WORK/fs.log" >&2; fail "the root file system is not read-only, or the volumes are not writable"; }

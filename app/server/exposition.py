@@ -20,6 +20,7 @@ METRICS_HOST says otherwise.
 
 import contextlib
 import dataclasses
+import gzip
 import logging
 import multiprocessing
 import os
@@ -36,6 +37,9 @@ METRICS_MAX_CONNECTIONS: Final = 32
 METRICS_BACKLOG: Final = 64
 STOP_SECONDS: Final = 5.0
 HEADER_BYTES: Final = 8  # a metrics file's header: the bytes it uses, then padding
+PLAIN_TEXT: Final = b"text/plain; version=0.0.4; charset=utf-8"
+# 20 KB of text: level 1 takes 0.1 ms, the default 9 0.23 ms, for 300 bytes more (of 2,800).
+GZIP_LEVEL: Final = 1
 
 
 class MetricsServerError(OSError):
@@ -129,7 +133,7 @@ def serve_metrics(
     # This process reads the workers' files; its own values (the modules below define the
     # service's metrics) stay in memory, taking no space there.
     directory = os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
-    from prometheus_client import CollectorRegistry, make_asgi_app
+    from prometheus_client import CollectorRegistry
     from uvicorn import Server
 
     from app.observability.logs import configure_logging, uvicorn_log_config
@@ -144,7 +148,7 @@ def serve_metrics(
         api, max_connections=min(api.max_connections, METRICS_MAX_CONNECTIONS)
     )
     config = EdgeConfig(
-        make_asgi_app(registry),
+        exposition_app(registry, directory),
         limits=edge,
         lifespan="off",
         access_log=False,
@@ -156,6 +160,57 @@ def serve_metrics(
     )
     with contextlib.suppress(KeyboardInterrupt):
         Server(config).run(sockets=[sock])
+
+
+def exposition_app(registry: Any, directory: str) -> Any:
+    """The ASGI app of the exposition: a plain GET that takes the text format 0.0.4 is answered
+    by app/observability/text_exposition.py (a quarter of the CPU to render); anything else (a
+    query, a client that takes only OpenMetrics or text 1.0.0, files that renderer does not
+    read) by prometheus-client's app over `registry`.
+
+    Prometheus asks for OpenMetrics first but takes 0.0.4: the text format is answered then,
+    as it holds everything these files can (no exemplars, no _created in multiprocess mode), and
+    prometheus-client's OpenMetrics costs 1.6 times its text format on top."""
+    from prometheus_client import make_asgi_app
+
+    from app.observability.text_exposition import TextExposition
+
+    upstream = make_asgi_app(registry)
+    text = TextExposition(directory)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or ())
+        plain = scope["method"] == "GET" and not scope.get("query_string")
+        if not plain or not takes_plain_text(headers.get(b"accept", b"").decode("latin-1")):
+            await upstream(scope, receive, send)
+            return
+        try:
+            body = text.render()
+        except Exception:  # Unsupported, or a file it cannot read: the collector leaves that
+            await upstream(scope, receive, send)  # file out and says so, the scrape goes on
+            return
+        answer = [(b"content-type", PLAIN_TEXT)]
+        if b"gzip" in headers.get(b"accept-encoding", b"").lower():
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
+            answer.append((b"content-encoding", b"gzip"))
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": answer})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def takes_plain_text(accept: str) -> bool:
+    """Whether a client with this Accept header takes the text format 0.0.4: no header, `*/*`,
+    `text/*`, or `text/plain` with no version or version 0.0.4."""
+    if not accept.strip():
+        return True
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        version = next((p[8:] for p in params if p.startswith("version=")), None)
+        if media in ("*/*", "text/*") or (media == "text/plain" and version in (None, "0.0.4")):
+            return True
+    return False
 
 
 class ReadableFilesCollector:

@@ -24,7 +24,7 @@ READ_AGAINST = [
     (
         "prometheus-client",
         "0.26.0",
-    ),  # app/observability/metrics_store.py, app/observability/prometheus.py (observe_all)
+    ),  # app/observability/metrics_store.py, prometheus.py (observe_all), text_exposition.py
     ("uvicorn", "0.54.0"),  # app/server/serve.py (DrainingProcess), app/observability/answered.py
     ("fastapi", "0.165.0"),  # app/api/bodies.py (the one-step route reads the Dependant)
 ]
@@ -156,3 +156,13 @@ def test_an_included_router_is_matched_through_a_route_of_its_own() -> None:
     (added,) = app.router.routes[before:]
     assert type(added).__name__ == "_IncludedRouter"
     assert getattr(added, "original_router", None) is router
+
+
+def test_mmap_dict_file_layout_text_exposition_reads() -> None:
+    """app/observability/text_exposition.py reads the files itself: an 8-byte header whose
+    first int is the bytes used, then entries (int length, key, padding to 8, two doubles)."""
+    source = inspect.getsource(mmap_dict)
+    assert "_unpack_integer = struct.Struct(b'i').unpack_from" in source
+    assert "_unpack_two_doubles = struct.Struct(b'dd').unpack_from" in source
+    assert "padded_len = encoded_len + (8 - (encoded_len + 4) % 8)" in source
+    assert "pos = 8" in inspect.getsource(mmap_dict._read_all_values)

@@ -1,5 +1,8 @@
 """Fixtures of the record's system tests: every store test runs on SQLite and on a real
-PostgreSQL server (tests/postgres.py), through the `config` fixture."""
+PostgreSQL server (tests/postgres.py), through the `config` fixture.
+
+Tests that stop, restart or suspend PostgreSQL take `stoppable_pg`, a server of their own: the
+session's `pg_server` is shared by every other test, which must never find it stopped."""
 
 import itertools
 import subprocess
@@ -25,6 +28,25 @@ def pg_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="session")
+def _stoppable_pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def stoppable_pg(_stoppable_pg_server: PostgresServer) -> PostgresServer:
+    """A PostgreSQL server that this test may stop and start; running when the test begins,
+    whatever the test before it left."""
+    if not _stoppable_pg_server.running():
+        _stoppable_pg_server.start()
+    return _stoppable_pg_server
 
 
 @pytest.fixture(params=BACKENDS)

@@ -139,20 +139,20 @@ def test_sqlite_on_a_full_disk_fails_closed_and_resumes(
 
 
 def test_postgres_stopped_fails_closed_and_resumes_when_started(
-    pg_server: PostgresServer, answers: Answers
+    stoppable_pg: PostgresServer, answers: Answers
 ) -> None:
-    config = RecordConfig(database_url=pg_server.database("record_restart"))
+    config = RecordConfig(database_url=stoppable_pg.database("record_restart"))
     recorder = recorder_for(config, retry_seconds=0.05)
     assert recorder.start() == (True, None)
     try:
         assert commit_one(recorder, answers.single()) is None
-        pg_server.stop()
+        stoppable_pg.stop()
         try:
             assert commit_one(recorder, answers.single()) == "unreachable"
             assert recorder.health() == (False, "unreachable")
             assert commit_one(recorder, answers.single()) == "unreachable"  # retried, still down
         finally:
-            pg_server.start()
+            stoppable_pg.start()
         assert commit_one(recorder, answers.single()) is None
         assert recorder.health() == (True, None)
     finally:
@@ -163,15 +163,15 @@ def test_postgres_stopped_fails_closed_and_resumes_when_started(
 
 
 def test_a_database_restart_between_commits_costs_no_answer(
-    pg_server: PostgresServer, answers: Answers
+    stoppable_pg: PostgresServer, answers: Answers
 ) -> None:
-    config = RecordConfig(database_url=pg_server.database("record_bounce"))
+    config = RecordConfig(database_url=stoppable_pg.database("record_bounce"))
     recorder = recorder_for(config, retry_seconds=60.0)
     recorder.start()
     try:
         assert commit_one(recorder, answers.single()) is None
-        pg_server.stop()  # the writer's connection breaks while idle
-        pg_server.start()
+        stoppable_pg.stop()  # the writer's connection breaks while idle
+        stoppable_pg.start()
         assert commit_one(recorder, answers.batch(3)) is None  # reconnected, written once
         assert recorder.stats().failed_commits == 0
     finally:
@@ -182,17 +182,17 @@ def test_a_database_restart_between_commits_costs_no_answer(
 
 
 def test_an_idle_recorder_recovers_its_health_by_probing(
-    pg_server: PostgresServer, answers: Answers
+    stoppable_pg: PostgresServer, answers: Answers
 ) -> None:
-    config = RecordConfig(database_url=pg_server.database("record_probe"))
+    config = RecordConfig(database_url=stoppable_pg.database("record_probe"))
     recorder = recorder_for(config, retry_seconds=0.05)
     recorder.start()
     try:
-        pg_server.stop()
+        stoppable_pg.stop()
         try:
             assert commit_one(recorder, answers.single()) == "unreachable"
         finally:
-            pg_server.start()
+            stoppable_pg.start()
         for _ in range(200):  # no commit comes: the writer's probe finds the store back
             if recorder.health()[0]:
                 break
@@ -244,12 +244,12 @@ def test_postgres_read_only_fails_closed_and_resumes(
 
 
 def test_a_stalled_database_times_out_and_resumes(
-    pg_server: PostgresServer, answers: Answers
+    stoppable_pg: PostgresServer, answers: Answers
 ) -> None:
-    config = RecordConfig(database_url=pg_server.database("record_stall"))
+    config = RecordConfig(database_url=stoppable_pg.database("record_stall"))
     recorder = recorder_for(config, timeout=1.0, retry_seconds=60.0)
     recorder.start()
-    server = psutil.Process(pg_server.pid())
+    server = psutil.Process(stoppable_pg.pid())
     stalled = [server, *server.children(recursive=True)]
     try:
         for process in stalled:  # the server stops answering, its connections stay open
