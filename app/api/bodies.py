@@ -49,6 +49,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
 from app.api import json_strict
+from app.api.body_shape import Shape, largest_shape
 from app.core.errors import duplicate_key_error
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -113,14 +114,24 @@ class StrictJSONRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         fastapi_handler = super().get_route_handler()
         check = type(self).request_check
+        shape = self.body_shape()
 
         async def strict_handler(request: Request) -> Response:
             request = StrictJSONRequest(request.scope, request.receive)
             if check is not None:
                 await check(request)
+            if shape is not None:
+                shape.refuse_larger(await request.body())
             return await fastapi_handler(request)
 
         return strict_handler
+
+    def body_shape(self) -> Shape | None:
+        """The most structure a valid body holds (app/api/body_shape.py), if anything bounds it."""
+        model = self.body_field.field_info.annotation if self.body_field else None
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return largest_shape(model)
+        return None
 
 
 class OneStepJSONBodyRoute(StrictJSONRoute):
@@ -139,11 +150,14 @@ class OneStepJSONBodyRoute(StrictJSONRoute):
         model: type[BaseModel] = body_model
         check = type(self).request_check
         call_directly = _direct_call(self.dependant, check, self.path)
+        shape = self.body_shape()
 
         async def one_step_handler(request: Request) -> Response:
             request = OneStepJSONRequest(request.scope, request.receive, model)
             if check is not None:
                 await check(request)
+            if shape is not None:
+                shape.refuse_larger(await request.body())
             content_type = request.headers.get("content-type") or ""
             if call_directly is not None and content_type.lower() in PLAIN_JSON:
                 try:

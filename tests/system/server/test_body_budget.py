@@ -70,15 +70,7 @@ def _probe_delays(url: str, stop: threading.Event) -> list[float]:
     "targets",
     [
         pytest.param(_v2_targets, id="v2"),
-        pytest.param(
-            _native_targets,
-            id="native",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="pydantic parses a native body whole on the event loop: 1 MiB of empty "
-                "arrays costs /explain about 2 s (app/api, outside this change)",
-            ),
-        ),
+        pytest.param(_native_targets, id="native"),
     ],
 )
 def test_probes_answer_while_two_clients_send_the_costliest_bodies(

@@ -5,10 +5,8 @@ The reference is the same service built with plain `APIRoute`s (FastAPI's handle
 and all), compared in process, request by request: a table of edge cases, then generated bodies.
 """
 
-import asyncio
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final
 
 import fastapi.routing
@@ -21,6 +19,7 @@ from app.core.config import Settings
 from app.main import create_app
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.features import FEATURE_NAMES
+from tests.in_process import InProcess, in_process
 from tests.plain_fastapi import plain_fastapi_app
 
 JSON: Final = "application/json"
@@ -33,31 +32,6 @@ def _settings(api_key: str | None = None) -> Settings:
     return Settings.model_validate(
         {"model_path": DEFAULT_ARTIFACT_PATH, "max_batch_size": 3, "api_key": api_key}
     )
-
-
-class InProcess:
-    """The app in this process, its lifespan run, called through httpx's ASGI transport."""
-
-    def __init__(self, runner: asyncio.Runner, client: httpx.AsyncClient) -> None:
-        self.runner = runner
-        self.client = client
-
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.runner.run(self.client.post(path, **kwargs))
-
-
-@contextmanager
-def in_process(service: fastapi.FastAPI) -> Iterator[InProcess]:
-    transport = httpx.ASGITransport(app=service)
-    with asyncio.Runner() as runner:
-        lifespan = service.router.lifespan_context(service)
-        runner.run(lifespan.__aenter__())
-        client = httpx.AsyncClient(transport=transport, base_url="http://service")
-        try:
-            yield InProcess(runner, client)
-        finally:
-            runner.run(client.aclose())
-            runner.run(lifespan.__aexit__(None, None, None))
 
 
 @pytest.fixture(scope="module")
