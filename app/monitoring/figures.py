@@ -273,37 +273,61 @@ def logit(probability: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.log(p) - np.log1p(-p)
 
 
-def _log_likelihood(eta: NDArray[np.float64], y: NDArray[np.float64]) -> float:
-    # y eta - log(1 + e^eta), with logaddexp so that a large eta does not overflow
-    return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+@dataclass(frozen=True, slots=True)
+class _Grouped:
+    """Cases grouped by their logit: each distinct logit x, its cases n and malignant ones k.
+    The likelihood is a sum over cases, so it is the same sum over groups, weighted: a fit costs
+    the distinct probabilities, not the cases (the data set's 683 rows have fewer than 500)."""
+
+    x: NDArray[np.float64]
+    n: NDArray[np.float64]
+    k: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, probability: NDArray[np.float64], outcome: NDArray[np.int8]) -> "_Grouped":
+        x, which = np.unique(logit(probability), return_inverse=True)
+        n = np.bincount(which, minlength=len(x)).astype(np.float64)
+        k = np.bincount(which, weights=outcome.astype(np.float64), minlength=len(x))
+        return cls(x, n, k.astype(np.float64))
+
+
+def _log_likelihood(eta: NDArray[np.float64], groups: _Grouped) -> float:
+    # k eta - n log(1 + e^eta), with logaddexp so that a large eta does not overflow
+    return float(np.sum(groups.k * eta - groups.n * np.logaddexp(0.0, eta)))
 
 
 def _newton(
-    design: NDArray[np.float64], offset: NDArray[np.float64], y: NDArray[np.float64]
+    design: NDArray[np.float64], offset: NDArray[np.float64], groups: _Grouped
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
-    """Maximum likelihood of y ~ expit(offset + design @ beta), by Newton's method with step
-    halving; the coefficients and the inverse of the observed information, or None if it does
-    not converge."""
+    """Maximum likelihood of k ~ Binomial(n, expit(offset + design @ beta)), by Newton's method
+    with step halving; the coefficients and the inverse of the observed information, or None if
+    it does not converge."""
     beta = np.zeros(design.shape[1])
-    loglik = _log_likelihood(offset, y)
+    loglik = _log_likelihood(offset, groups)
     for _ in range(NEWTON_MAX_STEPS):
-        eta = offset + design @ beta
-        mu = 1.0 / (1.0 + np.exp(-eta))
-        information = (design * (mu * (1.0 - mu))[:, np.newaxis]).T @ design
-        step = np.linalg.solve(information, design.T @ (y - mu))
+        information, score = _information(design, offset + design @ beta, groups)
+        step = np.linalg.solve(information, score)
         for _ in range(60):  # halve the step until the likelihood does not fall
             trial = beta + step
-            trial_loglik = _log_likelihood(offset + design @ trial, y)
+            trial_loglik = _log_likelihood(offset + design @ trial, groups)
             if trial_loglik >= loglik - 1e-12 * abs(loglik):
                 break
             step = step / 2.0
         beta, loglik = trial, trial_loglik
         if np.max(np.abs(step)) <= NEWTON_TOLERANCE * (1.0 + np.max(np.abs(beta))):
-            eta = offset + design @ beta
-            mu = 1.0 / (1.0 + np.exp(-eta))
-            information = (design * (mu * (1.0 - mu))[:, np.newaxis]).T @ design
+            information, _ = _information(design, offset + design @ beta, groups)
             return beta, np.asarray(np.linalg.inv(information), dtype=np.float64)
     return None
+
+
+def _information(
+    design: NDArray[np.float64], eta: NDArray[np.float64], groups: _Grouped
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The observed information and the score at eta."""
+    mu = 1.0 / (1.0 + np.exp(-eta))
+    weight = groups.n * mu * (1.0 - mu)
+    information = (design * weight[:, np.newaxis]).T @ design
+    return information, design.T @ (groups.k - groups.n * mu)
 
 
 def _wald(value: float, variance: float) -> Estimate:
@@ -313,10 +337,10 @@ def _wald(value: float, variance: float) -> Estimate:
 
 def calibration_intercept(probability: NDArray[np.float64], outcome: NDArray[np.int8]) -> Estimate:
     """Calibration-in-the-large: a in y ~ expit(a + logit(p))."""
-    y = outcome.astype(np.float64)
-    if len(y) == 0 or y.min() == y.max():
+    if len(outcome) == 0 or outcome.min() == outcome.max():
         return UNDEFINED
-    fit = _newton(np.ones((len(y), 1)), logit(probability), y)
+    groups = _Grouped.of(probability, outcome)
+    fit = _newton(np.ones((len(groups.x), 1)), groups.x, groups)
     if fit is None:
         return UNDEFINED
     return _wald(float(fit[0][0]), float(fit[1][0, 0]))
@@ -324,14 +348,14 @@ def calibration_intercept(probability: NDArray[np.float64], outcome: NDArray[np.
 
 def calibration_slope(probability: NDArray[np.float64], outcome: NDArray[np.int8]) -> Estimate:
     """b in y ~ expit(a + b logit(p)); undefined when the logits separate the outcomes."""
-    y = outcome.astype(np.float64)
-    x = logit(probability)
-    if len(y) == 0 or y.min() == y.max():
+    if len(outcome) == 0 or outcome.min() == outcome.max():
         return UNDEFINED
-    x0, x1 = x[y == 0], x[y == 1]
+    groups = _Grouped.of(probability, outcome)
+    x0, x1 = groups.x[groups.k < groups.n], groups.x[groups.k > 0]  # benign, malignant logits
     if x0.max() <= x1.min() or x1.max() <= x0.min():  # (quasi-)complete separation
         return UNDEFINED
-    fit = _newton(np.column_stack([np.ones(len(y)), x]), np.zeros(len(y)), y)
+    design = np.column_stack([np.ones(len(groups.x)), groups.x])
+    fit = _newton(design, np.zeros(len(groups.x)), groups)
     if fit is None:
         return UNDEFINED
     return _wald(float(fit[0][1]), float(fit[1][1, 1]))
