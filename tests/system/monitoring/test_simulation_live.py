@@ -8,9 +8,10 @@ import time
 import pytest
 from scipy import stats
 
+from app.monitoring.alarms import FIGURE_ALARMS
 from model.data import Dataset
 from scripts import monitoring_live as live
-from scripts.monitoring_simulation import DRIFT_ALARM
+from scripts.monitoring_simulation import DRIFT_ALARM, SHIFT_SCORE
 
 
 @pytest.mark.slow
@@ -21,7 +22,7 @@ def test_no_shift_false_alarms_within_their_levels(dataset: Dataset) -> None:
         # disjoint windows, so independent checks: at most what the level allows, 99.9% of runs
         allowed = stats.binom.ppf(0.999, tally.checks[alert], live.level(alert))
         assert tally.fired[alert] <= allowed, (alert, tally)
-    assert {a.alert for a in live.FIGURE_ALARMS} | {DRIFT_ALARM} == set(tally.checks)
+    assert {a.alert for a in FIGURE_ALARMS} | {DRIFT_ALARM} == set(tally.checks)
     assert tally.checks[DRIFT_ALARM] == 10 * live.WINDOW // live.DRIFT_WINDOW
     assert time.perf_counter() - started < 180
 
@@ -42,4 +43,4 @@ def test_covariate_shift_is_detected_and_named_through_the_service(dataset: Data
         assert delay is not None, found
         assert 0 < delay <= 400, found  # the in-process simulation's p90 is 160
         # the shifted score, or the malignant share it moves, raises the alarm
-        assert {live.SHIFT_SCORE, "predicted_malignant_share"} & set(alarms.split(","))
+        assert {SHIFT_SCORE, "predicted_malignant_share"} & set(alarms.split(","))
