@@ -62,6 +62,8 @@ class _Held:
 
 
 class CaseFeed:
+    """One process's monitor of the confirmed cases, fed from the store (module docstring)."""
+
     def __init__(
         self,
         typicality: Typicality,
@@ -84,7 +86,6 @@ class CaseFeed:
             held = self._held
             if held is None or fingerprint[1:] != held.fingerprint[1:]:
                 return self._rebuild(store, cur, fingerprint)
-            assert held.last is not None or held.outcomes == 0
             since = 0 if held.last is None else held.last[0]
             outcomes = [
                 o
