@@ -70,7 +70,7 @@ class Watch:
         self.refresh_seconds = refresh_seconds
         self.validated = validated_figures(model.artifact, model.sets.default_confidence)
         self._lock = threading.Lock()
-        self._feed = CaseFeed(model.typicality, self.callers, window, self.validated)
+        self.feed = CaseFeed(model.typicality, self.callers, window, self.validated)
         self._drift: DriftDetector | None = None
         self._latest: dict[str, Any] | None = None
         self._stale = True
@@ -94,7 +94,7 @@ class Watch:
     def _refresh(self) -> dict[str, Any]:
         started = time.perf_counter()
         with open_store(self.config) as store:
-            monitor = self._feed.update(store)
+            monitor = self.feed.update(store)
             rows, probabilities = recent_inputs(store, self.drift_window)
         read = time.perf_counter()
         snapshot = monitor.snapshot()
