@@ -2,6 +2,7 @@
 
     python -m scripts.monitoring_live            # the long version (make evaluate): the tables
     python -m scripts.monitoring_live --quick    # a few runs (the test's size)
+    python -m scripts.monitoring_live --docs     # also write the tables into docs/monitoring.md
 
 Where scripts/monitoring_simulation.py streams cases into a `Monitor` in process, this starts
 `python -m app` on loopback (tests/live_server.py) with its default windows (200 confirmed cases,
@@ -30,6 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import httpx
@@ -49,7 +51,7 @@ from scripts.monitoring_simulation import (
     Tally,
     delay_row,
 )
-from tests.live_server import start_server
+from tests.live_server import REPO_ROOT, start_server
 
 WINDOW: Final = 200  # MONITORING_WINDOW's default
 DRIFT_WINDOW: Final = 500  # DRIFT_WINDOW's default
@@ -60,6 +62,9 @@ MAX_CASES: Final = 1500
 RUNS_PER_SERVICE: Final = 25
 SHIFT_SHARES: Final = (0.5, 0.2)
 Found = tuple[int | None, str]
+DOCS: Final = REPO_ROOT / "docs" / "monitoring.md"
+BEGIN: Final = "<!-- monitoring-live:begin -->"
+END: Final = "<!-- monitoring-live:end -->"
 
 
 @dataclass(frozen=True)
@@ -220,34 +225,53 @@ def false_alarm_rows(tally: Tally) -> Iterator[str]:
         )
 
 
+def report(data: Dataset, windows: int, shifted: int, seed: int, shares: tuple[float, ...]) -> str:
+    """The two tables, in markdown, as docs/monitoring.md shows them."""
+    lines = [
+        f"(a) No shift, live: false alarms per check, disjoint windows ({WINDOW} confirmed"
+        f" cases; {DRIFT_WINDOW} inputs)",
+        "",
+        "| alarm | checks | fired | rate | 95% interval (Wilson) | stated level |",
+        "|---|---|---|---|---|---|",
+        *false_alarm_rows(no_shift(data, windows, seed)),
+        "",
+        "(b), (c), live: cases until detection",
+        "",
+        "| scenario | detected | p10 | median | p90 | first alarm (most often) |",
+        "|---|---|---|---|---|---|",
+    ]
+    name = f"miscalibration: 1 in 10 benign reported malignant after {MISCALIBRATION_PREFIX} cases"
+    lines.append(delay_row(name, miscalibration(data, shifted, seed + 1000)))
+    for k, share in enumerate(shares):
+        found = covariate_shift(data, shifted, seed + 2000 + 1000 * k, share)
+        lines.append(
+            delay_row(f"covariate: {SHIFT_SCORE} +2 (at most 10) in {share:.0%} of cases", found)
+        )
+    return "\n".join(lines)
+
+
+def write_docs(tables: str, path: Path = DOCS) -> None:
+    """Replace what stands between the page's markers with `tables`."""
+    text = path.read_text(encoding="utf-8")
+    before, rest = text.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    path.write_text(f"{before}{BEGIN}\n{tables}\n{END}{after}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few runs, as the test")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--docs", action="store_true", help=f"write the tables into {DOCS.name}")
     args = parser.parse_args(argv)
     windows, shifted = (10, 2) if args.quick else (500, 100)
     started = time.perf_counter()
-    data = load_dataset()
-    tally = no_shift(data, windows, args.seed)
-    print(
-        f"\n(a) No shift, live: false alarms per check, disjoint windows ({WINDOW} confirmed"
-        f" cases; {DRIFT_WINDOW} inputs)\n"
-    )
-    print("| alarm | checks | fired | rate | 95% interval (Wilson) | stated level |")
-    print("|---|---|---|---|---|---|")
-    for row in false_alarm_rows(tally):
-        print(row)
-    print("\n(b), (c), live: cases until detection\n")
-    print("| scenario | detected | p10 | median | p90 | first alarm (most often) |")
-    print("|---|---|---|---|---|---|")
-    found = miscalibration(data, shifted, args.seed + 1000)
-    name = f"miscalibration: 1 in 10 benign reported malignant after {MISCALIBRATION_PREFIX} cases"
-    print(delay_row(name, found))
-    for k, share in enumerate(SHIFT_SHARES[: 1 if args.quick else None]):
-        found = covariate_shift(data, shifted, args.seed + 2000 + 1000 * k, share)
-        name = f"covariate: {SHIFT_SCORE} +2 (at most 10) in {share:.0%} of cases"
-        print(delay_row(name, found))
+    shares = SHIFT_SHARES[: 1 if args.quick else None]
+    tables = report(load_dataset(), windows, shifted, args.seed, shares)
+    print(tables)
     print(f"\n{time.perf_counter() - started:.0f} s in all")
+    if args.docs:
+        write_docs(tables)
     return 0
 
 
