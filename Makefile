@@ -81,6 +81,7 @@ promote: $(VENV)/.runtime
 ## evaluate: CV beside scikit-learn peers, grouped, temporal, conformal, scaling, regularisation (ARGS="--parts cv" for one part)
 evaluate: $(VENV)/.dev
 	$(BIN)/python -m scripts.evaluate $(ARGS)
+	$(if $(ARGS),,$(BIN)/python -m scripts.monitoring_live)
 
 ## bench: HTTP, inference and training benchmarks; writes bench-results/BENCH.md
 bench: $(VENV)/.dev

@@ -2,10 +2,12 @@
 the recent inputs, and their Prometheus gauges.
 
 Everything is computed from the store (SQLite or PostgreSQL), never on the prediction path: a
-refresh rebuilds the figures from every confirmed outcome and the drift window from the last
-recorded rows. Every worker and every replica reads the same store, so they agree, and a
-restart loses nothing. `/monitoring` answers the latest refresh, refreshing first when it is
-older than MONITORING_REFRESH_SECONDS or an outcome arrived since.
+refresh reads the outcomes stored since the last one (app/core/confirmed.py, which reads them all
+again whenever that could be wrong), computes the figures over every confirmed case, and the
+drift window from the last recorded rows. Refreshes never overlap: one holds the lock, and a
+request that arrives meanwhile waits for it. Every worker and every replica reads the same
+store, so they agree, and a restart loses nothing. `/monitoring` answers the latest refresh,
+refreshing first when it is older than MONITORING_REFRESH_SECONDS or an outcome arrived since.
 """
 
 import logging
@@ -18,13 +20,14 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from app.core.confirmed import CaseFeed
 from app.core.dataplane import ServedModel
 from app.monitoring.drift import DriftDetector
 from app.monitoring.figures import validated_figures
 from app.monitoring.metrics import MonitoringMetrics
-from app.monitoring.state import Case, Monitor
+from app.monitoring.state import Monitor
 from app.record.config import RecordConfig
-from app.record.outcomes import confirmed_cases, recent_inputs
+from app.record.outcomes import recent_inputs
 from app.record.store import open_store
 
 logger = logging.getLogger("app.monitoring")
@@ -67,9 +70,11 @@ class Watch:
         self.refresh_seconds = refresh_seconds
         self.validated = validated_figures(model.artifact, model.sets.default_confidence)
         self._lock = threading.Lock()
+        self.feed = CaseFeed(model.typicality, self.callers, window, self.validated)
         self._drift: DriftDetector | None = None
         self._latest: dict[str, Any] | None = None
         self._stale = True
+        self.last_timings: dict[str, float] = {}  # seconds of each part of the last refresh
 
     def outcome_arrived(self) -> None:
         self._stale = True
@@ -87,22 +92,19 @@ class Watch:
             return latest
 
     def _refresh(self) -> dict[str, Any]:
-        typicality = self.model.typicality
+        started = time.perf_counter()
         with open_store(self.config) as store:
-            cases = [
-                Case(
-                    probability=c.probability,
-                    outcome=int(c.malignant),
-                    set_code=c.set_code,
-                    threshold=c.threshold,
-                    atypical=typicality.is_atypical(list(c.scores)),
-                    caller=c.caller,
-                )
-                for c in confirmed_cases(store)
-            ]
+            monitor = self.feed.update(store)
             rows, probabilities = recent_inputs(store, self.drift_window)
-        snapshot = Monitor.rebuild(cases, self.callers, self.window, self.validated).snapshot()
+        read = time.perf_counter()
+        snapshot = monitor.snapshot()
+        computed = time.perf_counter()
         drift = self._drift_report(rows, probabilities)
+        self.last_timings = {
+            "read": read - started,
+            "snapshot": computed - read,
+            "drift": time.perf_counter() - computed,
+        }
         metrics = gauges()
         metrics.publish(snapshot)
         metrics.publish_validated(self.validated)
@@ -114,11 +116,16 @@ class Watch:
         answer["drift_window"] = {"size": self.drift_window, "rows": len(rows)}
         return answer
 
+    def drift_detector(self) -> DriftDetector:
+        """The detector; its thresholds take seconds to simulate: once, when first needed."""
+        if self._drift is None:
+            self._drift = DriftDetector.from_artifact(self.model.artifact, self.drift_window)
+        return self._drift
+
     def _drift_report(self, rows: Any, probabilities: Any) -> Any:
         if len(rows) < self.drift_window:
             return None  # not a full window yet
-        if self._drift is None:  # its thresholds take seconds to simulate: once, when needed
-            self._drift = DriftDetector.from_artifact(self.model.artifact, self.drift_window)
-        self._drift.clear()
-        self._drift.add_rows(rows, probabilities)
-        return self._drift.check()
+        drift = self.drift_detector()
+        drift.clear()
+        drift.add_rows(rows, probabilities)
+        return drift.check()

@@ -15,7 +15,7 @@ the requests say. The monitor is thread-safe: `add` and `snapshot` may run in di
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -75,13 +75,21 @@ class _Columns:
 
     _NAMES: Final = ("probability", "outcome", "set_code", "threshold", "atypical", "caller")
 
+    def _reserve(self, more: int) -> None:
+        """Room for `more` cases past the prefix (the capacity doubled until they fit)."""
+        capacity = len(self.probability)
+        if self.n + more <= capacity:
+            return
+        while capacity < self.n + more:
+            capacity *= 2
+        for name in self._NAMES:
+            old = getattr(self, name)
+            grown = np.empty(capacity, dtype=old.dtype)
+            grown[: self.n] = old[: self.n]
+            setattr(self, name, grown)
+
     def append(self, case: Case, caller: int) -> None:
-        if self.n == len(self.probability):
-            for name in self._NAMES:
-                old = getattr(self, name)
-                grown = np.empty(2 * len(old), dtype=old.dtype)
-                grown[: self.n] = old
-                setattr(self, name, grown)
+        self._reserve(1)
         i = self.n
         self.probability[i] = case.probability
         self.outcome[i] = case.outcome
@@ -90,6 +98,14 @@ class _Columns:
         self.atypical[i] = case.atypical
         self.caller[i] = caller
         self.n = i + 1
+
+    def extend(self, cases: Cases, callers: NDArray[np.int16]) -> None:
+        n, k = self.n, len(cases)
+        self._reserve(k)
+        for name in self._NAMES[:-1]:
+            getattr(self, name)[n : n + k] = getattr(cases, name)
+        self.caller[n : n + k] = callers
+        self.n = n + k
 
     def view(self) -> tuple[Cases, NDArray[np.int16]]:
         """The cases so far: views of the filled prefix, which appends never change (growing
@@ -149,6 +165,19 @@ class Monitor:
         bucket = self._index.get(case.caller or OTHER_CALLER, self._index[OTHER_CALLER])
         with self._lock:
             self._columns.append(case, bucket)
+            self._cached = None
+
+    def extend(self, cases: Cases, callers: Sequence[str | None]) -> None:
+        """Append checked columns of cases (`Cases.of` checks them), each with its caller: what
+        `add` does for each, in one step."""
+        if len(callers) != len(cases):
+            raise ValueError("one caller per case")
+        other = self._index[OTHER_CALLER]
+        buckets = np.fromiter(
+            (self._index.get(c or OTHER_CALLER, other) for c in callers), np.int16, len(cases)
+        )
+        with self._lock:
+            self._columns.extend(cases, buckets)
             self._cached = None
 
     def __len__(self) -> int:

@@ -14,9 +14,16 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from numpy.typing import NDArray
+from scipy import optimize, stats
+from scipy.special import expit, logit
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from app.monitoring.alarms import FIGURE_ALARMS
+from app.monitoring.figures import FIGURE_NAMES
+from app.monitoring.typicality import Typicality
+from model.artifact import Artifact
+from model.calibration import LOG_LOSS_EPS
 from model.data import Dataset
 from model.features import FEATURE_NAMES
 from tests.live_server import REPO_ROOT, LiveServer, server_env, start_server
@@ -24,6 +31,7 @@ from tests.live_server import REPO_ROOT, LiveServer, server_env, start_server
 KEY = "monitoring-test-key"
 DRIFT_WINDOW = 200
 REFRESH_SECONDS = 1
+WINDOW = 100
 
 
 def instances(rows: np.ndarray) -> list[dict[str, int]]:
@@ -44,7 +52,7 @@ def serve(record_dir: Path) -> Any:
         "API_KEYS": f"lab={KEY}",
         "RECORD_DIR": str(record_dir),
         "DRIFT_WINDOW": str(DRIFT_WINDOW),
-        "MONITORING_WINDOW": "100",
+        "MONITORING_WINDOW": str(WINDOW),
         "MONITORING_REFRESH_SECONDS": str(REFRESH_SECONDS),
     }
     return start_server(env)
@@ -154,39 +162,186 @@ def test_an_outcome_is_idempotent_and_a_change_is_an_explicit_correction(
     client.post("/feedback", json={**ref, "outcome": "benign", "correction": True})
 
 
-def test_monitoring_equals_an_offline_recomputation(
-    confirmed: dict[str, Any], record_dir: Path
-) -> None:
-    frame = export(record_dir)
-    cases = frame[frame["outcome"].notna()]
-    assert len(cases) == confirmed["overall"]["cumulative"]["n"]
-    y = (cases["outcome"] == "malignant").to_numpy()
-    p = cases["probability"].to_numpy()
-    called = p > cases["threshold"].to_numpy()
-    live = confirmed["overall"]["cumulative"]
-    tp, fn = np.sum(called & y), np.sum(~called & y)
-    tn, fp = np.sum(~called & ~y), np.sum(called & ~y)
-    expected = {
-        "sensitivity": tp / (tp + fn),
-        "specificity": tn / (tn + fp),
-        "ppv": tp / (tp + fp),
-        "npv": tn / (tn + fn),
-        "roc_auc": roc_auc_score(y, p),
-        "brier": brier_score_loss(y, p),
-        "coverage_benign": np.mean(cases["prediction_set"][~y].str.contains("benign")),
-        "coverage_malignant": np.mean(cases["prediction_set"][y].str.contains("malignant")),
+Triple = tuple[float, float | None, float | None]
+
+
+def wilson_offline(k: int, n: int) -> Triple:
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+    return k / n, ci.low, ci.high
+
+
+def roc_auc_offline(p: np.ndarray, y: np.ndarray) -> Triple:
+    """scikit-learn's AUC; DeLong's interval from the pairwise definition (every malignant
+    against every benign case, ties one half), on the logit scale."""
+    auc = roc_auc_score(y, p)
+    pairs = np.sign(p[y][:, None] - p[~y][None, :]) / 2 + 0.5
+    variance = pairs.mean(1).var(ddof=1) / y.sum() + pairs.mean(0).var(ddof=1) / (~y).sum()
+    half = stats.norm.ppf(0.975) * np.sqrt(variance) / (auc * (1 - auc))
+    centre = np.log(auc / (1 - auc))
+    return auc, expit(centre - half), expit(centre + half)
+
+
+def brier_offline(p: np.ndarray, y: np.ndarray) -> Triple:
+    squared = (p - y) ** 2
+    low, high = stats.norm.interval(0.95, loc=squared.mean(), scale=stats.sem(squared))
+    return brier_score_loss(y, p), max(low, 0.0), min(high, 1.0)  # a Brier score is in [0, 1]
+
+
+def ece_offline(frame: pd.DataFrame) -> Triple:
+    """Ten equal-width bins (p = 1 in the last); its interval is a seeded bootstrap: no exact
+    method to recompute it with."""
+    binned = frame.assign(bin=np.minimum(np.floor(frame["probability"] * 10), 9))
+    groups = binned.groupby("bin").agg(n=("y", "size"), p=("probability", "mean"), y=("y", "mean"))
+    return float((groups["n"] * (groups["p"] - groups["y"]).abs()).sum() / len(frame)), None, None
+
+
+def calibration_offline(p: np.ndarray, y: np.ndarray) -> tuple[Triple, Triple]:
+    """The intercept (slope held at 1) and the slope, each the root of its score equations
+    (SciPy), with its Wald interval from the information at the root."""
+    x = logit(np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS))  # the log-loss clip, as validated
+    z = stats.norm.ppf(0.975)
+
+    def mu(a: float, b: float) -> np.ndarray:
+        return np.asarray(expit(a + b * x))
+
+    a = optimize.brentq(lambda a: float(np.sum(y - mu(a, 1.0))), -20, 20, xtol=1e-15)
+    a_half = z / np.sqrt(np.sum(mu(a, 1.0) * (1 - mu(a, 1.0))))
+
+    def information(beta: np.ndarray) -> np.ndarray:
+        w = mu(*beta) * (1 - mu(*beta))
+        return np.array([[w.sum(), (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
+
+    def score(beta: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        residual = y - mu(*beta)
+        return np.array([residual.sum(), (x * residual).sum()]), -information(beta)
+
+    root = optimize.root(score, np.array([0.0, 1.0]), jac=True, options={"xtol": 1e-15})
+    b_half = z * np.sqrt(np.linalg.inv(information(root.x))[1, 1])
+    slope = float(root.x[1])
+    return (a, a - a_half, a + a_half), (slope, slope - b_half, slope + b_half)
+
+
+def offline_figures(frame: pd.DataFrame, typicality: Typicality) -> dict[str, Triple]:
+    """The figures over exported confirmed cases, recomputed with pandas, scikit-learn and
+    SciPy; `refer` reads the prediction set and the typicality of the exported scores."""
+    y = frame["y"].to_numpy(dtype=bool)
+    p = frame["probability"].to_numpy()
+    called = p > frame["threshold"].to_numpy()
+    sets = frame["prediction_set"].fillna("")
+    holds_benign = sets.str.contains("benign").to_numpy()
+    holds_malignant = sets.str.contains("malignant").to_numpy()
+    atypical = typicality.atypical_rows(frame[list(FEATURE_NAMES)].to_numpy(dtype=np.int64))
+    refer = (holds_benign == holds_malignant) | atypical
+    tp, fn = int(np.sum(called & y)), int(np.sum(~called & y))
+    tn, fp = int(np.sum(~called & ~y)), int(np.sum(called & ~y))
+    intercept, slope = calibration_offline(p, y.astype(np.int8))
+    return {
+        "sensitivity": wilson_offline(tp, tp + fn),
+        "specificity": wilson_offline(tn, tn + fp),
+        "ppv": wilson_offline(tp, tp + fp),
+        "npv": wilson_offline(tn, tn + fn),
+        "roc_auc": roc_auc_offline(p, y),
+        "brier": brier_offline(p, y),
+        "ece": ece_offline(frame),
+        "calibration_intercept": intercept,
+        "calibration_slope": slope,
+        "coverage_benign": wilson_offline(int(np.sum(holds_benign & ~y)), int(np.sum(~y))),
+        "coverage_malignant": wilson_offline(int(np.sum(holds_malignant & y)), int(np.sum(y))),
+        "refer_rate": wilson_offline(int(refer.sum()), len(y)),
     }
-    for name, value in expected.items():
-        assert live[name]["value"] == pytest.approx(value, abs=1e-12), name
-    assert (live["n_benign"], live["n_malignant"]) == (int(np.sum(~y)), int(np.sum(y)))
+
+
+@pytest.mark.parametrize("window", ["cumulative", "recent"])
+def test_monitoring_equals_an_offline_recomputation(
+    confirmed: dict[str, Any], record_dir: Path, artifact: Artifact, window: str
+) -> None:
+    """Every figure and every interval with an exact method (all but ECE's bootstrap), to
+    1e-12, over the cases confirmed in the order the outcomes arrived."""
+    frame = export(record_dir)
+    cases = frame[frame["outcome"].notna()].sort_values(["outcome_at_ns", "request_id", "row"])
+    cases = cases.assign(y=(cases["outcome"] == "malignant").astype(int))
+    if window == "recent":
+        cases = cases.tail(WINDOW)
+    live = confirmed["overall"][window]
+    assert (live["n"], live["n_benign"], live["n_malignant"]) == (
+        len(cases),
+        int((cases["y"] == 0).sum()),
+        int(cases["y"].sum()),
+    )
+    expected = offline_figures(cases, Typicality.from_artifact(artifact))
+    assert set(expected) == set(FIGURE_NAMES)
+    for name, triple in expected.items():
+        got = live[name]
+        for bound, value in zip(("value", "lower", "upper"), triple, strict=True):
+            if value is None:  # no exact method: the ECE bootstrap's interval
+                continue
+            assert got[bound] == pytest.approx(value, abs=1e-12), (name, bound)
     # beside the validated figures
     assert confirmed["validated"]["sensitivity"]["value"] > 0.9
 
 
-def test_a_restart_loses_nothing(confirmed: dict[str, Any], record_dir: Path) -> None:
+def test_a_second_process_on_the_same_record_agrees(
+    confirmed: dict[str, Any], record_dir: Path
+) -> None:
     with serve(record_dir) as again:
         answer = httpx.get(f"{again.url}/monitoring", headers={"X-API-Key": KEY}, timeout=60)
     assert answer.json()["overall"] == confirmed["overall"]
+
+
+def monitoring_now(server: LiveServer) -> dict[str, Any]:
+    """/monitoring without the time it was computed at and how long that took."""
+    answer = httpx.get(f"{server.url}/monitoring", headers={"X-API-Key": KEY}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    del body["computed_at"], body["compute_seconds"]
+    return body
+
+
+def confirm(
+    server: LiveServer, key: str, dataset: Dataset, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """40 cases scored with `key`'s caller, their true outcomes sent, /monitoring refreshed."""
+    picked = rng.choice(len(dataset.X), 40, replace=False)
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=60) as http:
+        answer = http.post("/predict/batch", json={"instances": instances(dataset.X[picked])})
+        request_id = answer.headers["X-Request-ID"]
+        outcomes = [
+            {"request_id": request_id, "row": i, "outcome": ("benign", "malignant")[int(y)]}
+            for i, y in enumerate(dataset.y[picked])
+        ]
+        assert http.post("/feedback/batch", json={"outcomes": outcomes}).status_code == 200
+    monitoring_now(server)
+    return outcomes
+
+
+def test_a_restart_changes_no_figure(dataset: Dataset, tmp_path: Path) -> None:
+    """The service stopped and started again on its record: every figure, interval, caller and
+    the drift report are what they were (read incrementally before, rebuilt after), a
+    corrected outcome included."""
+    env = {
+        "API_KEYS": f"lab={KEY},clinic=other-key",
+        "RECORD_DIR": str(tmp_path / "record"),
+        "DRIFT_WINDOW": "50",
+        "MONITORING_WINDOW": "40",
+    }
+    rng = np.random.default_rng(5)
+    with serve_env(env) as first:
+        sent = [confirm(first, key, dataset, rng) for key in (KEY, "other-key")]
+        first_outcome = sent[0][0]
+        flipped = "malignant" if first_outcome["outcome"] == "benign" else "benign"
+        fixed = {**first_outcome, "outcome": flipped, "correction": True}
+        answer = httpx.post(f"{first.url}/feedback", json=fixed, headers={"X-API-Key": KEY})
+        assert answer.status_code == 200
+        monitoring_now(first)  # a full read: the correction changed a held case
+        confirm(first, KEY, dataset, rng)  # then only the new cases are read
+        before = monitoring_now(first)
+    assert first.returncode is not None  # stopped
+    with serve_env(env) as second:
+        after = monitoring_now(second)
+    assert before["overall"]["cumulative"]["n"] == 120
+    assert set(before["callers"]) == {"lab", "clinic"}
+    assert before["drift"] is not None
+    assert after == before
 
 
 def drift_alarms(client: httpx.Client, rows: np.ndarray) -> dict[str, bool]:

@@ -126,3 +126,16 @@ def test_bad_cases_are_refused(bad: Case) -> None:
     with pytest.raises(ValueError, match="must"):
         monitor.add(bad)
     assert len(monitor) == 0
+
+
+def test_extend_equals_adding_each_case() -> None:
+    cases = random_cases(2500, 4, ("alice", "bob", None))  # past the initial capacity
+    one_by_one = Monitor.rebuild(cases, ["alice"], 100)
+    at_once = Monitor(["alice"], 100)
+    for part in (cases[:10], cases[10:1500], cases[1500:]):
+        at_once.extend(as_cases(part), [c.caller for c in part])
+    assert len(at_once) == 2500
+    mine, theirs = at_once.snapshot(), one_by_one.snapshot()
+    assert (mine.overall, mine.callers) == (theirs.overall, theirs.callers)
+    with pytest.raises(ValueError, match="one caller per case"):
+        at_once.extend(as_cases(cases[:3]), ["alice"])
