@@ -16,7 +16,6 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -92,16 +91,12 @@ class Filler:
             threshold=answer.threshold,
             confidence=answer.confidence,
             scores=rows,
-            probabilities=[a.probability for a in answer.predictions],
-            classes=[a.predicted_class == "malignant" for a in answer.predictions],
-            sets=[set_code(a.prediction_set) for a in answer.predictions],
+            probabilities=[a.probability for a in answer.rows],
+            classes=[a.predicted_class == "malignant" for a in answer.rows],
+            sets=[a.set_code for a in answer.rows],
             latency_s=0.001,
         )
         return record, [int(y) for y in self.data.y[picked]]
-
-
-def set_code(names: Sequence[str]) -> int:
-    return ("benign" in names) + 2 * ("malignant" in names)
 
 
 def timed(watch: Watch) -> tuple[float, dict[str, float]]:
