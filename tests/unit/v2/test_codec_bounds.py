@@ -7,20 +7,18 @@ was refused); `python -m scripts.bench.body_cost` measures the same over HTTP.
 """
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any, Final
 
 import pytest
 
 from app.v2.codec import InferRequest, V2Error, decode_request
-from scripts.bench.v2_bodies import crafted_json_bodies, json_body, rows
+from scripts.bench.v2_bodies import crafted_json_bodies
 
 MAX_ROWS: Final = 100_000
 SIZE: Final = 4 * 2**20
 ROW: Final = [5, 1, 1, 1, 2, 1, 3, 1, 1]
 # CPU per byte of a crafted body, at most this times the valid tensor's (the issue's goal: 3).
-MAX_RATIO: Final = 3.0
 CRAFTED: Final = crafted_json_bodies(SIZE)
 
 
@@ -37,30 +35,9 @@ def _refusal(body: bytes) -> str:
     return ""
 
 
-def _cpu_per_byte(body: bytes, runs: int = 3) -> float:
-    """The least CPU time a decode of `body` took over `runs`, per byte."""
-    best = float("inf")
-    for _ in range(runs):
-        start = time.process_time()
-        _refusal(body)
-        best = min(best, time.process_time() - start)
-    return best / len(body)
-
-
 def _request(**fields: Any) -> bytes:
     tensor = {"name": "scores", "shape": [1, 9], "datatype": "INT64", "data": ROW}
     return json.dumps({"inputs": [tensor], **fields}).encode()
-
-
-@pytest.fixture(scope="module")
-def valid_cost() -> float:
-    return _cpu_per_byte(json_body(rows(MAX_ROWS)).body)
-
-
-@pytest.mark.parametrize("name", sorted(CRAFTED))
-def test_crafted_bodies_cost_no_more_than_a_valid_one(name: str, valid_cost: float) -> None:
-    ratio = _cpu_per_byte(CRAFTED[name]) / valid_cost
-    assert ratio <= MAX_RATIO, f"{name}: {ratio:.2f}x a valid tensor's CPU per byte"
 
 
 @pytest.mark.parametrize(
