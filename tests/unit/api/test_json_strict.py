@@ -190,6 +190,7 @@ def test_the_path_agrees_with_a_plain_recursive_search(text: str) -> None:
             loads(text)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     rows=st.lists(

@@ -45,6 +45,7 @@ def test_calibration_scores_are_one_minus_the_true_class_probability(dataset: Da
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folds", [2, 5])
 def test_the_served_network_does_not_depend_on_the_calibration(
     dataset: Dataset, folds: int

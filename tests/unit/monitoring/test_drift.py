@@ -74,6 +74,7 @@ def test_false_alarms_on_fresh_simulations_are_within_the_level(detector: DriftD
     assert fired > 0  # the thresholds are not so high that nothing can fire
 
 
+@pytest.mark.slow
 def test_false_alarms_on_new_samples_of_the_population(
     dataset: Dataset, artifact: Artifact
 ) -> None:
@@ -170,6 +171,7 @@ def test_the_window_fills_before_a_check(artifact: Artifact, dataset: Dataset) -
     assert detector.check() is None
 
 
+@pytest.mark.slow
 def test_calibration_is_seeded_and_quick(artifact: Artifact, detector: DriftDetector) -> None:
     again = DriftDetector.from_artifact(artifact, window=WINDOW, false_alarm=LEVEL)
     assert (again.thresholds == detector.thresholds).all()

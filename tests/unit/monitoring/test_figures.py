@@ -139,6 +139,7 @@ def case_bootstrap(p: NDArray[np.float64], y: NDArray[np.int8], replicates: int)
     return np.quantile([expected_calibration_error(y[i], p[i]) for i in picks], [0.025, 0.975])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "flip"), [(30, 0.0), (200, 0.0), (200, 0.1), (1000, 0.0)])
 def test_ece_interval_is_the_case_bootstrap_s(artifact: Artifact, n: int, flip: float) -> None:
     """Drawn per cell, the bootstrap's percentiles are those of resampling the cases, within

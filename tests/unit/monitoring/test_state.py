@@ -90,6 +90,7 @@ def test_callers_are_bounded() -> None:
         assert monitor.caller_bucket(name) == OTHER_CALLER
 
 
+@pytest.mark.slow
 def test_adds_from_many_threads_are_all_kept() -> None:
     monitor = Monitor(window=100)
     batches = [random_cases(500, seed, (None,)) for seed in range(8)]

@@ -61,6 +61,7 @@ def brute_force_loo(rows: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArr
     return out
 
 
+@pytest.mark.slow
 def test_leave_one_out_support_equals_brute_force(artifact: Artifact) -> None:
     rows, counts = artifact.background_rows, artifact.background_counts
     np.testing.assert_allclose(
@@ -68,6 +69,7 @@ def test_leave_one_out_support_equals_brute_force(artifact: Artifact) -> None:
     )
 
 
+@pytest.mark.slow
 def test_leave_one_out_false_alarms_are_within_the_level(
     artifact: Artifact, typicality: Typicality
 ) -> None:
@@ -82,6 +84,7 @@ def test_leave_one_out_false_alarms_are_within_the_level(
         assert counts[loo < above[1]].sum() / counts.sum() > DEFAULT_FALSE_ALARM
 
 
+@pytest.mark.slow
 def test_leave_one_out_on_the_whole_data_set(dataset: Dataset) -> None:
     rows, counts = np.unique(dataset.X, axis=0, return_counts=True)
     model = Typicality(rows, counts).model

@@ -34,6 +34,7 @@ def unreferenced(document: dict[str, Any]) -> set[str]:
     return {name for name in schemas if name not in named_outside(name)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api_key", [None, "a-key-for-the-keyed-document"])
 def test_every_component_schema_is_referenced(api_key: str | None) -> None:
     document = create_app(settings(api_key)).openapi()
