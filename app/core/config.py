@@ -4,8 +4,16 @@ MODEL_PATH      model/weights.json   the artifact to serve
 MAX_BATCH_SIZE  1000                 most instances in one /predict/batch request
 MAX_BODY_BYTES  1048576 (1 MiB)      largest request body; a bigger one gets 413
 LOG_LEVEL       info                 critical, error, warning, info or debug
-API_KEY         unset                when set, /predict, /predict/batch, /explain, /metrics and
-                                     the V2 infer routes need it in the X-API-Key header
+API_KEY         unset                when set, /predict, /predict/batch, /explain, /metrics,
+                                     /feedback, /monitoring and the V2 infer routes need it in
+                                     the X-API-Key header
+API_KEYS        unset                named keys, name=key,name2=key2 (guard as API_KEY does)
+RECORD          true                 keep the durable record of predictions; false: none
+RECORD_DIR      var/record           folder of the record's SQLite file
+DATABASE_URL    unset                a postgresql:// URL: the record is kept there instead
+MONITORING_WINDOW  200               /monitoring's recent window: the last N confirmed cases
+DRIFT_WINDOW    500                  recorded rows drift is checked on
+MONITORING_REFRESH_SECONDS  30       how old /monitoring's figures may be
 HOST            127.0.0.1            address `python -m app` binds
 PORT            8000                 port `python -m app` binds
 WORKERS         1                    uvicorn worker processes of `python -m app`
@@ -26,9 +34,11 @@ V2_MAX_ROWS     100000               most rows in one /v2 infer request
 V2_MAX_BODY_BYTES  8388608 (8 MiB)   largest /v2 infer body: 100,000 rows of nine 8-byte binary
                                      values are 7,200,000 bytes, and as JSON ("10.0, " each) 5.4 MB
 MAX_BUFFERED_BODY_BYTES  0           request body bytes one worker holds at once; past them,
-                                     503 with Retry-After; 0: 4 x V2_MAX_BODY_BYTES (32 MiB)
+                                     503 with Retry-After; 0: 4 x the larger of MAX_BODY_BYTES
+                                     and V2_MAX_BODY_BYTES (32 MiB)
 METRICS_PORT    9464                 port of the Prometheus exposition `python -m app` serves on
-                                     HOST (not behind API_KEY); 0: no metrics server
+                                     METRICS_HOST (not behind API_KEY); 0: no metrics server
+METRICS_HOST    127.0.0.1            address of the Prometheus exposition
 PROMETHEUS_MULTIPROC_DIR  unset      where workers write their metrics (emptied at start);
                                      unset: a private temporary directory
 LOG_FORMAT      text                 text (one line per record) or json (JSON lines)
@@ -230,7 +240,7 @@ class Settings(BaseSettings):
     max_buffered_body_bytes: Annotated[int, Field(ge=0, le=4096 * MIB)] = Field(
         default=0,
         description="Request body bytes one worker holds at once; past them, 503 with "
-        "Retry-After. 0: four times V2_MAX_BODY_BYTES.",
+        "Retry-After. 0: four times the larger of MAX_BODY_BYTES and V2_MAX_BODY_BYTES.",
     )
 
     @field_validator("max_buffered_body_bytes")

@@ -5,14 +5,11 @@ No request body, query string or header is logged.
 With LOG_FORMAT=json the line goes through `logging` as a record with the fields method, route
 (the template), status, duration_ms and client, which app/observability/logs.py writes as JSON.
 
-The access line is formatted here, in the same layout as the service's other log lines, and
-written straight to stderr, rather than passed through `logging`: a LogRecord, its formatting
-and the handler's lock cost about 13 us per request, the line as written here about 2 us. The
-"app.access" logger still decides whether the line is written (LOG_LEVEL info or debug). Each
+The line is formatted and written by app/observability/access_lines.py (`log_access`, shared
+with the edge's own answers): in text, straight to stderr rather than through `logging`. Each
 line is written when its request ends, not buffered, so none is lost if the process dies (under
 `python -m app`, unless stderr is too slow to take it then: app/observability/log_writer.py queues
-it). A line
-that cannot be written is counted (predictor_log_lines_lost_total), never raised.
+it). A line that cannot be written is counted (predictor_log_lines_lost_total), never raised.
 """
 
 import logging

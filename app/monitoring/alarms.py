@@ -21,7 +21,7 @@ The limits leave room for what this data set does with no shift at all: over win
 cases drawn from it, the intercept's interval reaches from about -1.4 to 1.0 and the slope's
 estimate from 0.8 to 2.3 (scripts/monitoring_simulation.py measures each alarm's false-alarm
 rate). The generated rules files are deploy/prometheus/rules.yml and
-deploy/kubernetes/prometheusrule.yaml (scripts/monitoring_rules.py).
+deploy/kubernetes/monitoring/prometheusrule.yaml (scripts/monitoring_rules.py).
 """
 
 import operator

@@ -5,7 +5,7 @@ it (or when it dies: app/server/process_guard.py). In a thread of the worker, as
 once was, each scrape (reading and adding up every worker's files, about 1-3 ms of CPU) held
 the worker's GIL: 8 scrapers cut /predict's throughput 5x and 500 half-sent requests held 500
 threads. In its own process a scrape costs /predict only the CPU it takes (see the figures in
-the README's Observability section).
+docs/operations.md, "What a scrape costs").
 
 It is served by uvicorn with the API port's edge (app/server/edge.py): header and body
 deadlines, header limits, a cap of METRICS_MAX_CONNECTIONS connections and a backlog of

@@ -14,11 +14,11 @@ hypercorn, granian and nginx are not the project's dependencies: install them by
 
 wrk POSTs /predict at 8 connections in interleaved rounds (scripts/bench/http_load.py's Lua
 script); prints each one's median req/s and p99. With --tables, runs the edge's hostile tables
-(tests/http/test_edge.py, tests/system/server/edge/test_hostile_table.py) against each through this
-module's pytest plugin, which replaces the tables' server with the alternative, and prints
-how many cases pass. A case asserts the service's JSON error shape, so an alternative failing
-it may still have refused the request with another shape: the figures say which behaviour
-holds, not which server is safe.
+(tests/system/server/test_edge.py, tests/system/server/edge/test_hostile_table.py) against each
+through this module's pytest plugin, which replaces the tables' server with the alternative, and
+prints how many cases pass. A case asserts the service's JSON error shape, so an alternative
+failing it may still have refused the request with another shape: the figures say which
+behaviour holds, not which server is safe.
 """
 
 import argparse
@@ -47,7 +47,10 @@ from tests.live_server import LOOPBACK, LiveServer, free_port, server_env
 ALTERNATIVE_VARIABLE: Final = "EDGE_ALTERNATIVE"
 PLUGIN: Final = "scripts.bench.edge_alternatives"  # this module, also when run as __main__
 FACTORY: Final = "app.main:create_app"
-TABLES: Final = ("tests/http/test_edge.py", "tests/system/server/edge/test_hostile_table.py")
+TABLES: Final = (
+    "tests/system/server/test_edge.py",
+    "tests/system/server/edge/test_hostile_table.py",
+)
 COMMANDS: Final[dict[str, str]] = {
     "edge": f"exec {sys.executable} -m app",
     "uvicorn-h11": (

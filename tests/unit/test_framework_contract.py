@@ -42,8 +42,9 @@ def test_installed_version_is_the_one_the_internals_were_read_in(
 
 
 def test_prometheus_value_class_is_chosen_through_module_globals() -> None:
-    """app/metrics_store.install replaces `values.ValueClass` (read by each metric when it
-    creates a value) and `values.MmapedDict` (read by MultiProcessValue when it opens a file)."""
+    """app/observability/metrics_store.install replaces `values.ValueClass` (read by each metric
+    when it creates a value) and `values.MmapedDict` (read by MultiProcessValue when it opens a
+    file)."""
     creates = inspect.getsource(values.MultiProcessValue)
     assert "MmapedDict(filename)" in creates
     assert values.MutexValue.__init__.__code__.co_varnames[:7] == (
