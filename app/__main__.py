@@ -52,7 +52,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("uvicorn.error")  # configured by uvicorn's Config, as its own lines
 
 PROG = "malignancy-predictor"
-USAGE: Final = "usage: python -m app [--help]"
+USAGE: Final = (
+    "usage: python -m app [--help] | python -m app audit {verify,replay,export,prune} ..."
+)
 # Every status `python -m app` ends with, shown by --help: scripts and supervisors branch on them.
 EXIT_STATUSES: Final[Mapping[int, str]] = {
     0: "stopped by SIGTERM or Ctrl+C (and --help)",
@@ -74,7 +76,8 @@ def help_text() -> str:
         USAGE,
         "",
         "Serve the malignancy predictor over HTTP. It takes no other arguments: it is configured",
-        "by these environment variables (name, default, meaning):",
+        "by these environment variables (name, default, meaning). `python -m app audit --help`",
+        "lists the tools of the record of predictions, which read the same settings.",
         "",
     ]
     for name, field in Settings.model_fields.items():

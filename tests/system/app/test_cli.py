@@ -30,7 +30,9 @@ def test_help_lists_every_setting_with_its_default(flag: str) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     lines = done.stdout.splitlines()
-    assert lines[0] == "usage: python -m app [--help]"
+    assert lines[0] == (
+        "usage: python -m app [--help] | python -m app audit {verify,replay,export,prune} ..."
+    )
     for name, field in Settings.model_fields.items():
         # an empty default (no root path, no CORS origins) is shown as "unset", as None is
         default = "unset" if field.default in (None, "", ()) else str(field.default)
