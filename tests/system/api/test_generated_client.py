@@ -28,6 +28,7 @@ PACKAGE: Final = "malignancy_predictor_client"
 OPERATIONS: Final = {
     "predictions": {"predict", "predict_batch", "explain", "get_metrics"},
     "service": {"get_health", "get_model_card", "get_liveness", "get_readiness"},
+    "outcomes": {"post_feedback", "post_feedback_batch", "get_monitoring"},
     "open_inference_protocol_v2": {
         "server_metadata",
         "server_live",
@@ -182,6 +183,37 @@ def test_open_operations(
     assert response.status_code == 200
     assert isinstance(response.parsed, getattr(module("models"), model))
     assert response.parsed.to_dict() == direct.get(path).json()
+
+
+def test_outcomes_and_monitoring(client: Any, direct: httpx.Client) -> None:
+    """Outcomes sent through the generated client are stored as /feedback answers them, and
+    /monitoring parses into its model with the figures the service gives."""
+    models = module("models")
+    ids = [f"generated-{i}" for i in range(3)]
+    for request_id, case in zip(ids, (BENIGN, MALIGNANT, BENIGN), strict=True):
+        direct.post("/predict", json=case, headers={"X-Request-ID": request_id}).raise_for_status()
+    one = models.FeedbackRequest.from_dict({"request_id": ids[0], "outcome": "benign"})
+    response = operation("post_feedback").sync_detailed(client=client, body=one)
+    assert response.status_code == 200
+    assert isinstance(response.parsed, models.FeedbackAnswer)
+    assert response.parsed.to_dict()["status"] == "created"
+    many = models.FeedbackBatchRequest.from_dict(
+        {
+            "outcomes": [
+                {"request_id": ids[1], "outcome": "malignant", "source": "histology"},
+                {"request_id": ids[2], "outcome": "benign"},
+            ]
+        }
+    )
+    batch = operation("post_feedback_batch").sync_detailed(client=client, body=many)
+    assert batch.status_code == 200
+    assert isinstance(batch.parsed, models.FeedbackBatchAnswer)
+    assert [item.to_dict()["status"] for item in batch.parsed.results] == ["created"] * 2
+    again = operation("post_feedback").sync_detailed(client=client, body=one)
+    assert again.parsed.to_dict()["status"] == "unchanged"  # idempotent
+    watched = operation("get_monitoring").sync_detailed(client=client)
+    assert watched.status_code == 200
+    assert watched.parsed.to_dict() == direct.get("/monitoring").json()
 
 
 def assert_error(response: Any, status: int, loc: list[str | int], kind: str) -> None:
