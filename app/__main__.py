@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("uvicorn.error")  # configured by uvicorn's Config, as its own lines
 
 PROG = "malignancy-predictor"
+# How long uvicorn's supervisor waits for a worker to answer its ping before killing it as hung.
+# A worker answers only once its new interpreter has imported the service: about 1 s here, but
+# over uvicorn's default 5 s on a loaded 2-core machine, where starting workers were killed.
+WORKER_PING_SECONDS: Final = 15
 USAGE: Final = (
     "usage: python -m app [--help] | python -m app audit {verify,replay,export,prune} ..."
 )
@@ -185,6 +189,7 @@ def edge_config(settings: Settings, pinned: "PinnedArtifact") -> "EdgeConfig":
         lifespan="on",
         loop=event_loop(settings.workers),
         log_config=uvicorn_log_config(settings.log_format),
+        timeout_worker_healthcheck=WORKER_PING_SECONDS,
     )
 
 
