@@ -10,9 +10,9 @@ from starlette.routing import BaseRoute
 from app.core.config import Settings
 from app.core.request_id import HEADER as REQUEST_ID_HEADER
 from app.lifespan import OneLineStartupErrors
-from app.middleware.access_log import AccessLog
 from app.middleware.body_limit import BodySizeLimit, PathLimit
 from app.middleware.content_encoding import IdentityContentEncoding
+from app.middleware.observed import AccessLog
 from app.middleware.request_id import RequestId
 from app.middleware.request_metrics import RequestMetrics
 from app.middleware.root_path import RootPath
