@@ -22,8 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.request_id import current_request_id
 from app.observability.access_lines import access_logger, log_access, set_json_lines
-from app.observability.answered import sent_status
-from app.observability.route_labels import route_template
+from app.observability.answered import route_template, sent_status
 
 
 class AccessLog:

@@ -6,8 +6,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability import prometheus as telemetry
-from app.observability.answered import sent_status
-from app.observability.route_labels import route_template
+from app.observability.answered import route_template, sent_status
 
 
 class RequestMetrics:
