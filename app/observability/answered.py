@@ -1,10 +1,10 @@
 """What a client was really sent, and under which route, for the access log and the metrics
 alike: `sent_status` and `route_template`.
 
-The middlewares (app/middleware/observed.py, app/middleware/request_metrics.py) see the status
-the app asks to send. Two things can make that not what the client got, and only the edge
-(app/server/edge.py) knows them; it notes them in the request's `scope["state"]` (a dict uvicorn
-gives each request, shared by every copy of the scope a middleware makes):
+The middleware that writes the access log and records the metrics (app/middleware/observed.py)
+sees the status the app asks to send. Two things can make that not what the client got, and only
+the edge (app/server/edge.py) knows them; it notes them in the request's `scope["state"]` (a dict
+uvicorn gives each request, shared by every copy of the scope a middleware makes):
 
 - the client left before its answer began: nginx's 499, whatever the app then tried to send
   (a 422 for a body cut short, a 500 on /v2, even a 200). `client_left(scope)`.
