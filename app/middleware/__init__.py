@@ -10,11 +10,10 @@ from starlette.routing import BaseRoute
 from app.core.config import Settings
 from app.core.request_id import HEADER as REQUEST_ID_HEADER
 from app.lifespan import OneLineStartupErrors
-from app.middleware.access_log import AccessLog
 from app.middleware.body_limit import BodySizeLimit, PathLimit
 from app.middleware.content_encoding import IdentityContentEncoding
+from app.middleware.observed import Observed
 from app.middleware.request_id import RequestId
-from app.middleware.request_metrics import RequestMetrics
 from app.middleware.root_path import RootPath
 from app.middleware.strict_query import StrictQuery
 
@@ -37,8 +36,7 @@ def stack(
         outer.append(Middleware(RootPath, root_path=settings.root_path))
     outer += [
         Middleware(RequestId),  # outside the access log, which names the request's id
-        Middleware(AccessLog, json_lines=settings.log_format == "json"),
-        Middleware(RequestMetrics),
+        Middleware(Observed, json_lines=settings.log_format == "json"),  # access log, metrics
     ]
     if settings.cors_allow_origins:  # outside the limit, so that a browser can read a 413
         outer.append(

@@ -1,5 +1,5 @@
-"""The access log's lines: the format and the writing, shared by the access-log middleware
-(app/middleware/access_log.py) and the edge's own answers (app/server/edge_answers.py).
+"""The access log's lines: the format and the writing, shared by the middleware that observes
+each request (app/middleware/observed.py) and the edge's own answers (app/server/edge_answers.py).
 
 The line is formatted here, in the same layout as the service's other log lines, and written
 straight to stderr rather than passed through `logging`: a LogRecord, its formatting and the

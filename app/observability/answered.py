@@ -1,10 +1,10 @@
-"""What a client was really sent, for the access log and the metrics alike.
+"""What a client was really sent, and under which route, for the access log and the metrics
+alike: `sent_status` and `route_template`.
 
-The middlewares (app/middleware/access_log.py, app/middleware/request_metrics.py) see the status the
-app asks to
-send. Two things can make that not what the client got, and only the edge (app/server/edge.py)
-knows them; it notes them in the request's `scope["state"]` (a dict uvicorn gives each request,
-shared by every copy of the scope a middleware makes):
+The middleware that writes the access log and records the metrics (app/middleware/observed.py)
+sees the status the app asks to send. Two things can make that not what the client got, and only
+the edge (app/server/edge.py) knows them; it notes them in the request's `scope["state"]` (a dict
+uvicorn gives each request, shared by every copy of the scope a middleware makes):
 
 - the client left before its answer began: nginx's 499, whatever the app then tried to send
   (a 422 for a body cut short, a 500 on /v2, even a 200). `client_left(scope)`.
@@ -19,6 +19,8 @@ the metrics exactly once, whether or not the app had begun the request (app/serv
 
 from collections.abc import Mapping
 from typing import Any, Final
+
+from starlette.types import Scope
 
 from app.observability import prometheus as telemetry
 
@@ -48,3 +50,22 @@ def sent_status(scope: Mapping[str, Any], status: int) -> int | None:
     if outcome is None:
         return status
     return None if outcome == EDGE else int(outcome)
+
+
+def route_template(scope: Scope, root_path: str) -> str:
+    """After the app has run: the matched route's path template (`/predict`), a mount's prefix
+    (`/static-offline-docs`), or "unmatched": a bounded label for metrics and logs, never the raw
+    path a client sent.
+
+    Starlette's router writes its match into the request's scope; FastAPI's routes put themselves
+    there as "route" (also for a wrong method, the 405). A mount only extends "root_path", by its
+    own fixed prefix; `root_path` is the value before the app ran.
+    """
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    mounted = scope.get("root_path", "")
+    if isinstance(mounted, str) and len(mounted) > len(root_path) and "endpoint" in scope:
+        return mounted[len(root_path) :]
+    return telemetry.UNMATCHED

@@ -71,7 +71,7 @@ def formatter(log_format: str) -> logging.Formatter:
 
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Send the service's logs ("app.*") to stderr at `level` in `log_format`; silence uvicorn's
-    access log, which the AccessLog middleware replaces. Safe to call more than once."""
+    access log, which the Observed middleware replaces. Safe to call more than once."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level.upper())
     logger.propagate = False

@@ -297,8 +297,7 @@ def record_error(status: int, kind: str) -> None:
 
 
 # The type of the error answer the request's code built (its first problem's JSON type), for the
-# count made from the status actually sent (app/middleware/request_metrics.py). Each request runs in
-# its
+# count made from the status actually sent (app/middleware/observed.py). Each request runs in its
 # own task with its own copy of the context, so nothing carries over to the next request.
 _error_kind: ContextVar[str | None] = ContextVar("error_kind", default=None)
 CLIENT_CLOSED: Final = 499  # nginx's status for a client that left before its answer

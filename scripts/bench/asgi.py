@@ -6,7 +6,8 @@ Calls each app directly with one POST /predict (the docs page's benign example) 
 row and reports the median over interleaved rounds of microseconds per request:
   - the service, as `create_app` builds it, with the access log on (LOG_LEVEL=info, the
     default) and off (warning), with API_KEY set (the request carries the key), with
-    LOG_FORMAT=json, without its Prometheus and X-Request-ID middlewares (what those cost), and
+    LOG_FORMAT=json, without its Prometheus metrics and X-Request-ID middleware (what those
+    cost: `Observed(metrics=False)`, which still writes the access log, and no RequestId), and
     with its routes in an included APIRouter instead of on the app;
   - the same service with plain FastAPI routes (FastAPI's own request handler, no direct call):
     what /predict cost before app/api/bodies.py;
@@ -32,13 +33,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware import Middleware
 
 from app.core.config import Settings
 from app.main import create_app
+from app.middleware.observed import Observed
 from app.middleware.request_id import RequestId
-from app.middleware.request_metrics import RequestMetrics
 from app.openapi.examples import BENIGN
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from scripts.bench.baselines import fastapi_constant, starlette_constant
@@ -130,12 +132,22 @@ def service(log_level: str, api_key: str | None = None, log_format: str = "text"
     return create_app(_settings(log_level, api_key, log_format))
 
 
+def reconfigure(app: FastAPI, cls: object, **changes: Any) -> None:
+    """Give the app's middleware `cls` these keyword arguments instead (Starlette builds the
+    middleware stack from `user_middleware` on the first request)."""
+    app.user_middleware = [
+        Middleware(m.cls, *m.args, **{**m.kwargs, **changes}) if m.cls is cls else m
+        for m in app.user_middleware
+    ]
+
+
 def unobserved_service() -> ASGIApp:
-    """The service without request metrics and request ids (Starlette builds the middleware
-    stack from this list on the first request)."""
+    """The service without request metrics (`Observed(metrics=False)`: its access log stays)
+    and without request ids (no RequestId)."""
     app = create_app(_settings("info"))
-    left_out: tuple[object, ...] = (RequestMetrics, RequestId)  # m.cls is typed as a factory
-    app.user_middleware = [m for m in app.user_middleware if m.cls not in left_out]
+    reconfigure(app, Observed, metrics=False)
+    request_id: object = RequestId  # m.cls is typed as a factory
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not request_id]
     return app
 
 

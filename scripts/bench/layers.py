@@ -8,8 +8,10 @@ answering WARM requests and then WARM + N, and the difference over N is what one
 (imports, startup and the model's loading cancel out). The variants:
   - the service's app as `create_app` builds it (the access log on), called in process with the
     docs page's benign /predict, as scripts/bench/asgi.py calls it;
-  - the same without one of its middlewares (the Prometheus one also without the prediction
-    counter its route adds), which says what that layer costs;
+  - the same without one of its middlewares (Observed, which writes the access log and records
+    the request metrics, also without the prediction counter its route adds), which says what
+    that layer costs; and with Observed doing only one of its two jobs, `access_log=False` (the
+    metrics alone) or `metrics=False` (the access log alone, and no prediction counter);
   - the same with FastAPI's native OpenTelemetry hooks on (FastAPI's default; app/main.py turns
     them off);
   - uvicorn's HttpToolsProtocol and app/server/edge.py's GuardedHttpToolsProtocol parsing the
@@ -46,19 +48,22 @@ VALGRIND_SLOWDOWN: Final = 50
 SERVICE: Final = "service /predict"
 MIDDLEWARES: Final = (
     "RequestId",
-    "AccessLog",
-    "RequestMetrics",
-    "ProtocolErrorShape",
+    "Observed",
     "BodySizeLimit",
     "IdentityContentEncoding",
     "StrictQuery",
 )
+# Observed's two jobs, each left out in turn: the variant's name, and Observed's arguments then.
+OBSERVED_PARTS: Final = {
+    "the access log": {"access_log": False},
+    "the request metrics": {"metrics": False},
+}
 TELEMETRY_ON: Final = "service /predict, FastAPI's telemetry on"
 PLAIN_PROTOCOL: Final = "uvicorn HttpToolsProtocol"
 EDGE_PROTOCOL: Final = "GuardedHttpToolsProtocol"
 VARIANTS: Final = (
     SERVICE,
-    *(f"service /predict without {name}" for name in MIDDLEWARES),
+    *(f"service /predict without {name}" for name in (*MIDDLEWARES, *OBSERVED_PARTS)),
     TELEMETRY_ON,
     PLAIN_PROTOCOL,
     EDGE_PROTOCOL,
@@ -80,10 +85,12 @@ class Counts(NamedTuple):
 
 
 def service_app(without: str | None = None, telemetry_on: bool = False) -> "FastAPI":
-    """The service's app, optionally without one middleware class or with FastAPI's telemetry."""
+    """The service's app, optionally without one middleware class or one of Observed's jobs
+    (`without`: a name of MIDDLEWARES or OBSERVED_PARTS), or with FastAPI's telemetry."""
     from fastapi import FastAPI
 
     import app.main
+    from app.middleware.observed import Observed
     from app.observability import prometheus as telemetry
     from scripts.bench import asgi
 
@@ -92,12 +99,14 @@ def service_app(without: str | None = None, telemetry_on: bool = False) -> "Fast
         app.main.FASTAPI_TELEMETRY_OFF = {}  # type: ignore[misc]
     built = asgi.service("info")
     assert isinstance(built, FastAPI)
-    if without is not None:
+    if without in OBSERVED_PARTS:
+        asgi.reconfigure(built, Observed, **OBSERVED_PARTS[without])
+    elif without is not None:
         built.user_middleware = [
             m for m in built.user_middleware if getattr(m.cls, "__name__", "") != without
         ]
-        if without == "RequestMetrics":
-            telemetry.record_prediction = lambda route, class_name: None
+    if without in ("Observed", "the request metrics"):
+        telemetry.record_prediction = lambda route, class_name: None
     return built
 
 
