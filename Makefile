@@ -20,8 +20,8 @@ help:
 	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); name = $$0; sub(/:.*/, "", name); \
 		sub(/^[^:]*: /, ""); printf "  make %-16s %s\n", name, $$0 }' $(firstword $(MAKEFILE_LIST))
 # Coverage floor of `make test`: branch coverage of app/ and model/ in the test processes of
-# both tiers (83.3% measured; the live servers run in subprocesses, not measured).
-COVERAGE_FLOOR ?= 81
+# both tiers (85.2% measured on a clean clone; the live servers run in subprocesses, not measured).
+COVERAGE_FLOOR ?= 84
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
