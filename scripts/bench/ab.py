@@ -2,11 +2,13 @@
 
     python -m scripts.bench.ab --against DIR [--duration S] [--rounds R] [--json PATH]
                                [--this-env NAME=VALUE ...] [--against-env NAME=VALUE ...]
+                               [--scenarios 1x1,1x8,1x64,2x64]
 
 DIR is another checkout of the service (say the main branch's worktree) with its own `.venv`.
 Both serve the same artifact (this checkout's model/weights.json) on loopback, each with 1 worker
 and with 2; wrk (scripts/bench/http_load.py's Lua script) POSTs /predict at 1, 8 and 64
-connections to the 1-worker servers and at 64 to the 2-worker ones, in interleaved rounds whose
+connections to the 1-worker servers and at 64 to the 2-worker ones (`--scenarios` picks some
+of these, WORKERSxCONNECTIONS), in interleaved rounds whose
 order reverses every other round. Prints the median req/s and p99 of each, and this checkout's
 req/s over DIR's (median of per-round ratios): a change on the request path is judged by these
 ratios, never by absolute figures from different runs. Exit status 1 on any error answer.
@@ -45,6 +47,12 @@ def parse_args() -> argparse.Namespace:
         "whose code reads another artifact format",
     )
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument(
+        "--scenarios",
+        type=scenarios,
+        default=SCENARIOS,
+        help="WORKERSxCONNECTIONS,... (default: 1x1,1x8,1x64,2x64)",
+    )
     p.add_argument("--this-env", action="append", default=[], type=setting, help="NAME=VALUE")
     p.add_argument("--against-env", action="append", default=[], type=setting, help="NAME=VALUE")
     args = p.parse_args()
@@ -52,6 +60,18 @@ def parse_args() -> argparse.Namespace:
     if not (args.against / "app" / "__main__.py").is_file() or not python.is_file():
         p.error("--against must be a checkout of the service with its .venv")
     return args
+
+
+def scenarios(text: str) -> tuple[tuple[int, int], ...]:
+    try:
+        found = tuple(
+            (int(w), int(c)) for w, _, c in (part.partition("x") for part in text.split(","))
+        )
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WORKERSxCONNECTIONS,...") from None
+    if not found or any(w not in (1, 2) or c < 1 for w, c in found):
+        raise argparse.ArgumentTypeError("workers must be 1 or 2, connections at least 1")
+    return found
 
 
 def setting(text: str) -> tuple[str, str]:
@@ -62,13 +82,17 @@ def setting(text: str) -> tuple[str, str]:
 
 
 def servers(
-    against: Path, against_model: Path | None, extra: dict[str, dict[str, str]], tmp: Path
+    against: Path,
+    against_model: Path | None,
+    extra: dict[str, dict[str, str]],
+    tmp: Path,
+    worker_counts: set[int],
 ) -> dict[str, Server]:
     models = {"this": DEFAULT_ARTIFACT_PATH, "against": against_model or DEFAULT_ARTIFACT_PATH}
     python = {"this": (sys.executable, REPO_ROOT), "against": (".venv/bin/python", against)}
     found = {}
     for side, (interpreter, where) in python.items():
-        for workers in (1, 2):
+        for workers in sorted(worker_counts):
             command = [str(where.resolve() / interpreter), "-m", "app"]  # the venv, unresolved
             env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(models[side].resolve())}
             # Each its own Prometheus port (a checkout without one ignores the variable).
@@ -98,13 +122,15 @@ def main() -> int:
         # Each side runs from its own directory, so each serves its own code.
         started = {}
         extra = {"this": dict(args.this_env), "against": dict(args.against_env)}
-        for name, server in servers(args.against, args.against_model, extra, Path(tmp)).items():
+        worker_counts = {w for w, _ in args.scenarios}
+        found = servers(args.against, args.against_model, extra, Path(tmp), worker_counts)
+        for name, server in found.items():
             started[name] = stack.enter_context(running(server, Path(tmp)))
         for server in started.values():
             run_wrk(server.url + "/predict", lua, 8, 1)  # warm-up
         for round_ in range(args.rounds):
             sides = ("this", "against") if round_ % 2 == 0 else ("against", "this")
-            for workers, connections in SCENARIOS:
+            for workers, connections in args.scenarios:
                 for side in sides:
                     server = started[f"{side} {workers}w"]
                     check_alive(server)
@@ -118,7 +144,7 @@ def main() -> int:
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     summary = {}
-    for workers, connections in SCENARIOS:
+    for workers, connections in args.scenarios:
         this = results[f"this {workers}w c{connections}"]
         other = results[f"against {workers}w c{connections}"]
         ratios = [a["rps"] / b["rps"] for a, b in zip(this, other, strict=True)]
