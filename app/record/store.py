@@ -21,6 +21,7 @@ Errors surface as `StoreError(reason)`, reason one of STORE_REASONS, message red
 
 import contextlib
 import errno
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -243,7 +244,7 @@ class SqlStore:
         last = (links[-1].seq, links[-1].hash) if links else (head.seq, head.hash)
         with self.write() as cur:
             if links:
-                cur.executemany(_INSERT[self.dialect.name], [_row(link) for link in links])
+                self._insert(cur, links)
             cur.execute(
                 self.dialect.sql(
                     "INSERT INTO writers (writer_id, started_ns, last_seq, last_hash)"
@@ -252,6 +253,16 @@ class SqlStore:
                 ),
                 (head.writer_id, started_ns, *last),
             )
+
+    def _insert(self, cur: Any, links: Sequence[Link]) -> None:
+        if self.dialect is not SQLITE:  # psycopg pipelines executemany in one round trip
+            cur.executemany(_INSERT[self.dialect.name], [_row(link) for link in links])
+            return
+        # SQLite: one multi-row statement per chunk rather than one step per record; each
+        # step releases and retakes the interpreter lock, which the event loop is waiting for.
+        for start in range(0, len(links), _SQLITE_CHUNK):
+            chunk = links[start : start + _SQLITE_CHUNK]
+            cur.execute(_sqlite_insert(len(chunk)), [v for link in chunk for v in _row(link)])
 
     # -- reading (streamed: constant memory whatever the size of the record) ---------------
     def writers(self) -> list[WriterHead]:
@@ -354,6 +365,14 @@ _INSERT_SQL: Final = (
     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, n_rows) VALUES ({_PLACEHOLDERS})"  # noqa: S608
 )
 _INSERT: Final = {d.name: d.sql(_INSERT_SQL) for d in (SQLITE, POSTGRES)}
+# Rows per SQLite statement: 64 x 24 parameters, far below SQLite's 32,766, and at most 64
+# distinct statements for the connection's statement cache (128).
+_SQLITE_CHUNK: Final = 64
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    return _INSERT_SQL + f", ({_PLACEHOLDERS})" * (rows - 1)
 
 
 def _row(link: Link) -> tuple[Any, ...]:
