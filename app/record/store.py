@@ -37,6 +37,7 @@ from app.record.entry import PredictionRecord
 RECORD_COLUMNS: Final = ("writer_id", "seq", "hash", *FIELD_NAMES)
 STORE_REASONS: Final = ("disk_full", "read_only", "unreachable", "store_error")
 _MIGRATION_LOCK: Final = 0x7265636F7264  # "record": the advisory lock key of migrations
+_PRUNE_LOCK: Final = 0x7072756E65  # "prune": one prune at a time, service or CLI
 
 # Each version's steps. {blob}, {i64}, {f64} are the dialect's types. Never edit a released
 # version's steps: add a version.
@@ -319,13 +320,20 @@ class SqlStore:
                 cur.close()
 
     # -- pruning --------------------------------------------------------------------------
-    def prune(self, before_ns: int, now_ns: int) -> dict[str, int]:
+    def prune(self, before_ns: int, now_ns: int, max_records: int | None = None) -> dict[str, int]:
         """Delete, writer by writer, the longest first part of each chain answered before
-        `before_ns` (never a record answered later), and note in chain_cuts where each chain
-        now starts and the hash it continues from. The records deleted per writer."""
+        `before_ns` (never a record answered later), at most `max_records` of each writer
+        when given (so that one transaction, which holds SQLite's write lock, stays short),
+        and note in chain_cuts where each chain now starts and the hash it continues from.
+        The records deleted per writer. Prunes run one at a time (a lock on PostgreSQL,
+        the write lock on SQLite), whichever process runs them."""
+        if max_records is not None and max_records < 1:
+            raise ValueError("max_records must be at least 1")
         deleted: dict[str, int] = {}
         with self.write() as cur:
-            for writer_id, keep_from in self._keep_from(cur, before_ns):
+            if self.dialect is POSTGRES:
+                cur.execute(f"SELECT pg_advisory_xact_lock({_PRUNE_LOCK})")
+            for writer_id, keep_from in self._keep_from(cur, before_ns, max_records):
                 cur.execute(
                     self.dialect.sql("SELECT hash FROM records WHERE writer_id = ? AND seq = ?"),
                     (writer_id, keep_from - 1),
@@ -349,15 +357,28 @@ class SqlStore:
                 )
         return deleted
 
-    def _keep_from(self, cur: Any, before_ns: int) -> list[tuple[str, int]]:
+    def _keep_from(
+        self, cur: Any, before_ns: int, max_records: int | None
+    ) -> list[tuple[str, int]]:
+        """Per writer, the first seq to keep: its first record answered at or after
+        `before_ns` (past its head when there is none), no further than `max_records` past
+        its first stored record."""
         cur.execute(
             self.dialect.sql(
                 "SELECT w.writer_id, w.last_seq, (SELECT MIN(r.seq) FROM records r"
-                " WHERE r.writer_id = w.writer_id AND r.answered_ns >= ?) FROM writers w"
+                " WHERE r.writer_id = w.writer_id AND r.answered_ns >= ?),"
+                " (SELECT MIN(r.seq) FROM records r WHERE r.writer_id = w.writer_id)"
+                " FROM writers w"
             ),
             (before_ns,),
         )
-        return [(w, int(last) + 1 if first is None else int(first)) for w, last, first in cur]
+        found = []
+        for writer_id, last, first_new, first in cur.fetchall():
+            keep_from = int(last) + 1 if first_new is None else int(first_new)
+            if max_records is not None and first is not None:
+                keep_from = min(keep_from, int(first) + max_records)
+            found.append((writer_id, keep_from))
+        return found
 
 
 _PLACEHOLDERS: Final = ", ".join("?" for _ in (*RECORD_COLUMNS, "n_rows"))
