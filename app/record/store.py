@@ -265,6 +265,24 @@ class SqlStore:
             chunk = links[start : start + _SQLITE_CHUNK]
             cur.execute(_sqlite_insert(len(chunk)), [v for link in chunk for v in _row(link)])
 
+    # -- SQLite's checkpoints (app/record/checkpoint.py) -----------------------------------
+    def defer_checkpoints(self) -> None:
+        """SQLite: this connection's commits never checkpoint the WAL (a Checkpointer does)."""
+        if self.dialect is SQLITE:
+            self.connect()
+            with self.errors():
+                self._conn.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> int:
+        """SQLite: copy what the WAL holds into the database without blocking writers (a
+        PASSIVE checkpoint); the pages the WAL holds, copied or not. 0 on PostgreSQL."""
+        if self.dialect is not SQLITE:
+            return 0
+        self.connect()
+        with self.errors():
+            _, pages, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return max(int(pages), 0)
+
     # -- reading (streamed: constant memory whatever the size of the record) ---------------
     def writers(self) -> list[WriterHead]:
         rows = self._fetch("SELECT writer_id, started_ns, last_seq, last_hash FROM writers", ())

@@ -43,9 +43,10 @@ from typing import Any, Final
 
 from app.record import metrics
 from app.record.chain import ChainHead, new_writer_id
+from app.record.checkpoint import DEFAULT_MAX_WAL_PAGES, Checkpointer
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
-from app.record.store import SqlStore, StoreError, open_store
+from app.record.store import SQLITE, SqlStore, StoreError, open_store
 
 logger = logging.getLogger("app.record")
 
@@ -98,6 +99,7 @@ class Recorder:
         timeout: float = DEFAULT_TIMEOUT,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
         commit_delay: float = DEFAULT_COMMIT_DELAY,
+        max_wal_pages: int = DEFAULT_MAX_WAL_PAGES,
     ) -> None:
         if max_queue < 1 or max_group < 1 or timeout <= 0 or retry_seconds <= 0:
             raise ValueError("max_queue, max_group, timeout and retry_seconds must be positive")
@@ -115,6 +117,8 @@ class Recorder:
         self._timeout = timeout
         self._retry = retry_seconds
         self._commit_delay = commit_delay
+        self._max_wal_pages = max_wal_pages
+        self._checkpointer: Checkpointer | None = None  # SQLite's, started with its store
         self._last_group = 0
         self._thread: threading.Thread | None = None
         self._store: SqlStore | None = None
@@ -208,6 +212,8 @@ class Recorder:
             if group:
                 self._attempt(group)
         self._drop()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         late = []  # queued after the stop by a commit that raced close(): refused, not lost
         with contextlib.suppress(queue.Empty):
             while True:
@@ -252,6 +258,7 @@ class Recorder:
             metrics.ROWS.inc(rows)
             metrics.GROUP_SIZE.observe(len(group))
             metrics.COMMIT_SECONDS.observe(elapsed)
+            self._after_commit()
             done = time.perf_counter()
             for waiter in group:
                 metrics.WAIT_SECONDS.observe(done - waiter[3])
@@ -285,16 +292,35 @@ class Recorder:
                 raise StoreError("store_error", f"writer {self.writer_id}: head moved") from None
             self._append(store, head, records)
 
+    def _after_commit(self) -> None:
+        checkpointer, store = self._checkpointer, self._store
+        if checkpointer is None or store is None:
+            return
+        if not checkpointer.over_cap:
+            checkpointer.nudge()
+            return
+        checkpointer.over_cap = False
+        with contextlib.suppress(StoreError):  # the next commit says whether the store works
+            store.checkpoint()  # between two commits: the WAL is copied to its end
+
     def _open(self) -> tuple[SqlStore, ChainHead]:
         store = self._factory()
         try:
             store.migrate()
+            if store.dialect is SQLITE:
+                store.defer_checkpoints()
+                self._start_checkpointer()
             head = store.head(self.writer_id)
         except BaseException:
             store.close()
             raise
         self._store, self._head = store, head
         return store, head
+
+    def _start_checkpointer(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self._factory, self._max_wal_pages)
+            self._checkpointer.start()
 
     def _append(self, store: SqlStore, head: ChainHead, records: list[PredictionRecord]) -> None:
         links = head.extend(records)
