@@ -2,7 +2,7 @@
 
     python -m scripts.bench.ab --against DIR [--duration S] [--rounds R] [--json PATH]
                                [--this-env NAME=VALUE ...] [--against-env NAME=VALUE ...]
-                               [--scenarios 1x1,1x8,1x64,2x64]
+                               [--scenarios 1x1,1x8,1x64,2x64] [--request predict|v2-binary]
 
 DIR is another checkout of the service (say the main branch's worktree) with its own `.venv`.
 Both serve the same artifact (this checkout's model/weights.json) on loopback, each with 1 worker
@@ -15,7 +15,10 @@ ratios, never by absolute figures from different runs. Exit status 1 on any erro
 
 `--this-env` and `--against-env` add settings to one side: `--against . --against-env
 RECORD=false` measures the record's cost on this checkout. Each side keeps its record in a
-temporary folder of its own.
+temporary folder of its own. `--request v2-binary` POSTs a V2 infer of `--rows` (10,000) rows as
+a binary INT64 tensor instead, and reports rows/s too. After the rounds, each side's record
+figures are read from its Prometheus exposition: commits, mean group size, commit and wait
+quantiles (bucket bounds).
 """
 
 import argparse
@@ -26,9 +29,23 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Final
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from scripts.bench.common import REPO_ROOT, machine_info, median, print_machine, write_json
-from scripts.bench.http_load import LUA_TEMPLATE, Server, bodies, check_alive, run_wrk, running
+from scripts.bench.http_load import (
+    LUA_FILE_TEMPLATE,
+    LUA_TEMPLATE,
+    V2_INFER,
+    Server,
+    bodies,
+    check_alive,
+    run_wrk,
+    running,
+)
+from scripts.bench.v2_bodies import binary_body
+from scripts.bench.v2_bodies import rows as v2_rows
 from scripts.cli import OneLineParser, positive_float, positive_int
 from tests.live_server import LOOPBACK, free_port, server_env
 
@@ -47,6 +64,8 @@ def parse_args() -> argparse.Namespace:
         "whose code reads another artifact format",
     )
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--request", choices=("predict", "v2-binary"), default="predict")
+    p.add_argument("--rows", type=positive_int, default=10_000, help="rows of a v2-binary infer")
     p.add_argument(
         "--scenarios",
         type=scenarios,
@@ -105,6 +124,55 @@ def servers(
     return found
 
 
+def request_script(request: str, rows: int, tmp: Path) -> tuple[str, Path]:
+    """The path to POST and wrk's script for it."""
+    lua = tmp / f"{request}.lua"
+    if request == "predict":
+        lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
+        return "/predict", lua
+    body = binary_body(v2_rows(rows))
+    data = tmp / f"{request}.body"
+    data.write_bytes(body.body)
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in body.headers.items())
+    lua.write_text(LUA_FILE_TEMPLATE.format(headers=headers, path=data), encoding="utf-8")
+    return V2_INFER, lua
+
+
+def record_figures(server: Server) -> str:
+    """The record's figures since the server started, from its metrics (empty when off)."""
+    url = f"http://{LOOPBACK}:{server.env['METRICS_PORT']}/metrics"
+    try:
+        text = httpx.get(url, timeout=10).text
+    except httpx.HTTPError:
+        return ""
+    samples = {
+        (s.name, s.labels.get("le", "")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith("predictor_record_")
+    }
+    commits = samples.get(("predictor_record_commit_seconds_count", ""), 0.0)
+    if not commits:
+        return ""
+    records = samples.get(("predictor_record_records_written_total", ""), 0.0)
+    commit_q = [bucket_quantile(samples, "predictor_record_commit_seconds", q) for q in (0.5, 0.99)]
+    wait_q = [bucket_quantile(samples, "predictor_record_wait_seconds", q) for q in (0.5, 0.99)]
+    return (
+        f"{commits:,.0f} commits, {records:,.0f} records, mean group {records / commits:.2f}; "
+        f"commit p50 <= {commit_q[0] * 1e3:g} ms, p99 <= {commit_q[1] * 1e3:g} ms; "
+        f"wait p50 <= {wait_q[0] * 1e3:g} ms, p99 <= {wait_q[1] * 1e3:g} ms"
+    )
+
+
+def bucket_quantile(samples: dict[tuple[str, str], float], name: str, q: float) -> float:
+    """The upper bound of the histogram bucket holding the q-quantile (inf past the last)."""
+    buckets = sorted(
+        (float(le), count) for (sample, le), count in samples.items() if sample == f"{name}_bucket"
+    )
+    total = buckets[-1][1] if buckets else 0.0
+    return next((le for le, count in buckets if count >= q * total), float("inf"))
+
+
 def main() -> int:
     args = parse_args()
     if shutil.which("wrk") is None:
@@ -117,8 +185,7 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {}
     errors = 0
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, ExitStack() as stack:
-        lua = Path(tmp) / "predict.lua"
-        lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
+        path, lua = request_script(args.request, args.rows, Path(tmp))
         # Each side runs from its own directory, so each serves its own code.
         started = {}
         extra = {"this": dict(args.this_env), "against": dict(args.against_env)}
@@ -127,18 +194,21 @@ def main() -> int:
         for name, server in found.items():
             started[name] = stack.enter_context(running(server, Path(tmp)))
         for server in started.values():
-            run_wrk(server.url + "/predict", lua, 8, 1)  # warm-up
+            run_wrk(server.url + path, lua, 8, 1)  # warm-up
         for round_ in range(args.rounds):
             sides = ("this", "against") if round_ % 2 == 0 else ("against", "this")
             for workers, connections in args.scenarios:
                 for side in sides:
                     server = started[f"{side} {workers}w"]
                     check_alive(server)
-                    stats = run_wrk(server.url + "/predict", lua, connections, args.duration)
+                    stats = run_wrk(server.url + path, lua, connections, args.duration)
                     errors += int(stats["status"] + stats["socket_errors"])
                     key = f"{side} {workers}w c{connections}"
                     results.setdefault(key, []).append(stats)
-    print(f"\n/predict, {args.rounds} round(s) of {args.duration:g} s; against: {args.against}")
+        figures = {name: record_figures(server) for name, server in started.items()}
+    rows = args.rows if args.request == "v2-binary" else 1
+    what = f"V2 binary infer of {rows:,} rows" if rows > 1 else "/predict"
+    print(f"\n{what}, {args.rounds} round(s) of {args.duration:g} s; against: {args.against}")
     print(
         "| scenario | this req/s | against req/s | this / against | this p99 ms | against p99 ms |"
     )
@@ -163,9 +233,19 @@ def main() -> int:
             f"({', '.join(f'{r:.2f}' for r in ratios)}) | {row['this_p99_ms']:.2f} | "
             f"{row['against_p99_ms']:.2f} |"
         )
+        if rows > 1:
+            this_rows, other_rows = (
+                median([r["rps"] for r in this]),
+                median([r["rps"] for r in other]),
+            )
+            print(f"|   rows/s | {this_rows * rows:,.0f} | {other_rows * rows:,.0f} | | | |")
     print(f"non-2xx answers and socket errors: {errors}")
+    for name, figure in figures.items():
+        if figure:
+            print(f"record of {name}: {figure}")
     if args.json is not None:
-        write_json(args.json, {"machine": info, "against": str(args.against), "results": summary})
+        payload = {"machine": info, "against": str(args.against), "results": summary}
+        write_json(args.json, {**payload, "record": figures})
     return 1 if errors else 0
 
 
