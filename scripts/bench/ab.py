@@ -11,7 +11,9 @@ connections to the 1-worker servers and at 64 to the 2-worker ones (`--scenarios
 of these, WORKERSxCONNECTIONS), in interleaved rounds whose
 order reverses every other round. Prints the median req/s and p99 of each, and this checkout's
 req/s over DIR's (median of per-round ratios): a change on the request path is judged by these
-ratios, never by absolute figures from different runs. Exit status 1 on any error answer.
+ratios, never by absolute figures from different runs. Exit status 1 on any error answer. The
+CPU per request is the user and system time of the server's processes (workers included)
+during a run over its answers: on a shared machine it holds steadier than req/s.
 
 `--this-env` and `--against-env` add settings to one side: `--against . --against-env
 RECORD=false` measures the record's cost on this checkout. Each side keeps its record in a
@@ -22,6 +24,7 @@ quantiles (bucket bounds).
 """
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Final
 
 import httpx
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from model.artifact import DEFAULT_ARTIFACT_PATH
@@ -138,6 +142,18 @@ def request_script(request: str, rows: int, tmp: Path) -> tuple[str, Path]:
     return V2_INFER, lua
 
 
+def cpu_seconds(server: Server) -> float:
+    """User and system CPU of the server's processes (its workers included) so far."""
+    assert server.process is not None
+    root = psutil.Process(server.process.pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def record_figures(server: Server) -> str:
     """The record's figures since the server started, from its metrics (empty when off)."""
     url = f"http://{LOOPBACK}:{server.env['METRICS_PORT']}/metrics"
@@ -201,7 +217,9 @@ def main() -> int:
                 for side in sides:
                     server = started[f"{side} {workers}w"]
                     check_alive(server)
+                    cpu = cpu_seconds(server)
                     stats = run_wrk(server.url + path, lua, connections, args.duration)
+                    stats["cpu_ms"] = (cpu_seconds(server) - cpu) * 1e3 / stats["requests"]
                     errors += int(stats["status"] + stats["socket_errors"])
                     key = f"{side} {workers}w c{connections}"
                     results.setdefault(key, []).append(stats)
@@ -210,9 +228,10 @@ def main() -> int:
     what = f"V2 binary infer of {rows:,} rows" if rows > 1 else "/predict"
     print(f"\n{what}, {args.rounds} round(s) of {args.duration:g} s; against: {args.against}")
     print(
-        "| scenario | this req/s | against req/s | this / against | this p99 ms | against p99 ms |"
+        "| scenario | this req/s | against req/s | this / against | this p99 ms | against p99 ms "
+        "| this CPU ms/req | against CPU ms/req |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     summary = {}
     for workers, connections in args.scenarios:
         this = results[f"this {workers}w c{connections}"]
@@ -225,20 +244,23 @@ def main() -> int:
             "ratios": ratios,
             "this_p99_ms": median([r["p99_us"] for r in this]) / 1000,
             "against_p99_ms": median([r["p99_us"] for r in other]) / 1000,
+            "this_cpu_ms": median([r["cpu_ms"] for r in this]),
+            "against_cpu_ms": median([r["cpu_ms"] for r in other]),
         }
         summary[f"{workers} worker(s) c{connections}"] = row
         print(
             f"| {workers} worker(s), {connections} conn | {row['this_rps']:,.0f} | "
             f"{row['against_rps']:,.0f} | {row['ratio']:.3f} "
             f"({', '.join(f'{r:.2f}' for r in ratios)}) | {row['this_p99_ms']:.2f} | "
-            f"{row['against_p99_ms']:.2f} |"
+            f"{row['against_p99_ms']:.2f} | {row['this_cpu_ms']:.3f} | "
+            f"{row['against_cpu_ms']:.3f} |"
         )
         if rows > 1:
             this_rows, other_rows = (
                 median([r["rps"] for r in this]),
                 median([r["rps"] for r in other]),
             )
-            print(f"|   rows/s | {this_rows * rows:,.0f} | {other_rows * rows:,.0f} | | | |")
+            print(f"|   rows/s | {this_rows * rows:,.0f} | {other_rows * rows:,.0f} | | | | | |")
     print(f"non-2xx answers and socket errors: {errors}")
     for name, figure in figures.items():
         if figure:
