@@ -17,6 +17,7 @@ formatting: the tag b"PR1", then each field in the order of `FIELDS`:
 - an optional field: one byte 0 when absent, else 1 followed by the value as above.
 """
 
+import functools
 import hashlib
 import os
 import secrets
@@ -78,18 +79,18 @@ def canonical_bytes(writer_id: str, seq: int, record: PredictionRecord) -> bytes
     return b"".join(
         (
             TAG,
-            _str(writer_id),
+            _same_str(writer_id),
             _INT.pack(seq),
             _str(r.request_id),
             _TWO_INTS.pack(r.received_ns, r.answered_ns),
-            _str(r.route),
-            _str(r.protocol),
-            _str(r.encoding),
-            b"\x00" if r.caller is None else b"\x01" + _str(r.caller),
+            _same_str(r.route),
+            _same_str(r.protocol),
+            _same_str(r.encoding),
+            b"\x00" if r.caller is None else b"\x01" + _same_str(r.caller),
             b"\x00" if r.case_ref is None else b"\x01" + _str(r.case_ref),
-            _str(r.model_version),
-            _str(r.service_version),
-            _str(r.scorer),
+            _same_str(r.model_version),
+            _same_str(r.service_version),
+            _same_str(r.scorer),
             _FLOAT.pack(r.threshold),
             b"\x00" if r.confidence is None else b"\x01" + _FLOAT.pack(r.confidence),
             _LEN.pack(len(r.scores)),
@@ -183,3 +184,7 @@ def _encode(kind: str, value: object) -> bytes:
 def _str(value: str) -> bytes:
     raw = value.encode("utf-8")
     return _LEN.pack(len(raw)) + raw
+
+
+# The fields most records share (the writer, the route, the versions, the caller): encoded once.
+_same_str: Final = functools.lru_cache(maxsize=1_024)(_str)

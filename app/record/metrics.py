@@ -49,8 +49,8 @@ COMMIT_SECONDS: Final = Histogram(
 )
 WAIT_SECONDS: Final = Histogram(
     f"{PREFIX}_wait_seconds",
-    "Time from a request's record being queued to its commit being durable: what the record "
-    "adds to the answer's latency (the group commit's wait for its turn, and the commit).",
+    "Per commit, the longest time one of its records waited from queued to durable: what the "
+    "record adds to an answer's latency, at most (the wait for its turn, and the commit).",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0),
     registry=REGISTRY,
 )

@@ -22,6 +22,7 @@ Errors surface as `StoreError(reason)`, reason one of STORE_REASONS, message red
 import contextlib
 import errno
 import functools
+import operator
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -414,15 +415,12 @@ def _sqlite_insert(rows: int) -> str:
     return _INSERT_SQL + f", ({_PLACEHOLDERS})" * (rows - 1)
 
 
+_FIELDS_OF: Final = operator.attrgetter(*FIELD_NAMES)
+
+
 def _row(link: Link) -> tuple[Any, ...]:
     r = link.record
-    return (
-        link.writer_id,
-        link.seq,
-        link.hash,
-        *(getattr(r, name) for name in FIELD_NAMES),
-        r.n_rows,
-    )
+    return (link.writer_id, link.seq, link.hash, *_FIELDS_OF(r), r.n_rows)
 
 
 def _value(v: Any) -> Any:
