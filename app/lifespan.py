@@ -1,5 +1,6 @@
 """Load the model at startup; if that fails, stop the server with one line, not a traceback."""
 
+import asyncio
 import gc
 import logging
 import sys
@@ -15,6 +16,7 @@ from app.core.dataplane import PinnedArtifact, ServedModel
 from app.core.monitoring import Watch
 from app.observability import prometheus as telemetry
 from app.record.config import RecordConfig
+from app.record.retention import Retention
 from app.record.writer import Recorder
 from model.artifact import ArtifactError
 
@@ -54,6 +56,7 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
         app.state.model = model
         telemetry.record_model(model.version)
         app.state.recorder = start_recorder(settings)
+        retention = start_retention(settings) if app.state.recorder is not None else None
         if app.state.recorder is not None:
             app.state.watch = Watch(
                 model,
@@ -70,6 +73,8 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
             async with telemetry.process_sampler():
                 yield
         finally:
+            if retention is not None:
+                retention.stop()
             if app.state.recorder is not None:
                 app.state.recorder.close()
 
@@ -95,6 +100,32 @@ def start_recorder(settings: Settings) -> Recorder | None:
     else:
         logger.error("the record in %s cannot be written (%s)", config.describe(), reason)
     return recorder
+
+
+class RetentionTask:
+    """This worker's periodic prune of the record (app/record/retention.py)."""
+
+    def __init__(self, retention: Retention) -> None:
+        self.retention = retention
+        self.task = asyncio.create_task(retention.run(), name="record-retention")
+
+    def stop(self) -> None:
+        self.retention.stop()
+        self.task.cancel()
+
+
+def start_retention(settings: Settings) -> RetentionTask | None:
+    """Prune records older than RECORD_RETENTION_DAYS now and periodically (None when unset)."""
+    days = settings.record_retention_days
+    if days is None:
+        return None
+    retention = Retention(record_config(settings), days, settings.record_prune_interval_seconds)
+    logger.info(
+        "record retention: records answered more than %g day(s) ago are deleted every %gs",
+        days,
+        retention.interval,
+    )
+    return RetentionTask(retention)
 
 
 def tune_garbage_collection() -> None:

@@ -116,6 +116,20 @@ class Settings(BaseSettings):
         default=Path("var/record"),
         description="Folder of the record's SQLite file when DATABASE_URL is unset.",
     )
+    record_retention_days: Annotated[float, Field(gt=0, le=36_500, allow_inf_nan=False)] | None = (
+        Field(
+            default=None,
+            description="Delete the records answered more than this many days ago, at start and "
+            "every RECORD_PRUNE_INTERVAL_SECONDS (as `audit prune`); unset: keep every record.",
+        )
+    )
+    record_prune_interval_seconds: Annotated[float, Field(ge=1, le=86_400, allow_inf_nan=False)] = (
+        Field(
+            default=3600.0,
+            description="How often the service prunes the record when RECORD_RETENTION_DAYS is "
+            "set.",
+        )
+    )
     monitoring_window: Annotated[int, Field(ge=20, le=100_000)] = Field(
         default=200,
         description="The recent window of /monitoring: the last N confirmed cases.",

@@ -184,12 +184,26 @@ def _json_value(value: Any) -> str:
     return _encode_str(value)
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading
+    single quote (OWASP's escape; the quote is part of the exported text)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _write_csv(out: IO[str], columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    """Every text cell quoted (so that a spreadsheet splitting on its locale's separator
+    cannot start a new cell inside one) and escaped by `csv_text`; numbers are left as numbers
+    (a negative contribution is -0.01, which no spreadsheet runs), floats as repr: the
+    shortest text that reads back exactly."""
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerow([csv_text(name) for name in columns])
     count = 0
     for row in rows:
-        writer.writerow(row)  # floats as repr: the shortest text that reads back exactly
+        writer.writerow([csv_text(v) if type(v) is str else v for v in row])
         count += 1
     return count
 

@@ -47,6 +47,13 @@ COMMIT_SECONDS: Final = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0),
     registry=REGISTRY,
 )
+WAIT_SECONDS: Final = Histogram(
+    f"{PREFIX}_wait_seconds",
+    "Per commit, the longest time one of its records waited from queued to durable: what the "
+    "record adds to an answer's latency, at most (the wait for its turn, and the commit).",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0),
+    registry=REGISTRY,
+)
 QUEUE_DEPTH: Final = Gauge(
     f"{PREFIX}_queue_depth",
     "Records waiting for the writer, summed over the live workers.",

@@ -21,6 +21,8 @@ Errors surface as `StoreError(reason)`, reason one of STORE_REASONS, message red
 
 import contextlib
 import errno
+import functools
+import operator
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +38,7 @@ from app.record.entry import PredictionRecord
 RECORD_COLUMNS: Final = ("writer_id", "seq", "hash", *FIELD_NAMES)
 STORE_REASONS: Final = ("disk_full", "read_only", "unreachable", "store_error")
 _MIGRATION_LOCK: Final = 0x7265636F7264  # "record": the advisory lock key of migrations
+_PRUNE_LOCK: Final = 0x7072756E65  # "prune": one prune at a time, service or CLI
 
 # Each version's steps. {blob}, {i64}, {f64} are the dialect's types. Never edit a released
 # version's steps: add a version.
@@ -243,7 +246,7 @@ class SqlStore:
         last = (links[-1].seq, links[-1].hash) if links else (head.seq, head.hash)
         with self.write() as cur:
             if links:
-                cur.executemany(_INSERT[self.dialect.name], [_row(link) for link in links])
+                self._insert(cur, links)
             cur.execute(
                 self.dialect.sql(
                     "INSERT INTO writers (writer_id, started_ns, last_seq, last_hash)"
@@ -252,6 +255,34 @@ class SqlStore:
                 ),
                 (head.writer_id, started_ns, *last),
             )
+
+    def _insert(self, cur: Any, links: Sequence[Link]) -> None:
+        if self.dialect is not SQLITE:  # psycopg pipelines executemany in one round trip
+            cur.executemany(_INSERT[self.dialect.name], [_row(link) for link in links])
+            return
+        # SQLite: one multi-row statement per chunk rather than one step per record; each
+        # step releases and retakes the interpreter lock, which the event loop is waiting for.
+        for start in range(0, len(links), _SQLITE_CHUNK):
+            chunk = links[start : start + _SQLITE_CHUNK]
+            cur.execute(_sqlite_insert(len(chunk)), [v for link in chunk for v in _row(link)])
+
+    # -- SQLite's checkpoints (app/record/checkpoint.py) -----------------------------------
+    def defer_checkpoints(self) -> None:
+        """SQLite: this connection's commits never checkpoint the WAL (a Checkpointer does)."""
+        if self.dialect is SQLITE:
+            self.connect()
+            with self.errors():
+                self._conn.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> int:
+        """SQLite: copy what the WAL holds into the database without blocking writers (a
+        PASSIVE checkpoint); the pages the WAL holds, copied or not. 0 on PostgreSQL."""
+        if self.dialect is not SQLITE:
+            return 0
+        self.connect()
+        with self.errors():
+            _, pages, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return max(int(pages), 0)
 
     # -- reading (streamed: constant memory whatever the size of the record) ---------------
     def writers(self) -> list[WriterHead]:
@@ -308,13 +339,20 @@ class SqlStore:
                 cur.close()
 
     # -- pruning --------------------------------------------------------------------------
-    def prune(self, before_ns: int, now_ns: int) -> dict[str, int]:
+    def prune(self, before_ns: int, now_ns: int, max_records: int | None = None) -> dict[str, int]:
         """Delete, writer by writer, the longest first part of each chain answered before
-        `before_ns` (never a record answered later), and note in chain_cuts where each chain
-        now starts and the hash it continues from. The records deleted per writer."""
+        `before_ns` (never a record answered later), at most `max_records` of each writer
+        when given (so that one transaction, which holds SQLite's write lock, stays short),
+        and note in chain_cuts where each chain now starts and the hash it continues from.
+        The records deleted per writer. Prunes run one at a time (a lock on PostgreSQL,
+        the write lock on SQLite), whichever process runs them."""
+        if max_records is not None and max_records < 1:
+            raise ValueError("max_records must be at least 1")
         deleted: dict[str, int] = {}
         with self.write() as cur:
-            for writer_id, keep_from in self._keep_from(cur, before_ns):
+            if self.dialect is POSTGRES:
+                cur.execute(f"SELECT pg_advisory_xact_lock({_PRUNE_LOCK})")
+            for writer_id, keep_from in self._keep_from(cur, before_ns, max_records):
                 cur.execute(
                     self.dialect.sql("SELECT hash FROM records WHERE writer_id = ? AND seq = ?"),
                     (writer_id, keep_from - 1),
@@ -338,15 +376,28 @@ class SqlStore:
                 )
         return deleted
 
-    def _keep_from(self, cur: Any, before_ns: int) -> list[tuple[str, int]]:
+    def _keep_from(
+        self, cur: Any, before_ns: int, max_records: int | None
+    ) -> list[tuple[str, int]]:
+        """Per writer, the first seq to keep: its first record answered at or after
+        `before_ns` (past its head when there is none), no further than `max_records` past
+        its first stored record."""
         cur.execute(
             self.dialect.sql(
                 "SELECT w.writer_id, w.last_seq, (SELECT MIN(r.seq) FROM records r"
-                " WHERE r.writer_id = w.writer_id AND r.answered_ns >= ?) FROM writers w"
+                " WHERE r.writer_id = w.writer_id AND r.answered_ns >= ?),"
+                " (SELECT MIN(r.seq) FROM records r WHERE r.writer_id = w.writer_id)"
+                " FROM writers w"
             ),
             (before_ns,),
         )
-        return [(w, int(last) + 1 if first is None else int(first)) for w, last, first in cur]
+        found = []
+        for writer_id, last, first_new, first in cur.fetchall():
+            keep_from = int(last) + 1 if first_new is None else int(first_new)
+            if max_records is not None and first is not None:
+                keep_from = min(keep_from, int(first) + max_records)
+            found.append((writer_id, keep_from))
+        return found
 
 
 _PLACEHOLDERS: Final = ", ".join("?" for _ in (*RECORD_COLUMNS, "n_rows"))
@@ -354,17 +405,22 @@ _INSERT_SQL: Final = (
     f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}, n_rows) VALUES ({_PLACEHOLDERS})"  # noqa: S608
 )
 _INSERT: Final = {d.name: d.sql(_INSERT_SQL) for d in (SQLITE, POSTGRES)}
+# Rows per SQLite statement: 64 x 24 parameters, far below SQLite's 32,766, and at most 64
+# distinct statements for the connection's statement cache (128).
+_SQLITE_CHUNK: Final = 64
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    return _INSERT_SQL + f", ({_PLACEHOLDERS})" * (rows - 1)
+
+
+_FIELDS_OF: Final = operator.attrgetter(*FIELD_NAMES)
 
 
 def _row(link: Link) -> tuple[Any, ...]:
     r = link.record
-    return (
-        link.writer_id,
-        link.seq,
-        link.hash,
-        *(getattr(r, name) for name in FIELD_NAMES),
-        r.n_rows,
-    )
+    return (link.writer_id, link.seq, link.hash, *_FIELDS_OF(r), r.n_rows)
 
 
 def _value(v: Any) -> Any:

@@ -2,21 +2,29 @@
 
     python -m scripts.bench.ab --against DIR [--duration S] [--rounds R] [--json PATH]
                                [--this-env NAME=VALUE ...] [--against-env NAME=VALUE ...]
+                               [--scenarios 1x1,1x8,1x64,2x64] [--request predict|v2-binary]
 
 DIR is another checkout of the service (say the main branch's worktree) with its own `.venv`.
 Both serve the same artifact (this checkout's model/weights.json) on loopback, each with 1 worker
 and with 2; wrk (scripts/bench/http_load.py's Lua script) POSTs /predict at 1, 8 and 64
-connections to the 1-worker servers and at 64 to the 2-worker ones, in interleaved rounds whose
+connections to the 1-worker servers and at 64 to the 2-worker ones (`--scenarios` picks some
+of these, WORKERSxCONNECTIONS), in interleaved rounds whose
 order reverses every other round. Prints the median req/s and p99 of each, and this checkout's
 req/s over DIR's (median of per-round ratios): a change on the request path is judged by these
-ratios, never by absolute figures from different runs. Exit status 1 on any error answer.
+ratios, never by absolute figures from different runs. Exit status 1 on any error answer. The
+CPU per request is the user and system time of the server's processes (workers included)
+during a run over its answers: on a shared machine it holds steadier than req/s.
 
 `--this-env` and `--against-env` add settings to one side: `--against . --against-env
 RECORD=false` measures the record's cost on this checkout. Each side keeps its record in a
-temporary folder of its own.
+temporary folder of its own. `--request v2-binary` POSTs a V2 infer of `--rows` (10,000) rows as
+a binary INT64 tensor instead, and reports rows/s too. After the rounds, each side's record
+figures are read from its Prometheus exposition: commits, mean group size, commit and wait
+quantiles (bucket bounds).
 """
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -24,9 +32,24 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Final
 
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from scripts.bench.common import REPO_ROOT, machine_info, median, print_machine, write_json
-from scripts.bench.http_load import LUA_TEMPLATE, Server, bodies, check_alive, run_wrk, running
+from scripts.bench.http_load import (
+    LUA_FILE_TEMPLATE,
+    LUA_TEMPLATE,
+    V2_INFER,
+    Server,
+    bodies,
+    check_alive,
+    run_wrk,
+    running,
+)
+from scripts.bench.v2_bodies import binary_body
+from scripts.bench.v2_bodies import rows as v2_rows
 from scripts.cli import OneLineParser, positive_float, positive_int
 from tests.live_server import LOOPBACK, free_port, server_env
 
@@ -45,6 +68,14 @@ def parse_args() -> argparse.Namespace:
         "whose code reads another artifact format",
     )
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--request", choices=("predict", "v2-binary"), default="predict")
+    p.add_argument("--rows", type=positive_int, default=10_000, help="rows of a v2-binary infer")
+    p.add_argument(
+        "--scenarios",
+        type=scenarios,
+        default=SCENARIOS,
+        help="WORKERSxCONNECTIONS,... (default: 1x1,1x8,1x64,2x64)",
+    )
     p.add_argument("--this-env", action="append", default=[], type=setting, help="NAME=VALUE")
     p.add_argument("--against-env", action="append", default=[], type=setting, help="NAME=VALUE")
     args = p.parse_args()
@@ -52,6 +83,18 @@ def parse_args() -> argparse.Namespace:
     if not (args.against / "app" / "__main__.py").is_file() or not python.is_file():
         p.error("--against must be a checkout of the service with its .venv")
     return args
+
+
+def scenarios(text: str) -> tuple[tuple[int, int], ...]:
+    try:
+        found = tuple(
+            (int(w), int(c)) for w, _, c in (part.partition("x") for part in text.split(","))
+        )
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WORKERSxCONNECTIONS,...") from None
+    if not found or any(w not in (1, 2) or c < 1 for w, c in found):
+        raise argparse.ArgumentTypeError("workers must be 1 or 2, connections at least 1")
+    return found
 
 
 def setting(text: str) -> tuple[str, str]:
@@ -62,13 +105,17 @@ def setting(text: str) -> tuple[str, str]:
 
 
 def servers(
-    against: Path, against_model: Path | None, extra: dict[str, dict[str, str]], tmp: Path
+    against: Path,
+    against_model: Path | None,
+    extra: dict[str, dict[str, str]],
+    tmp: Path,
+    worker_counts: set[int],
 ) -> dict[str, Server]:
     models = {"this": DEFAULT_ARTIFACT_PATH, "against": against_model or DEFAULT_ARTIFACT_PATH}
     python = {"this": (sys.executable, REPO_ROOT), "against": (".venv/bin/python", against)}
     found = {}
     for side, (interpreter, where) in python.items():
-        for workers in (1, 2):
+        for workers in sorted(worker_counts):
             command = [str(where.resolve() / interpreter), "-m", "app"]  # the venv, unresolved
             env = {"HOST": LOOPBACK, "PORT": "{port}", "MODEL_PATH": str(models[side].resolve())}
             # Each its own Prometheus port (a checkout without one ignores the variable).
@@ -79,6 +126,67 @@ def servers(
             name = f"{side} {workers}w"
             found[name] = Server(name, command, run_env, cwd=where.resolve())
     return found
+
+
+def request_script(request: str, rows: int, tmp: Path) -> tuple[str, Path]:
+    """The path to POST and wrk's script for it."""
+    lua = tmp / f"{request}.lua"
+    if request == "predict":
+        lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
+        return "/predict", lua
+    body = binary_body(v2_rows(rows))
+    data = tmp / f"{request}.body"
+    data.write_bytes(body.body)
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in body.headers.items())
+    lua.write_text(LUA_FILE_TEMPLATE.format(headers=headers, path=data), encoding="utf-8")
+    return V2_INFER, lua
+
+
+def cpu_seconds(server: Server) -> float:
+    """User and system CPU of the server's processes (its workers included) so far."""
+    assert server.process is not None
+    root = psutil.Process(server.process.pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def record_figures(server: Server) -> str:
+    """The record's figures since the server started, from its metrics (empty when off)."""
+    url = f"http://{LOOPBACK}:{server.env['METRICS_PORT']}/metrics"
+    try:
+        text = httpx.get(url, timeout=10).text
+    except httpx.HTTPError:
+        return ""
+    samples = {
+        (s.name, s.labels.get("le", "")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith("predictor_record_")
+    }
+    commits = samples.get(("predictor_record_commit_seconds_count", ""), 0.0)
+    if not commits:
+        return ""
+    records = samples.get(("predictor_record_records_written_total", ""), 0.0)
+    commit_q = [bucket_quantile(samples, "predictor_record_commit_seconds", q) for q in (0.5, 0.99)]
+    wait_q = [bucket_quantile(samples, "predictor_record_wait_seconds", q) for q in (0.5, 0.99)]
+    return (
+        f"{commits:,.0f} commits, {records:,.0f} records, mean group {records / commits:.2f}; "
+        f"commit p50 <= {commit_q[0] * 1e3:g} ms, p99 <= {commit_q[1] * 1e3:g} ms; "
+        f"wait p50 <= {wait_q[0] * 1e3:g} ms, p99 <= {wait_q[1] * 1e3:g} ms"
+    )
+
+
+def bucket_quantile(samples: dict[tuple[str, str], float], name: str, q: float) -> float:
+    """The upper bound of the histogram bucket holding the q-quantile (inf past the last)."""
+    buckets = sorted(
+        (float(le), count) for (sample, le), count in samples.items() if sample == f"{name}_bucket"
+    )
+    total = buckets[-1][1] if buckets else 0.0
+    return next((le for le, count in buckets if count >= q * total), float("inf"))
 
 
 def main() -> int:
@@ -93,32 +201,39 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {}
     errors = 0
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, ExitStack() as stack:
-        lua = Path(tmp) / "predict.lua"
-        lua.write_text(LUA_TEMPLATE.format(body=bodies()["/predict"].decode()))
+        path, lua = request_script(args.request, args.rows, Path(tmp))
         # Each side runs from its own directory, so each serves its own code.
         started = {}
         extra = {"this": dict(args.this_env), "against": dict(args.against_env)}
-        for name, server in servers(args.against, args.against_model, extra, Path(tmp)).items():
+        worker_counts = {w for w, _ in args.scenarios}
+        found = servers(args.against, args.against_model, extra, Path(tmp), worker_counts)
+        for name, server in found.items():
             started[name] = stack.enter_context(running(server, Path(tmp)))
         for server in started.values():
-            run_wrk(server.url + "/predict", lua, 8, 1)  # warm-up
+            run_wrk(server.url + path, lua, 8, 1)  # warm-up
         for round_ in range(args.rounds):
             sides = ("this", "against") if round_ % 2 == 0 else ("against", "this")
-            for workers, connections in SCENARIOS:
+            for workers, connections in args.scenarios:
                 for side in sides:
                     server = started[f"{side} {workers}w"]
                     check_alive(server)
-                    stats = run_wrk(server.url + "/predict", lua, connections, args.duration)
+                    cpu = cpu_seconds(server)
+                    stats = run_wrk(server.url + path, lua, connections, args.duration)
+                    stats["cpu_ms"] = (cpu_seconds(server) - cpu) * 1e3 / stats["requests"]
                     errors += int(stats["status"] + stats["socket_errors"])
                     key = f"{side} {workers}w c{connections}"
                     results.setdefault(key, []).append(stats)
-    print(f"\n/predict, {args.rounds} round(s) of {args.duration:g} s; against: {args.against}")
+        figures = {name: record_figures(server) for name, server in started.items()}
+    rows = args.rows if args.request == "v2-binary" else 1
+    what = f"V2 binary infer of {rows:,} rows" if rows > 1 else "/predict"
+    print(f"\n{what}, {args.rounds} round(s) of {args.duration:g} s; against: {args.against}")
     print(
-        "| scenario | this req/s | against req/s | this / against | this p99 ms | against p99 ms |"
+        "| scenario | this req/s | against req/s | this / against | this p99 ms | against p99 ms "
+        "| this CPU ms/req | against CPU ms/req |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     summary = {}
-    for workers, connections in SCENARIOS:
+    for workers, connections in args.scenarios:
         this = results[f"this {workers}w c{connections}"]
         other = results[f"against {workers}w c{connections}"]
         ratios = [a["rps"] / b["rps"] for a, b in zip(this, other, strict=True)]
@@ -129,17 +244,30 @@ def main() -> int:
             "ratios": ratios,
             "this_p99_ms": median([r["p99_us"] for r in this]) / 1000,
             "against_p99_ms": median([r["p99_us"] for r in other]) / 1000,
+            "this_cpu_ms": median([r["cpu_ms"] for r in this]),
+            "against_cpu_ms": median([r["cpu_ms"] for r in other]),
         }
         summary[f"{workers} worker(s) c{connections}"] = row
         print(
             f"| {workers} worker(s), {connections} conn | {row['this_rps']:,.0f} | "
             f"{row['against_rps']:,.0f} | {row['ratio']:.3f} "
             f"({', '.join(f'{r:.2f}' for r in ratios)}) | {row['this_p99_ms']:.2f} | "
-            f"{row['against_p99_ms']:.2f} |"
+            f"{row['against_p99_ms']:.2f} | {row['this_cpu_ms']:.3f} | "
+            f"{row['against_cpu_ms']:.3f} |"
         )
+        if rows > 1:
+            this_rows, other_rows = (
+                median([r["rps"] for r in this]),
+                median([r["rps"] for r in other]),
+            )
+            print(f"|   rows/s | {this_rows * rows:,.0f} | {other_rows * rows:,.0f} | | | | | |")
     print(f"non-2xx answers and socket errors: {errors}")
+    for name, figure in figures.items():
+        if figure:
+            print(f"record of {name}: {figure}")
     if args.json is not None:
-        write_json(args.json, {"machine": info, "against": str(args.against), "results": summary})
+        payload = {"machine": info, "against": str(args.against), "results": summary}
+        write_json(args.json, {**payload, "record": figures})
     return 1 if errors else 0
 
 

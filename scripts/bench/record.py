@@ -10,6 +10,8 @@ synchronous=FULL: each commit syncs the WAL) and to PostgreSQL: the server DATAB
 or else a throwaway local cluster (Debian's postgresql, tests/postgres.py) on loopback, fsync on.
 Prints per backend and N: records committed per second, transactions per second, the mean group
 size, and the commit latency each caller saw (from `commit` called to returned): p50, p99, max.
+First it measures the disk's flush where the SQLite record is kept (a 4 KiB append, then
+fdatasync, 200 times): every recorded request waits for one flush at least.
 """
 
 import asyncio
@@ -73,6 +75,24 @@ def measure(
     )
 
 
+def disk_flush_ms(folder: Path, count: int = 200) -> tuple[float, float]:
+    """p50 and p99 of a 4 KiB append followed by fdatasync, in ms."""
+    path = folder / "flush-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    times = []
+    try:
+        for _ in range(count):
+            os.write(fd, b"\0" * 4096)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    p50, p99 = np.percentile(times, [50, 99]) * 1e3
+    return float(p50), float(p99)
+
+
 def main() -> None:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--committers", default=",".join(map(str, DEFAULT_COMMITTERS)))
@@ -94,6 +114,8 @@ def main() -> None:
     print("backend    conc  records/s  commits/s  group  p50 ms   p99 ms   max ms")
     try:
         with tempfile.TemporaryDirectory(dir=REPO_ROOT, prefix=".bench-record-") as folder:
+            p50, p99 = disk_flush_ms(Path(folder))
+            print(f"disk: 4 KiB append + fdatasync p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             for n in counts:
                 sqlite = RecordConfig(record_dir=Path(folder) / f"c{n}")
                 print(measure(sqlite, n, args.seconds, answers, args.rows), flush=True)

@@ -269,3 +269,46 @@ def test_export_of_a_million_rows_runs_in_constant_memory(
         assert sum(1 for _ in f) == 1_000_010
     # All 100,000 stored rows held at once would take hundreds of MiB; a stream, a few.
     assert peak - baseline < 40 * 1024, f"peak {peak} KiB against {baseline} KiB"
+
+
+def negatively_explained(answers: Answers) -> PredictionRecord:
+    for _ in range(100):
+        record = answers.explained()
+        _, contributions = record.explanation_values() or (0.0, ())
+        if min(contributions) < 0:
+            return record
+    raise AssertionError("no explanation with a negative contribution in 100 random rows")
+
+
+def test_csv_export_escapes_every_cell_a_spreadsheet_would_run(
+    store: SqlStore, config: RecordConfig, answers: Answers, tmp_path: Path
+) -> None:
+    # values the record accepts (visible ASCII; case references of [A-Za-z0-9._:/+=@-])
+    formulas = [
+        answers.single(request_id="=1+2", case_ref="@SUM", caller="-key"),
+        negatively_explained(answers),  # a number starting with -, left as it is
+        answers.single(request_id="+cmd", case_ref="-2+3", caller="=cmd|'/C'!A0"),
+    ]
+    append(store, "w", formulas)
+    out = tmp_path / "export.csv"
+    run = audit(config, "export", "--format", "csv", "--output", str(out))
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    by_id = {row["request_id"]: row for row in rows}
+    assert by_id["'=1+2"]["case_ref"] == "'@SUM"
+    assert by_id["'=1+2"]["caller"] == "'-key"
+    assert by_id["'+cmd"]["case_ref"] == "'-2+3"
+    assert by_id["'+cmd"]["caller"] == "'=cmd|'/C'!A0"
+    explained = by_id[formulas[1].request_id]
+    contributions = [float(explained[f"contribution_{n}"]) for n in FEATURE_NAMES]
+    assert any(c < 0 for c in contributions)  # the case this checks: a number starting with -
+    for row in rows:
+        for name, cell in row.items():
+            if cell.startswith(("=", "+", "-", "@", "\t", "\r")):
+                float(cell)  # only a number may start so, and it must read as one
+                assert name.startswith("contribution_") or name == "base_value", name
+    jsonl = audit(config, "export", "--format", "jsonl")  # other formats keep the values
+    assert {json.loads(line)["request_id"] for line in jsonl.stdout.splitlines()} >= {
+        "=1+2",
+        "+cmd",
+    }

@@ -50,3 +50,11 @@ def test_two_workers_metrics_add_up(tmp_path: Path) -> None:
     commits = value("predictor_record_commit_seconds_count")
     assert commits is not None
     assert 2 <= commits < 40  # groups were shared in each worker
+    assert value("predictor_record_commit_group_size_count") == commits
+    # one wait per commit (its longest), each at least its commit, together at most a minute
+    assert value("predictor_record_wait_seconds_count") == commits
+    waited = value("predictor_record_wait_seconds_sum")
+    committing = value("predictor_record_commit_seconds_sum")
+    assert waited is not None
+    assert committing is not None
+    assert committing <= waited < 60

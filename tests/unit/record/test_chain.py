@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from app.record.chain import GENESIS, ChainHead, canonical_bytes, link_hash, new_writer_id
+from app.record.chain import (
+    FIELD_NAMES,
+    GENESIS,
+    ChainHead,
+    canonical_bytes,
+    canonical_values,
+    link_hash,
+    new_writer_id,
+)
 from tests.unit.record.test_entry import make
 
 
@@ -60,6 +68,9 @@ def spelled_out(writer: str, seq: int, r: Any) -> bytes:
 def test_canonical_bytes_follow_the_documented_layout(changes: dict[str, Any]) -> None:
     r = make(**changes)
     assert canonical_bytes("host:1:ab", 7, r) == spelled_out("host:1:ab", 7, r)
+    # what verify hashes: the general walk over the values as stored
+    values = [getattr(r, name) for name in FIELD_NAMES]
+    assert canonical_bytes("host:1:ab", 7, r) == canonical_values("host:1:ab", 7, values)
 
 
 @pytest.mark.parametrize(

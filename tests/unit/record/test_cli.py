@@ -1,11 +1,13 @@
 """`python -m app audit` argument checks: usage errors exit 2, --help names no secret."""
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
 
 from app.__main__ import main as app_main
-from app.record.cli import main
+from app.record.cli import _write_csv, main
 
 SECRET = "postgresql://u:hunter2-secret@127.0.0.1:1/db"  # noqa: S105 - a fake, to hide
 
@@ -71,3 +73,25 @@ def test_an_unreachable_database_is_reported_without_its_password(
     err = capsys.readouterr().err
     assert "cannot read the record (postgresql://127.0.0.1:1/db)" in err
     assert "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+1", "'+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("a;=1+2", "a;=1+2"),  # quoted: a spreadsheet splitting on ; keeps it one text cell
+        ("case:1", "case:1"),
+    ],
+)
+def test_csv_text_cells_cannot_run_as_formulas(value: str, cell: str) -> None:
+    out = io.StringIO()
+    assert _write_csv(out, ["text", "number"], [(value, -0.25)]) == 1
+    text = out.getvalue()
+    assert text.splitlines()[1].startswith('"')  # every text cell is quoted
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert row == {"text": cell, "number": "-0.25"}  # a number stays a number

@@ -11,6 +11,7 @@ def test_every_metric_is_prefixed_and_every_gauge_says_how_workers_combine() -> 
         "predictor_record_rows_written",
         "predictor_record_commit_group_size",
         "predictor_record_commit_seconds",
+        "predictor_record_wait_seconds",
         "predictor_record_queue_depth",
         "predictor_record_failures",
         "predictor_record_available",
