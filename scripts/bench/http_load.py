@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
+
 from app.__main__ import event_loop
 from app.core.dataplane import ServedModel
 from model.artifact import DEFAULT_ARTIFACT_PATH
@@ -262,8 +264,9 @@ class PeakMemory:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        processes = serving_processes(self.server)  # found once: sampled every 20 ms
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, *rss_mb(self.server))
+            self.peak = max(self.peak, *rss_mb(self.server, processes))
 
     def __enter__(self) -> "PeakMemory":
         self._thread.start()
@@ -332,15 +335,29 @@ def bodies() -> dict[str, bytes]:
     }
 
 
-def rss_mb(server: Server) -> list[float]:
-    """Resident memory of the processes that serve requests: the uvicorn workers (spawned
-    children) of a multi-worker server, else the server process itself."""
-    import psutil
-
+def serving_processes(server: Server) -> list["psutil.Process"]:
+    """The processes that serve requests: the uvicorn workers (spawned children) of a
+    multi-worker server, else the server process itself; never the Prometheus exposition's
+    process, a spawned child too, told apart by its listening on METRICS_PORT."""
     assert server.process is not None
     parent = psutil.Process(server.process.pid)
-    workers = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
-    return [round(p.memory_info().rss / 2**20, 1) for p in workers or [parent]]
+    port = int(server.env.get("METRICS_PORT") or 0)
+    spawned = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+    workers = [
+        c
+        for c in spawned
+        if not any(
+            conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+            for conn in c.net_connections("tcp")
+        )
+    ]
+    return workers or [parent]
+
+
+def rss_mb(server: Server, processes: list["psutil.Process"] | None = None) -> list[float]:
+    """Resident memory of the serving processes (`processes`, or found again), in MB."""
+    found = serving_processes(server) if processes is None else processes
+    return [round(p.memory_info().rss / 2**20, 1) for p in found]
 
 
 def parse_args() -> argparse.Namespace:
