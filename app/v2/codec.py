@@ -649,57 +649,111 @@ def encode_response(
     tests/unit/v2/test_fast_paths.py checks the bytes against to_json's. `decisions` (indices
     in DECISIONS) must be given when the request asks for the decision output.
     """
-    n = len(scored.probabilities)
-    outputs: list[dict[str, Any]] = []
-    binary_parts: list[bytes] = []
-    spliced: dict[int, bytes] = {}  # the JSON data of outputs[i], written by _class_run
-    for output in request.outputs:
-        if output.name == PROBABILITY_OUTPUT:
-            tensor: dict[str, Any] = {"name": output.name, "datatype": "FP64", "shape": [n]}
-            if output.binary:
-                binary_parts.append(scored.probabilities.astype("<f8", copy=False).tobytes())
-            else:
-                tensor["data"] = scored.probabilities.tolist()
-        elif output.name == DECISION_OUTPUT:
-            if decisions is None:
-                raise ValueError("the decision output needs the decisions")
-            tensor = {"name": output.name, "datatype": "BYTES", "shape": [n]}
-            if output.binary:
-                binary_parts.append(b"".join(_DECISION_ELEMENTS[decisions].tolist()))
-            else:
-                tensor["data"] = [DECISIONS[d] for d in decisions.tolist()]
-        else:
-            tensor = {"name": output.name, "datatype": "BYTES", "shape": [n]}
-            if output.binary:
-                binary_parts.append(_class_run(scored.malignant, _CLASS_ELEMENT_TABLE))
-            elif n < _SPLICED_ROWS:
-                tensor["data"] = [CLASS_NAMES[m] for m in scored.malignant.tolist()]
-            else:
-                spliced[len(outputs)] = _class_run(scored.malignant, _CLASS_JSON_TABLE)[:-1]
-        if output.binary:
-            tensor["parameters"] = {"binary_data_size": len(binary_parts[-1])}
-        outputs.append(tensor)
+    tensors, binary_parts, spliced = _encode_outputs(request.outputs, scored, decisions)
     response: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request.id is not None:
         response["id"] = request.id
     response["parameters"] = {THRESHOLD: scored.threshold}
-    if spliced:
-        # {...,"outputs":[...]}, as to_json writes a response whose last field is outputs,
-        # and a spliced tensor {...,"data":[...]}, as it writes one whose last field is data
-        texts = [
-            pydantic_core.to_json(t)
-            if i not in spliced
-            else b"".join([pydantic_core.to_json(t)[:-1], b',"data":[', spliced[i], b"]}"])
-            for i, t in enumerate(outputs)
-        ]
-        head = pydantic_core.to_json(response)[:-1]
-        header = b"".join([head, b',"outputs":[', b",".join(texts), b"]}"])
-    else:
-        response["outputs"] = outputs
-        header = pydantic_core.to_json(response)
+    header = _json_header(response, tensors, spliced)
     if not binary_parts:
         return Encoded(header, None)
     return Encoded(b"".join([header, *binary_parts]), len(header))
+
+
+def _encode_outputs(
+    requested: Sequence[RequestedOutput], scored: Scored, decisions: NDArray[np.uint8] | None
+) -> tuple[list[dict[str, Any]], list[bytes], dict[int, bytes]]:
+    """The outputs' tensors; the binary outputs' bytes, in output order; and the JSON data of
+    the spliced tensors, by index in the tensors."""
+    tensors: list[dict[str, Any]] = []
+    binary_parts: list[bytes] = []
+    spliced: dict[int, bytes] = {}
+    for output in requested:
+        encode = _OUTPUT_ENCODERS.get(output.name, _encode_class)
+        tensor, data = encode(output, scored, decisions)
+        if output.binary:
+            tensor["parameters"] = {"binary_data_size": len(data)}
+            binary_parts.append(data)
+        elif data:
+            spliced[len(tensors)] = data
+        tensors.append(tensor)
+    return tensors, binary_parts, spliced
+
+
+# Each output's tensor, and its data when not in the tensor: its bytes when it is asked for as
+# binary, else b"" or, for a spliced class tensor, its JSON data, written by _class_run.
+_TensorAndData = tuple[dict[str, Any], bytes]
+
+
+def _encode_probability(
+    output: RequestedOutput, scored: Scored, decisions: NDArray[np.uint8] | None
+) -> _TensorAndData:
+    tensor: dict[str, Any] = {
+        "name": output.name,
+        "datatype": "FP64",
+        "shape": [len(scored.probabilities)],
+    }
+    if output.binary:
+        return tensor, scored.probabilities.astype("<f8", copy=False).tobytes()
+    tensor["data"] = scored.probabilities.tolist()
+    return tensor, b""
+
+
+def _encode_decision(
+    output: RequestedOutput, scored: Scored, decisions: NDArray[np.uint8] | None
+) -> _TensorAndData:
+    if decisions is None:
+        raise ValueError("the decision output needs the decisions")
+    tensor: dict[str, Any] = {
+        "name": output.name,
+        "datatype": "BYTES",
+        "shape": [len(scored.probabilities)],
+    }
+    if output.binary:
+        return tensor, b"".join(_DECISION_ELEMENTS[decisions].tolist())
+    tensor["data"] = [DECISIONS[d] for d in decisions.tolist()]
+    return tensor, b""
+
+
+def _encode_class(
+    output: RequestedOutput, scored: Scored, decisions: NDArray[np.uint8] | None
+) -> _TensorAndData:
+    n = len(scored.probabilities)
+    tensor: dict[str, Any] = {"name": output.name, "datatype": "BYTES", "shape": [n]}
+    if output.binary:
+        return tensor, _class_run(scored.malignant, _CLASS_ELEMENT_TABLE)
+    if n < _SPLICED_ROWS:
+        tensor["data"] = [CLASS_NAMES[m] for m in scored.malignant.tolist()]
+        return tensor, b""
+    return tensor, _class_run(scored.malignant, _CLASS_JSON_TABLE)[:-1]
+
+
+# Any name but these is the class output's (the request's output names are checked on decoding).
+_OUTPUT_ENCODERS: Final = {
+    PROBABILITY_OUTPUT: _encode_probability,
+    DECISION_OUTPUT: _encode_decision,
+    CLASS_OUTPUT: _encode_class,
+}
+
+
+def _json_header(
+    response: dict[str, Any], tensors: list[dict[str, Any]], spliced: Mapping[int, bytes]
+) -> bytes:
+    """The response's JSON, to_json's of `response` with `tensors` as its last field, outputs;
+    the tensors in `spliced` with their data spliced in as their last field."""
+    if not spliced:
+        response["outputs"] = tensors
+        return pydantic_core.to_json(response)
+    # {...,"outputs":[...]}, as to_json writes a response whose last field is outputs,
+    # and a spliced tensor {...,"data":[...]}, as it writes one whose last field is data
+    texts = [
+        pydantic_core.to_json(t)
+        if i not in spliced
+        else b"".join([pydantic_core.to_json(t)[:-1], b',"data":[', spliced[i], b"]}"])
+        for i, t in enumerate(tensors)
+    ]
+    head = pydantic_core.to_json(response)[:-1]
+    return b"".join([head, b',"outputs":[', b",".join(texts), b"]}"])
 
 
 def _class_table(benign: bytes, malignant: bytes) -> NDArray[np.object_]:
