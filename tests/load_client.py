@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from app.monitoring.typicality import Typicality
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact
@@ -209,6 +209,7 @@ async def run_load(
 TUMOUR: Final = frozenset(
     {"probability", "class", "prediction_set", "decision", "reasons", "atypical"}
 )
+SETTINGS: Final = frozenset({"threshold", "confidence", "model_version"})  # in every answer
 
 
 class Expected:
@@ -271,6 +272,15 @@ class Expected:
             answer = json.loads(response)
         except ValueError as exc:
             return f"not JSON: {exc}"
+        problem = self._settings(answer)
+        if problem is not None:
+            return problem
+        if path == "/predict":
+            return self._single(answer, request)
+        return self._batch(answer, request)
+
+    def _settings(self, answer: object) -> str | None:
+        """What every answer must say: it is an object with this model's settings."""
         if not isinstance(answer, dict):
             return f"not an object: {answer!r}"
         if answer.get("threshold") != self.threshold:
@@ -279,15 +289,18 @@ class Expected:
             return f"model_version {answer.get('model_version')!r}, expected {self.version}"
         if answer.get("confidence") != self.confidence:
             return f"confidence {answer.get('confidence')!r}, expected {self.confidence}"
-        top = {"threshold", "confidence", "model_version"}
-        if path == "/predict":
-            if set(answer) != TUMOUR | top:
-                return f"unexpected fields {sorted(answer)}"
-            fields = {name: answer[name] for name in TUMOUR}
-            return self._tumour(fields, self.single_proba[request], self.single_atypical[request])
+        return None
+
+    def _single(self, answer: dict[str, Any], request: bytes) -> str | None:
+        if set(answer) != TUMOUR | SETTINGS:
+            return f"unexpected fields {sorted(answer)}"
+        fields = {name: answer[name] for name in TUMOUR}
+        return self._tumour(fields, self.single_proba[request], self.single_atypical[request])
+
+    def _batch(self, answer: dict[str, Any], request: bytes) -> str | None:
         expected = self.batch_proba[request]
         predictions = answer.get("predictions")
-        if set(answer) != {"predictions"} | top:
+        if set(answer) != {"predictions"} | SETTINGS:
             return f"unexpected fields {sorted(answer)}"
         if not isinstance(predictions, list) or len(predictions) != len(expected):
             return f"{len(predictions or [])} predictions for {len(expected)} instances"

@@ -242,16 +242,7 @@ def _check_numbers(record: PredictionRecord) -> None:
 
 
 def _check_rows(record: PredictionRecord) -> None:
-    for name in ("scores", "probabilities", "classes", "sets"):
-        if not isinstance(getattr(record, name), bytes):
-            raise RecordError(f"{name} must be bytes")
-    n = len(record.classes)
-    if not 1 <= n <= MAX_ROWS:
-        raise RecordError(f"a record holds 1 to {MAX_ROWS} rows")
-    if len(record.scores) != n * N_FEATURES or len(record.probabilities) != n * 8:
-        raise RecordError("scores, probabilities, classes and sets must hold the same rows")
-    if len(record.sets) != n:
-        raise RecordError("scores, probabilities, classes and sets must hold the same rows")
+    n = _row_count(record)
     # bytes.translate deletes the allowed codes: whatever is left was not allowed (C speed at
     # any size, where a NumPy reduction costs microseconds even for one row)
     if record.scores.translate(None, _SCORE_CODES):
@@ -264,6 +255,21 @@ def _check_rows(record: PredictionRecord) -> None:
         raise RecordError("probabilities must be in [0, 1]")
     if record.explanation is not None:
         _check_explanation(record.explanation)
+
+
+def _row_count(record: PredictionRecord) -> int:
+    """The record's rows, once its row fields are bytes that hold the same number of rows."""
+    for name in ("scores", "probabilities", "classes", "sets"):
+        if not isinstance(getattr(record, name), bytes):
+            raise RecordError(f"{name} must be bytes")
+    n = len(record.classes)
+    if not 1 <= n <= MAX_ROWS:
+        raise RecordError(f"a record holds 1 to {MAX_ROWS} rows")
+    if len(record.scores) != n * N_FEATURES or len(record.probabilities) != n * 8:
+        raise RecordError("scores, probabilities, classes and sets must hold the same rows")
+    if len(record.sets) != n:
+        raise RecordError("scores, probabilities, classes and sets must hold the same rows")
+    return n
 
 
 def _check_explanation(raw: Any) -> None:

@@ -23,6 +23,7 @@ import argparse
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,11 @@ from scripts.bench.v2_bodies import rows as v2_rows
 from scripts.cli import OneLineParser, positive_int
 
 Call = Callable[[], object]
+Calls = dict[str, Call]
 
 
+OURS = "Artifact.predict_one, tuple row"
+SKLEARN = "sklearn predict_proba, scaled (1, 9) array"
 CHECK = "typicality check + decision, tuple row"
 
 
@@ -122,31 +126,37 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> int:
-    args = parse_args()
-    artifact = load_artifact(args.model)
-    data = load_dataset()
-    clf = sklearn_model(artifact, data.X, data.y)
-    info = machine_info()
-    print_machine(info)
-    print(f"model {artifact.model_version} from {args.model}; {args.rounds} rounds")
+@dataclass
+class Timings:
+    """What the interleaved rounds measured, by candidate."""
 
-    row = tuple(int(v) for v in data.X[0])
+    single_us: dict[str, list[float]]  # one call at a time
+    rows_per_s: dict[str, list[float]]  # one figure a round
+    explain_us: list[float]  # one call at a time
+    v2_step_us: dict[str, dict[str, list[float]]]  # by body, then step: the fastest, a round
+
+
+def single_row_calls(artifact: Artifact, clf: Any, served: ServedModel, X: np.ndarray) -> Calls:
+    """The single-row candidates, on the first row of the data set."""
+    row = tuple(int(v) for v in X[0])
     row_array = np.asarray([row], dtype=np.float64)
     scaled_row = artifact.scaler.transform(row_array)
-    served = ServedModel.load(args.model)
-    single: dict[str, Call] = {
-        "Artifact.predict_one, tuple row": lambda: artifact.predict_one(row),
+    return {
+        OURS: lambda: artifact.predict_one(row),
         "Artifact.predict_proba, tuple row": lambda: artifact.predict_proba((row,)),
         "Artifact.predict_proba, (1, 9) array": lambda: artifact.predict_proba(row_array),
-        "sklearn predict_proba, scaled (1, 9) array": lambda: clf.predict_proba(scaled_row),
+        SKLEARN: lambda: clf.predict_proba(scaled_row),
         # What every answer adds to the scoring (issue 24's goal: under 5% of a /predict).
         CHECK: lambda: decide(1, served.typicality.is_atypical(row)),
     }
+
+
+def batch_calls(artifact: Artifact, clf: Any, X: np.ndarray) -> dict[str, tuple[int, Call]]:
+    """The batch candidates of both models, each with its rows: random rows of the data set."""
     rng = np.random.default_rng(0)
     batches: dict[str, tuple[int, Call]] = {}
     for n in (1000, 10000):
-        X_raw = data.X[rng.integers(0, len(data.X), n)].astype(np.float64)
+        X_raw = X[rng.integers(0, len(X), n)].astype(np.float64)
         X_list = [tuple(int(v) for v in r) for r in X_raw]
         X_scaled = artifact.scaler.transform(X_raw)
         batches[f"Artifact.predict_proba, {n:,} rows array"] = (
@@ -161,84 +171,133 @@ def main() -> int:
             n,
             partial(clf.predict_proba, X_scaled),
         )
-    X_v2 = v2_rows(10_000)
-    batches["ServedModel.score, 10,000 rows array"] = (10_000, partial(served.score, X_v2, None))
-    v2 = {
-        "V2 JSON tensor": v2_steps(served, json_body(X_v2)),
-        "V2 binary tensor": v2_steps(served, binary_body(X_v2)),
+    return batches
+
+
+def served_batches(
+    served: ServedModel, X_v2: np.ndarray, v2: dict[str, Calls]
+) -> dict[str, tuple[int, Call]]:
+    """The service's batch candidates: ServedModel.score, and each V2 body's steps run one
+    after the other."""
+    batches: dict[str, tuple[int, Call]] = {
+        "ServedModel.score, 10,000 rows array": (10_000, partial(served.score, X_v2, None))
     }
     for name, steps in v2.items():
         batches[f"{name}, 10,000 rows, decode + score + encode"] = (
             10_000,
             partial(run_steps, steps),
         )
-    step_us: dict[str, dict[str, list[float]]] = {
-        name: {step: [] for step in steps} for name, steps in v2.items()
-    }
+    return batches
+
+
+def measure(
+    args: argparse.Namespace,
+    single: Calls,
+    batches: dict[str, tuple[int, Call]],
+    v2: dict[str, Calls],
+    explain: Callable[[tuple[int, ...]], object],
+    explain_rows: list[tuple[int, ...]],
+) -> Timings:
+    """args.rounds interleaved rounds of every candidate, after a warm-up."""
     for call in single.values():
         latencies_us(call, 200)  # warm-up
-
-    lat: dict[str, list[float]] = {name: [] for name in single}
-    rps: dict[str, list[float]] = {name: [] for name in batches}
-    explain_rows = [tuple(int(v) for v in r) for r in data.X]
-    explain_lat: list[float] = []
-    artifact.explain(explain_rows[0])  # warm-up
+    explain(explain_rows[0])  # warm-up
+    timings = Timings(
+        single_us={name: [] for name in single},
+        rows_per_s={name: [] for name in batches},
+        explain_us=[],
+        v2_step_us={name: {step: [] for step in steps} for name, steps in v2.items()},
+    )
     for r in range(args.rounds):
         order = list(single) if r % 2 == 0 else list(single)[::-1]
         for name in order:
-            lat[name].extend(latencies_us(single[name], args.calls))
+            timings.single_us[name].extend(latencies_us(single[name], args.calls))
         for name, (n, call) in batches.items():
-            rps[name].append(rows_per_second(call, n, 0.2 if args.quick else 0.5))
+            timings.rows_per_s[name].append(rows_per_second(call, n, 0.2 if args.quick else 0.5))
         for i in range(args.explanations):
             x = explain_rows[(r * args.explanations + i) % len(explain_rows)]
-            explain_lat.extend(latencies_us(partial(artifact.explain, x), 1))
+            timings.explain_us.extend(latencies_us(partial(explain, x), 1))
         for name, steps in v2.items():
             for step, call in steps.items():
-                step_us[name][step].append(best_us(call, 0.1 if args.quick else 0.3))
+                timings.v2_step_us[name][step].append(best_us(call, 0.1 if args.quick else 0.3))
+    return timings
 
-    ours = "Artifact.predict_one, tuple row"
-    sk = "sklearn predict_proba, scaled (1, 9) array"
+
+def print_timings(timings: Timings, background_rows: int) -> None:
+    lat = timings.single_us
     print(f"\n{'single row':44}{'median us':>11}{'p99 us':>9}{'sklearn / this':>16}")
     for name, values in lat.items():
         print(
             f"{name:44}{median(values):>11.1f}{percentile(values, 99):>9.1f}"
-            f"{median(lat[sk]) / median(values):>16.1f}"
+            f"{median(lat[SKLEARN]) / median(values):>16.1f}"
         )
-    check_share = median(lat[CHECK]) / median(lat[ours])
+    check_share = median(lat[CHECK]) / median(lat[OURS])
     print(f"{'check + decision / predict_one (medians)':44}{check_share:>11.2f}")
+    explain_lat = timings.explain_us
     e_median, e_p99 = median(explain_lat), percentile(explain_lat, 99)
-    n_b = len(artifact.background_rows)
     print(
-        f"\nexplanation ({n_b} distinct background rows x 512 coalitions, {len(explain_lat)} calls)"
+        f"\nexplanation ({background_rows} distinct background rows x 512 coalitions, "
+        f"{len(explain_lat)} calls)"
     )
     print(f"{'Artifact.explain, tuple row':44}{e_median:>11.1f}{e_p99:>9.1f}")
-    print(f"{'explain / predict_one (medians)':44}{e_median / median(lat[ours]):>11.0f}")
+    print(f"{'explain / predict_one (medians)':44}{e_median / median(lat[OURS]):>11.0f}")
     print(f"\n{'batch':60}{'rows/s':>14}")
-    for name, values in rps.items():
+    for name, values in timings.rows_per_s.items():
         print(f"{name:60}{median(values):>14,.0f}")
-    print(f"\n{'V2 step, 10,000 rows (fastest, us)':44}" + "".join(f"{n:>20}" for n in v2))
-    for step in next(iter(v2.values())):
-        print(f"{step:44}" + "".join(f"{median(step_us[n][step]):>20,.0f}" for n in v2))
+    step_us = timings.v2_step_us
+    print(f"\n{'V2 step, 10,000 rows (fastest, us)':44}" + "".join(f"{n:>20}" for n in step_us))
+    for step in next(iter(step_us.values())):
+        print(f"{step:44}" + "".join(f"{median(step_us[n][step]):>20,.0f}" for n in step_us))
 
-    write_json(
-        args.json,
-        {
-            "benchmark": "infer",
-            "machine": info,
-            "model_version": artifact.model_version,
-            "single_row_us": {
-                name: {"median": median(v), "p99": percentile(v, 99)} for name, v in lat.items()
-            },
-            "sklearn_over_ours_single_row": median(lat[sk]) / median(lat[ours]),
-            "explain_us": {"median": e_median, "p99": e_p99, "calls": len(explain_lat)},
-            "explain_over_predict_one": e_median / median(lat[ours]),
-            "batch_rows_per_second": {name: median(v) for name, v in rps.items()},
-            "v2_step_us": {
-                name: {step: median(v) for step, v in steps.items()}
-                for name, steps in step_us.items()
-            },
+
+def summary(timings: Timings, info: dict[str, Any], model_version: str) -> dict[str, Any]:
+    """The figures for --json."""
+    lat, explain_lat = timings.single_us, timings.explain_us
+    e_median = median(explain_lat)
+    return {
+        "benchmark": "infer",
+        "machine": info,
+        "model_version": model_version,
+        "single_row_us": {
+            name: {"median": median(v), "p99": percentile(v, 99)} for name, v in lat.items()
         },
-    )
+        "sklearn_over_ours_single_row": median(lat[SKLEARN]) / median(lat[OURS]),
+        "explain_us": {
+            "median": e_median,
+            "p99": percentile(explain_lat, 99),
+            "calls": len(explain_lat),
+        },
+        "explain_over_predict_one": e_median / median(lat[OURS]),
+        "batch_rows_per_second": {name: median(v) for name, v in timings.rows_per_s.items()},
+        "v2_step_us": {
+            name: {step: median(v) for step, v in steps.items()}
+            for name, steps in timings.v2_step_us.items()
+        },
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    artifact = load_artifact(args.model)
+    data = load_dataset()
+    clf = sklearn_model(artifact, data.X, data.y)
+    info = machine_info()
+    print_machine(info)
+    print(f"model {artifact.model_version} from {args.model}; {args.rounds} rounds")
+
+    served = ServedModel.load(args.model)
+    single = single_row_calls(artifact, clf, served, data.X)
+    batches = batch_calls(artifact, clf, data.X)
+    X_v2 = v2_rows(10_000)
+    v2 = {
+        "V2 JSON tensor": v2_steps(served, json_body(X_v2)),
+        "V2 binary tensor": v2_steps(served, binary_body(X_v2)),
+    }
+    batches |= served_batches(served, X_v2, v2)
+    explain_rows = [tuple(int(v) for v in r) for r in data.X]
+    timings = measure(args, single, batches, v2, artifact.explain, explain_rows)
+    print_timings(timings, len(artifact.background_rows))
+    write_json(args.json, summary(timings, info, artifact.model_version))
     return 0
 
 
