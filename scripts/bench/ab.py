@@ -30,7 +30,7 @@ import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import psutil
@@ -189,41 +189,60 @@ def bucket_quantile(samples: dict[tuple[str, str], float], name: str, q: float) 
     return next((le for le, count in buckets if count >= q * total), float("inf"))
 
 
-def main() -> int:
-    args = parse_args()
-    if shutil.which("wrk") is None:
-        print(
-            "scripts.bench.ab: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr
-        )
-        return 2
-    info = machine_info()
-    print_machine(info)
-    results: dict[str, list[dict[str, float]]] = {}
+Results = dict[str, list[dict[str, float]]]
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> tuple[Results, dict[str, str], int]:
+    """Start both sides, run the interleaved rounds; their wrk figures, record figures and
+    error count."""
+    results: Results = {}
     errors = 0
-    with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, ExitStack() as stack:
-        path, lua = request_script(args.request, args.rows, Path(tmp))
+    with ExitStack() as stack:
+        path, lua = request_script(args.request, args.rows, tmp)
         # Each side runs from its own directory, so each serves its own code.
-        started = {}
         extra = {"this": dict(args.this_env), "against": dict(args.against_env)}
         worker_counts = {w for w, _ in args.scenarios}
-        found = servers(args.against, args.against_model, extra, Path(tmp), worker_counts)
-        for name, server in found.items():
-            started[name] = stack.enter_context(running(server, Path(tmp)))
+        found = servers(args.against, args.against_model, extra, tmp, worker_counts)
+        started = {name: stack.enter_context(running(s, tmp)) for name, s in found.items()}
         for server in started.values():
             run_wrk(server.url + path, lua, 8, 1)  # warm-up
         for round_ in range(args.rounds):
             sides = ("this", "against") if round_ % 2 == 0 else ("against", "this")
             for workers, connections in args.scenarios:
                 for side in sides:
-                    server = started[f"{side} {workers}w"]
-                    check_alive(server)
-                    cpu = cpu_seconds(server)
-                    stats = run_wrk(server.url + path, lua, connections, args.duration)
-                    stats["cpu_ms"] = (cpu_seconds(server) - cpu) * 1e3 / stats["requests"]
+                    stats = run_one(started[f"{side} {workers}w"], path, lua, connections, args)
                     errors += int(stats["status"] + stats["socket_errors"])
-                    key = f"{side} {workers}w c{connections}"
-                    results.setdefault(key, []).append(stats)
+                    results.setdefault(f"{side} {workers}w c{connections}", []).append(stats)
         figures = {name: record_figures(server) for name, server in started.items()}
+    return results, figures, errors
+
+
+def run_one(
+    server: Server, path: str, lua: Path, connections: int, args: argparse.Namespace
+) -> dict[str, float]:
+    """One wrk run, with the server's CPU per answer."""
+    check_alive(server)
+    cpu = cpu_seconds(server)
+    stats = run_wrk(server.url + path, lua, connections, args.duration)
+    stats["cpu_ms"] = (cpu_seconds(server) - cpu) * 1e3 / stats["requests"]
+    return stats
+
+
+def summarise(this: list[dict[str, float]], other: list[dict[str, float]]) -> dict[str, Any]:
+    ratios = [a["rps"] / b["rps"] for a, b in zip(this, other, strict=True)]
+    return {
+        "this_rps": median([r["rps"] for r in this]),
+        "against_rps": median([r["rps"] for r in other]),
+        "ratio": median(ratios),
+        "ratios": ratios,
+        "this_p99_ms": median([r["p99_us"] for r in this]) / 1000,
+        "against_p99_ms": median([r["p99_us"] for r in other]) / 1000,
+        "this_cpu_ms": median([r["cpu_ms"] for r in this]),
+        "against_cpu_ms": median([r["cpu_ms"] for r in other]),
+    }
+
+
+def print_table(args: argparse.Namespace, results: Results) -> dict[str, dict[str, Any]]:
     rows = args.rows if args.request == "v2-binary" else 1
     what = f"V2 binary infer of {rows:,} rows" if rows > 1 else "/predict"
     print(f"\n{what}, {args.rounds} round(s) of {args.duration:g} s; against: {args.against}")
@@ -234,33 +253,36 @@ def main() -> int:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     summary = {}
     for workers, connections in args.scenarios:
-        this = results[f"this {workers}w c{connections}"]
-        other = results[f"against {workers}w c{connections}"]
-        ratios = [a["rps"] / b["rps"] for a, b in zip(this, other, strict=True)]
-        row = {
-            "this_rps": median([r["rps"] for r in this]),
-            "against_rps": median([r["rps"] for r in other]),
-            "ratio": median(ratios),
-            "ratios": ratios,
-            "this_p99_ms": median([r["p99_us"] for r in this]) / 1000,
-            "against_p99_ms": median([r["p99_us"] for r in other]) / 1000,
-            "this_cpu_ms": median([r["cpu_ms"] for r in this]),
-            "against_cpu_ms": median([r["cpu_ms"] for r in other]),
-        }
+        row = summarise(
+            results[f"this {workers}w c{connections}"],
+            results[f"against {workers}w c{connections}"],
+        )
         summary[f"{workers} worker(s) c{connections}"] = row
         print(
             f"| {workers} worker(s), {connections} conn | {row['this_rps']:,.0f} | "
             f"{row['against_rps']:,.0f} | {row['ratio']:.3f} "
-            f"({', '.join(f'{r:.2f}' for r in ratios)}) | {row['this_p99_ms']:.2f} | "
+            f"({', '.join(f'{r:.2f}' for r in row['ratios'])}) | {row['this_p99_ms']:.2f} | "
             f"{row['against_p99_ms']:.2f} | {row['this_cpu_ms']:.3f} | "
             f"{row['against_cpu_ms']:.3f} |"
         )
         if rows > 1:
-            this_rows, other_rows = (
-                median([r["rps"] for r in this]),
-                median([r["rps"] for r in other]),
-            )
-            print(f"|   rows/s | {this_rows * rows:,.0f} | {other_rows * rows:,.0f} | | | | | |")
+            this_rows, other_rows = row["this_rps"] * rows, row["against_rps"] * rows
+            print(f"|   rows/s | {this_rows:,.0f} | {other_rows:,.0f} | | | | | |")
+    return summary
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        print(
+            "scripts.bench.ab: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr
+        )
+        return 2
+    info = machine_info()
+    print_machine(info)
+    with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp:
+        results, figures, errors = measure(args, Path(tmp))
+    summary = print_table(args, results)
     print(f"non-2xx answers and socket errors: {errors}")
     for name, figure in figures.items():
         if figure:
