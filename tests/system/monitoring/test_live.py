@@ -19,13 +19,13 @@ from scipy import optimize, stats
 from scipy.special import expit, logit
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from app.monitoring.alarms import FIGURE_ALARMS
 from app.monitoring.figures import FIGURE_NAMES
 from app.monitoring.typicality import Typicality
 from model.artifact import Artifact
 from model.calibration import LOG_LOSS_EPS
 from model.data import Dataset
 from model.features import FEATURE_NAMES
+from scripts.monitoring_live import firing
 from tests.live_server import REPO_ROOT, LiveServer, server_env, start_server
 
 KEY = "monitoring-test-key"
@@ -395,17 +395,6 @@ def test_the_documented_answer_has_the_live_answers_shape(
     assert shape(confirmed["callers"]["lab"]) == shape(example["overall"])
 
 
-def alarms_firing(recent: dict[str, Any]) -> list[str]:
-    """The alert rules' conditions (app/monitoring/alarms.py) on /monitoring's recent window."""
-    fired = []
-    for alarm in FIGURE_ALARMS:
-        estimate = recent[alarm.figure]
-        value = estimate["lower"] if alarm.bound == "lower" else estimate["upper"]
-        if value is not None and (value < alarm.limit if alarm.op == "<" else value > alarm.limit):
-            fired.append(alarm.alert)
-    return fired
-
-
 @pytest.mark.slow
 def test_injected_miscalibration_is_detected_against_a_live_service(
     dataset: Dataset, tmp_path: Path
@@ -437,7 +426,7 @@ def test_injected_miscalibration_is_detected_against_a_live_service(
                     }
                 )
             assert client.post("/feedback/batch", json={"outcomes": outcomes}).status_code == 200
-            fired = alarms_firing(client.get("/monitoring").json()["overall"]["recent"])
+            fired = firing(client.get("/monitoring").json()["overall"]["recent"])
             if step < 10:
                 assert fired == [], (step, fired)  # true outcomes: no false alarm
             elif fired and detected_after is None:

@@ -20,24 +20,23 @@ BACKENDS = ("sqlite", "postgresql")
 _names = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
+def _running_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     server.start()
     try:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    yield from _running_server()
 
 
 @pytest.fixture(scope="session")
 def _stoppable_pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.remove()
+    yield from _running_server()
 
 
 @pytest.fixture
