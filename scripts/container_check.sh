@@ -299,7 +299,8 @@ log "starting the checkout's service (.venv/bin/python -m app) on 127.0.0.1:$HPO
 (
     cd "$REPO"
     exec env -u API_KEY -u MODEL_PATH -u LOG_LEVEL -u MAX_BATCH_SIZE -u MAX_BODY_BYTES \
-        HOST=127.0.0.1 PORT="$HPORT" METRICS_PORT="$HMPORT" WORKERS=1 setsid "$PY" -m app
+        HOST=127.0.0.1 PORT="$HPORT" METRICS_PORT="$HMPORT" WORKERS=1 RECORD_DIR="$WORK/record" \
+        setsid "$PY" -m app
 ) </dev/null >"$WORK/host.log" 2>&1 &
 HPID=$!
 GROUPS_TO_KILL+=("$HPID")

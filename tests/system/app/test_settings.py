@@ -20,12 +20,16 @@ from tests.live_server import SERVICE_VARIABLES
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No service variable from the developer's shell leaks into these tests, and the logging
+def clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No service variable from the developer's shell leaks into these tests, the apps they
+    start record into a temporary folder (never the checkout's var/record), and the logging
     level create_app sets does not leak out of them."""
     for name in SERVICE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("RECORD_DIR", str(tmp_path_factory.mktemp("record")))
     level = logging.getLogger("app").level
     yield
     logging.getLogger("app").setLevel(level)
@@ -43,7 +47,8 @@ def call(app: FastAPI, method: str, path: str, **kwargs: Any) -> httpx.Response:
     return asyncio.run(go())
 
 
-def test_defaults() -> None:
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECORD_DIR")
     settings = load_settings()
     assert settings.model_path == DEFAULT_ARTIFACT_PATH
     assert settings.model_path.name == "weights.json"
@@ -68,6 +73,7 @@ def test_defaults() -> None:
     assert settings.log_format == "text"
     assert settings.cors_allow_origins == ()
     assert settings.root_path == ""
+    assert settings.record_dir == Path("var/record")
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

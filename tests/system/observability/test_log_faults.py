@@ -7,6 +7,7 @@ up. Predictions must all be answered, no worker may die, and the lines lost are 
 
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,33 +31,36 @@ def service(
     stderr: int | IO[bytes], workers: int
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     port, metrics_port = free_port(), free_port()
-    env = server_env(
-        {
-            "HOST": LOOPBACK,
-            "PORT": str(port),
-            "METRICS_PORT": str(metrics_port),
-            "WORKERS": str(workers),
-        }
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=stderr,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://{LOOPBACK}:{port}"
-    try:
-        yield process, url, f"http://{LOOPBACK}:{metrics_port}/metrics"
-    finally:
-        process.terminate()
+    # The record in a folder of its own, never the checkout's var/record.
+    with tempfile.TemporaryDirectory(prefix="log-faults-record-") as record:
+        env = server_env(
+            {
+                "RECORD_DIR": record,
+                "HOST": LOOPBACK,
+                "PORT": str(port),
+                "METRICS_PORT": str(metrics_port),
+                "WORKERS": str(workers),
+            }
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://{LOOPBACK}:{port}"
         try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+            yield process, url, f"http://{LOOPBACK}:{metrics_port}/metrics"
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
 
 
 def healthy(url: str, workers: int) -> None:
