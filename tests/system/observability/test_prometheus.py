@@ -276,6 +276,19 @@ def query(url: str, promql: str) -> list[dict[str, Any]]:
     return result
 
 
+def wait_until_ready(url: str, timeout: float = 60.0) -> None:
+    """Until Prometheus says it is ready: before that its API answers 503 in plain text."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"Prometheus at {url} not ready in {timeout:g} s"
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def prometheus() -> Iterator[Callable[[str], str]]:
     """Start a real Prometheus scraping a target; yields `start(target) -> its URL`."""
@@ -300,7 +313,9 @@ def prometheus() -> Iterator[Callable[[str], str]]:
                         stderr=log,
                     )
                 )
-            return f"http://{LOOPBACK}:{port}"
+            url = f"http://{LOOPBACK}:{port}"
+            wait_until_ready(url)
+            return url
 
         try:
             yield start
