@@ -93,8 +93,11 @@ def free_port() -> int:
 
 
 def server_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The current environment minus the service's variables, plus `env`."""
+    """The current environment minus the service's variables, plus `env`. The record's folder
+    is kept: under pytest it is the session's (tests/conftest.py), never the checkout's."""
     base = {k: v for k, v in os.environ.items() if k.upper() not in SERVICE_VARIABLES}
+    if "RECORD_DIR" in os.environ:
+        base["RECORD_DIR"] = os.environ["RECORD_DIR"]
     base["PYTHONUNBUFFERED"] = "1"
     base.update(env or {})
     return base
@@ -120,7 +123,8 @@ def run_server(
     )
     with tempfile.TemporaryDirectory(prefix="live-server-") as tmp:
         # The record in the test's own folder, never the checkout's var/record.
-        full_env.setdefault("RECORD_DIR", str(Path(tmp) / "record"))
+        if "RECORD_DIR" not in (env or {}):
+            full_env["RECORD_DIR"] = str(Path(tmp) / "record")
         stderr_path = Path(tmp) / "stderr.log"
         with stderr_path.open("wb") as stderr:
             process = subprocess.Popen(
