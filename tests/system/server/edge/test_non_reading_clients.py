@@ -139,9 +139,13 @@ def test_non_reading_clients_are_cut_off_and_the_service_answers_throughout(
     warm.stopping.set()
     warm.join(PROBE_TIMEOUT * 2)
     before = 0.0
-    for _ in range(WARM_UP):  # to the allocator's steady state
+    for _ in range(WARM_UP):  # to the allocator's steady state, under the measured round's load
+        beside = NormalClient(server.url)
+        beside.start()
         socks = attack(server.port)
         wait_until_released(server, time.monotonic())
+        beside.stopping.set()
+        beside.join(PROBE_TIMEOUT * 2)
         for sock in socks:
             sock.close()
         time.sleep(0.5)
