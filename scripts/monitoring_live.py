@@ -188,22 +188,22 @@ def _runs(data: Dataset, runs: int, seed: int, run: Any) -> list[Found]:
 
 
 def _miscalibration_run(stream: Stream) -> Found:
-    for _ in range(MISCALIBRATION_PREFIX // BLOCK):
-        stream.send(BLOCK)
-    for n in range(CHECK_EVERY, MAX_CASES + 1, CHECK_EVERY):
-        stream.send(CHECK_EVERY, flip=FLIP_SHARE)
-        fired = stream.check().figures
-        if fired:
-            return n, ",".join(fired)
-    return None, ""
+    return _until_fired(stream, MISCALIBRATION_PREFIX, {"flip": FLIP_SHARE}, drift=False)
 
 
 def _covariate_run(stream: Stream, share: float) -> Found:
-    for _ in range(DRIFT_WINDOW // BLOCK):
+    return _until_fired(stream, DRIFT_WINDOW, {"shift": share}, drift=True)
+
+
+def _until_fired(stream: Stream, prefix: int, shifted: dict[str, float], drift: bool) -> Found:
+    """`prefix` true cases, then shifted ones CHECK_EVERY at a time until an alarm of the kind
+    fires: (cases shifted until then, the alarms), or (None, "") by MAX_CASES."""
+    for _ in range(prefix // BLOCK):
         stream.send(BLOCK)
     for n in range(CHECK_EVERY, MAX_CASES + 1, CHECK_EVERY):
-        stream.send(CHECK_EVERY, shift=share)
-        fired = stream.check().drift
+        stream.send(CHECK_EVERY, **shifted)
+        check = stream.check()
+        fired = check.drift if drift else check.figures
         if fired:
             return n, ",".join(fired)
     return None, ""
