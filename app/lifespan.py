@@ -16,8 +16,8 @@ from app.core.dataplane import PinnedArtifact, ServedModel
 from app.core.monitoring import Watch
 from app.observability import prometheus as telemetry
 from app.record.config import RecordConfig
+from app.record.recorder import Recorder
 from app.record.retention import Retention
-from app.record.writer import Recorder
 from model.artifact import ArtifactError
 
 logger = logging.getLogger("app.startup")
@@ -93,7 +93,9 @@ def start_recorder(settings: Settings) -> Recorder | None:
         logger.warning("the record of predictions is OFF (RECORD=false): answers are not kept")
         return None
     config = record_config(settings)
-    recorder = Recorder.from_config(config)
+    recorder = Recorder.from_config(
+        config, log_level=settings.log_level, log_format=settings.log_format
+    )
     healthy, reason = recorder.start()
     if healthy:
         logger.info("recording every prediction in %s", config.describe())

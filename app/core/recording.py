@@ -23,7 +23,7 @@ from app.core.errors import ApiError
 from app.core.request_id import current_request_id, received_ns
 from app.core.version import package_version
 from app.record.entry import SET_BENIGN, SET_MALIGNANT, PredictionRecord, valid_case_ref
-from app.record.writer import Recorder, RecordUnavailable
+from app.record.recorder import Recorder, RecordUnavailable
 
 CASE_HEADER: Final = "X-Case-Reference"
 RETRY_AFTER_SECONDS: Final = "1"

@@ -2,10 +2,10 @@
 (SQLite by default, PostgreSQL with DATABASE_URL) before its answer is sent, in a per-writer hash
 chain that `python -m app audit verify` checks.
 
-The service's side: `Recorder` (app/record/writer.py) and `PredictionRecord`
-(app/record/entry.py); the operator's side: app/record/audit.py. Nothing here imports the web
-layer. The names below are loaded on first use, so that the audit CLI does not create the
-writer's Prometheus metrics (files in PROMETHEUS_MULTIPROC_DIR when that is set).
+The service's side: `Recorder` (app/record/recorder.py; its writer process: app/record/writer.py)
+and `PredictionRecord` (app/record/entry.py); the operator's side: app/record/audit.py. Nothing
+here imports the web layer. The names below are loaded on first use, so that the audit CLI does
+not create the writer's Prometheus metrics (files in PROMETHEUS_MULTIPROC_DIR when that is set).
 """
 
 import importlib
@@ -20,8 +20,8 @@ _WHERE: Final = {
     "SqlStore": "app.record.store",
     "StoreError": "app.record.store",
     "open_store": "app.record.store",
-    "Recorder": "app.record.writer",
-    "RecordUnavailable": "app.record.writer",
+    "Recorder": "app.record.recorder",
+    "RecordUnavailable": "app.record.recorder",
 }
 __all__ = sorted(_WHERE)
 

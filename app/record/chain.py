@@ -72,15 +72,17 @@ def new_writer_id() -> str:
 
 
 def canonical_bytes(writer_id: str, seq: int, record: PredictionRecord) -> bytes:
-    """`canonical_values` of a record, written out field by field: the writer hashes every
-    record under the interpreter lock the event loop needs too, and this is a third of the
-    general walk's cost. tests/unit/record/test_chain.py holds the two to the same bytes."""
+    """`canonical_values` of a record, written out field by field: a third of the general
+    walk's cost. tests/unit/record/test_chain.py holds the two to the same bytes."""
+    return b"".join((TAG, _same_str(writer_id), _INT.pack(seq), record_bytes(record)))
+
+
+def record_bytes(record: PredictionRecord) -> bytes:
+    """The record's fields as its canonical bytes hold them (after the writer and the seq):
+    also the form in which a record reaches the writer process (app/record/wire.py)."""
     r = record
     return b"".join(
         (
-            TAG,
-            _same_str(writer_id),
-            _INT.pack(seq),
             _str(r.request_id),
             _TWO_INTS.pack(r.received_ns, r.answered_ns),
             _same_str(r.route),

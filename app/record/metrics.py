@@ -4,11 +4,16 @@ They live in their own registry: with PROMETHEUS_MULTIPROC_DIR set (the service 
 before a worker starts) each worker writes them to its files and the metrics server's
 MultiProcessCollector reads them with the others; the gauges say how workers combine. Without
 that directory (tests in one process) `REGISTRY` holds them.
+
+The writer process (app/record/writer.py) counts the commits; the worker's Recorder the waits
+and refusals, and it alone has the gauges (app/record/gauges.py): in multiprocess mode a gauge
+writes its 0 to the process's file as soon as it is defined, and the writer's 0 would be the
+minimum of `available` for good.
 """
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 PREFIX: Final = "predictor_record"
 
@@ -21,6 +26,7 @@ FAILURE_REASONS: Final = (
     "read_only",
     "unreachable",  # the database cannot be reached or the connection broke
     "store_error",  # any other database error
+    "writer_lost",  # the worker's writer process ended; the next commit starts another
 )
 
 REGISTRY: Final = CollectorRegistry()
@@ -54,25 +60,11 @@ WAIT_SECONDS: Final = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0),
     registry=REGISTRY,
 )
-QUEUE_DEPTH: Final = Gauge(
-    f"{PREFIX}_queue_depth",
-    "Records waiting for the writer, summed over the live workers.",
-    multiprocess_mode="livesum",
-    registry=REGISTRY,
-)
 FAILURES: Final = Counter(
     f"{PREFIX}_failures",
     "Records not committed (the request was answered 503), by reason.",
     ["reason"],
     registry=REGISTRY,
 )
-AVAILABLE: Final = Gauge(
-    f"{PREFIX}_available",
-    "1 while every live worker can commit records, 0 when one cannot.",
-    multiprocess_mode="livemin",
-    registry=REGISTRY,
-)
-
-
 def count_failure(reason: str, records: int = 1) -> None:
     FAILURES.labels(reason if reason in FAILURE_REASONS else "store_error").inc(records)

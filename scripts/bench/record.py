@@ -25,8 +25,7 @@ from typing import Final
 import numpy as np
 
 from app.record.config import RecordConfig
-from app.record.store import open_store
-from app.record.writer import Recorder
+from app.record.recorder import Recorder
 from scripts.bench.common import REPO_ROOT
 from scripts.cli import OneLineParser
 from tests.record_records import Answers
@@ -47,7 +46,7 @@ async def _committer(recorder: Recorder, make: Callable[[], object], until: floa
 def measure(
     config: RecordConfig, committers: int, seconds: float, answers: Answers, rows: int
 ) -> str:
-    recorder = Recorder(lambda: open_store(config))
+    recorder = Recorder.from_config(config)
     ok, reason = recorder.start()
     if not ok:
         raise SystemExit(f"record store unavailable: {reason}")

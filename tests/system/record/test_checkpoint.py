@@ -10,8 +10,8 @@ import pytest
 from app.record.audit import verify
 from app.record.checkpoint import Checkpointer
 from app.record.config import RecordConfig
+from app.record.recorder import Recorder
 from app.record.store import SqlStore, open_store
-from app.record.writer import Recorder
 from tests.record_records import Answers
 from tests.system.record.test_audit import append
 

@@ -18,7 +18,7 @@ ROUNDS = 4
 COMMITTER = """
 import asyncio, sys
 from app.record.config import RecordConfig
-from app.record.writer import Recorder
+from app.record.recorder import Recorder
 from tests.record_records import Answers
 
 answers = Answers(seed=int(sys.argv[1]), prefix=f"run{sys.argv[1]}")

@@ -11,12 +11,11 @@ WORKER = """
 import asyncio, sys
 from pathlib import Path
 from app.record.config import RecordConfig
-from app.record.store import open_store
-from app.record.writer import Recorder
+from app.record.recorder import Recorder
 from tests.record_records import Answers
 
 answers = Answers(seed=int(sys.argv[2]))
-recorder = Recorder(lambda: open_store(RecordConfig(record_dir=Path(sys.argv[1]))))
+recorder = Recorder.from_config(RecordConfig(record_dir=Path(sys.argv[1])))
 recorder.start()
 async def main():
     await asyncio.gather(*(recorder.commit(answers.batch(3)) for _ in range(20)))

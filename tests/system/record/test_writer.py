@@ -12,8 +12,8 @@ from app.record import metrics
 from app.record.audit import verify
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
+from app.record.recorder import Recorder, RecordUnavailable
 from app.record.store import open_store
-from app.record.writer import Recorder, RecordUnavailable
 from tests.postgres import PostgresServer
 from tests.record_records import Answers
 from tests.system.record.conftest import fill

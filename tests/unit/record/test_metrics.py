@@ -1,6 +1,6 @@
 """The record's metrics: named predictor_record_*, gauges combined across workers."""
 
-from app.record import metrics
+from app.record import gauges, metrics
 
 
 def test_every_metric_is_prefixed_and_every_gauge_says_how_workers_combine() -> None:
@@ -16,8 +16,8 @@ def test_every_metric_is_prefixed_and_every_gauge_says_how_workers_combine() -> 
         "predictor_record_failures",
         "predictor_record_available",
     }
-    assert metrics.QUEUE_DEPTH._multiprocess_mode == "livesum"
-    assert metrics.AVAILABLE._multiprocess_mode == "livemin"
+    assert gauges.QUEUE_DEPTH._multiprocess_mode == "livesum"
+    assert gauges.AVAILABLE._multiprocess_mode == "livemin"
 
 
 def test_an_unknown_failure_reason_is_counted_as_a_store_error() -> None:

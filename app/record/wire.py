@@ -1,0 +1,135 @@
+"""What the service and its writer process say to each other over their socket.
+
+Service to writer, frames of a 5-byte header (a kind byte, then the payload's length as 4 bytes
+big-endian) and a payload:
+- `R`: one record, its payload the record's canonical field bytes (app/record/chain.py:
+  `record_bytes`), so that no value is converted twice and the writer checks every field again
+  when it decodes them (`decode_record` builds a PredictionRecord, which validates itself);
+- `S`: stop, empty: commit what came before it, answer, exit.
+
+Writer to service, fixed 6-byte acks (a kind byte, a reason byte, a count as 4 bytes
+big-endian), which answer the records in the order they were sent:
+- `K`: the next `count` records are durably committed;
+- `F`: the next `count` records were not committed, for the reason (an index into
+  app.record.metrics.FAILURE_REASONS);
+- `H`: no record answered; the writer's health changed while it was idle (reason 255: healthy).
+
+Nothing here is pickled: a record crosses as the bytes its hash is made of.
+"""
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from app.record.chain import FIELD_NAMES, FIELDS, record_bytes
+from app.record.entry import PredictionRecord, RecordError
+from app.record.metrics import FAILURE_REASONS
+
+RECORD: Final = b"R"
+STOP: Final = b"S"
+COMMITTED: Final = b"K"
+FAILED: Final = b"F"
+HEALTH: Final = b"H"
+HEALTHY: Final = 255  # the reason byte of a healthy `H`
+
+HEADER: Final = struct.Struct(">cI")
+ACK: Final = struct.Struct(">cBI")
+# A record of a million rows is about 19 MB: a longer frame is a broken stream, not a record.
+MAX_FRAME: Final = 64 << 20
+
+_LEN: Final = struct.Struct(">I")
+_INT: Final = struct.Struct(">q")
+_FLOAT: Final = struct.Struct(">d")
+
+
+class WireError(ValueError):
+    """Bytes that are not what the other side sends: the stream cannot be trusted past them."""
+
+
+def record_frame(record: PredictionRecord) -> bytes:
+    payload = record_bytes(record)
+    return HEADER.pack(RECORD, len(payload)) + payload
+
+
+def stop_frame() -> bytes:
+    return HEADER.pack(STOP, 0)
+
+
+def ack(kind: bytes, count: int, reason: str | None = None) -> bytes:
+    return ACK.pack(kind, HEALTHY if reason is None else reason_code(reason), count)
+
+
+def reason_code(reason: str) -> int:
+    return FAILURE_REASONS.index(reason if reason in FAILURE_REASONS else "store_error")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    kind: bytes
+    reason: str | None  # None for a commit or a healthy writer
+    count: int
+
+
+def read_acks(buffer: bytearray) -> Iterator[Ack]:
+    """The whole acks at the start of `buffer`, removed from it as they are read."""
+    whole = len(buffer) - len(buffer) % ACK.size
+    for offset in range(0, whole, ACK.size):
+        kind, code, count = ACK.unpack_from(buffer, offset)
+        if kind not in (COMMITTED, FAILED, HEALTH) or (
+            code != HEALTHY and code >= len(FAILURE_REASONS)
+        ):
+            raise WireError("not an ack of the record's writer")
+        yield Ack(kind, None if code == HEALTHY else FAILURE_REASONS[code], count)
+    del buffer[:whole]
+
+
+def read_frames(buffer: bytearray) -> Iterator[tuple[bytes, bytes]]:
+    """The whole (kind, payload) frames at the start of `buffer`, removed from it as read."""
+    offset = 0
+    while len(buffer) - offset >= HEADER.size:
+        kind, length = HEADER.unpack_from(buffer, offset)
+        if kind not in (RECORD, STOP) or length > MAX_FRAME:
+            raise WireError("not a frame of the service")
+        end = offset + HEADER.size + length
+        if end > len(buffer):
+            break
+        yield kind, bytes(buffer[offset + HEADER.size : end])
+        offset = end
+    del buffer[:offset]
+
+
+def decode_record(payload: bytes) -> PredictionRecord:
+    """The record whose `record_bytes` are `payload`; RecordError if they are not."""
+    values: list[object] = []
+    offset = 0
+    try:
+        for _, kind, optional in FIELDS:
+            if optional:
+                present = payload[offset]
+                offset += 1
+                if present == 0:
+                    values.append(None)
+                    continue
+                if present != 1:
+                    raise RecordError("a presence byte other than 0 or 1")
+            value, offset = _decode(kind, payload, offset)
+            values.append(value)
+    except (IndexError, struct.error, UnicodeDecodeError) as exc:
+        raise RecordError(f"a record's bytes cut short or malformed ({exc})") from None
+    if offset != len(payload):
+        raise RecordError("bytes after a record's last field")
+    return PredictionRecord(**dict(zip(FIELD_NAMES, values, strict=True)))  # type: ignore[arg-type]
+
+
+def _decode(kind: str, payload: bytes, offset: int) -> tuple[object, int]:
+    if kind == "int":
+        return _INT.unpack_from(payload, offset)[0], offset + 8
+    if kind == "float":
+        return _FLOAT.unpack_from(payload, offset)[0], offset + 8
+    (length,) = _LEN.unpack_from(payload, offset)
+    start, end = offset + 4, offset + 4 + length
+    if end > len(payload):
+        raise RecordError("a field longer than its record")
+    raw = payload[start:end]
+    return (raw.decode("utf-8") if kind == "str" else raw), end
