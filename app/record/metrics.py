@@ -66,5 +66,7 @@ FAILURES: Final = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+
+
 def count_failure(reason: str, records: int = 1) -> None:
     FAILURES.labels(reason if reason in FAILURE_REASONS else "store_error").inc(records)

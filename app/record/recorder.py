@@ -236,19 +236,18 @@ class Recorder:
         sock = self._sock
         if sock is None:
             return
+        ended = False
         try:
-            while True:
-                data = sock.recv(RECV_BYTES)
-                if not data:
-                    self._ended()
-                    return
+            while data := sock.recv(RECV_BYTES):
                 self._inbox += data
+            ended = True
         except BlockingIOError:
             pass
         except OSError:
+            ended = True
+        self._apply_acks()  # the last acks come just before the end: apply them first
+        if ended and self._sock is not None:
             self._ended()
-            return
-        self._apply_acks()
 
     def _apply_acks(self) -> None:
         try:

@@ -79,7 +79,7 @@ class GroupWriter:
             metrics.GROUP_SIZE.observe(len(records))
             metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
             self._after_commit()
-        if not self.health[0]:
+        if self.health != (False, "starting") and not self.health[0]:
             logger.info("record available again: writer %s", self.writer_id)
         self.health = (True, None)
         return None

@@ -70,8 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.record.writer import GroupWriter, serve
 
     config = RecordConfig.from_env()
-    sock = socket.socket(fileno=args.fd)
-    if sock.family != socket.AF_UNIX:
+    try:
+        sock = socket.socket(fileno=args.fd)
+    except OSError:
+        sock = None
+    if sock is None or sock.family != socket.AF_UNIX:
         print("app.server.record_writer: --fd is not the worker's socket", file=sys.stderr)
         return 2
     writer = GroupWriter(

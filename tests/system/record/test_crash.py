@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from app.record.audit import verify
 from app.record.config import RecordConfig
 from app.record.store import open_store
@@ -56,10 +58,13 @@ def run_and_kill(config: RecordConfig, seed: int, delay: float) -> list[tuple[st
     )
     assert child.stdout is not None
     first = child.stdout.readline()  # committing has begun
+    (writer,) = psutil.Process(child.pid).children()  # its record writer process
     time.sleep(delay)
     child.send_signal(signal.SIGKILL)
     rest, err = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL, err.decode()
+    _, alive = psutil.wait_procs([writer], timeout=20)  # it commits what came whole and ends
+    assert not alive
     lines = (first + rest).decode().split("\n")
     complete = lines[:-1]  # the last piece was cut mid-line or is empty
     return [(line.split()[0], int(line.split()[1])) for line in complete]

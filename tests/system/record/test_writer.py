@@ -3,6 +3,7 @@ transactions under concurrency, fails closed when the store cannot write and res
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 import psutil
@@ -267,3 +268,64 @@ def test_a_stalled_database_times_out_and_resumes(
     with open_store(config) as store:
         assert verify(store) == []  # the timed-out record may be there too: never the reverse
         assert sum(1 for _ in store.links()) in (1, 2)
+
+
+# -- the writer process ------------------------------------------------------------------------
+def writer_process(recorder: Recorder) -> psutil.Process:
+    """The recorder's writer process, found as an operator would: by its writer id."""
+    for child in psutil.Process().children():
+        if recorder.writer_id in child.cmdline():
+            return child
+    raise AssertionError("no writer process")
+
+
+def test_a_killed_writer_fails_its_waiters_and_is_started_again(
+    config: RecordConfig, answers: Answers
+) -> None:
+    recorder = recorder_for(config, retry_seconds=0.2)
+    assert recorder.start() == (True, None)
+    first_writer = recorder.writer_id
+    try:
+        assert commit_one(recorder, answers.single()) is None
+        writer = writer_process(recorder)
+        writer.suspend()  # so that the next record is surely waiting when it dies
+
+        async def killed_while_waiting() -> str | None:
+            task = asyncio.create_task(recorder.commit(answers.single()))
+            await asyncio.sleep(0.2)
+            writer.kill()
+            try:
+                await task
+            except RecordUnavailable as exc:
+                return exc.reason
+            return None
+
+        assert asyncio.run(killed_while_waiting()) == "writer_lost"
+        assert recorder.health() == (False, "writer_lost")
+        assert commit_one(recorder, answers.single()) == "writer_lost"  # within the retry
+        deadline = asyncio.run(asyncio.sleep(0.25))  # past it: the next commit starts one
+        assert deadline is None
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+        assert recorder.writer_id != first_writer  # a new process, a new chain
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert len(store.writers()) == 2
+
+
+def test_the_writer_ignores_stop_signals_and_ends_with_its_worker(
+    tmp_path: Path, answers: Answers
+) -> None:
+    recorder = recorder_for(RecordConfig(record_dir=tmp_path / "record"))
+    recorder.start()
+    writer = writer_process(recorder)
+    try:
+        for stop in (signal.SIGINT, signal.SIGTERM):  # a Ctrl-C or a stop sent to the group
+            writer.send_signal(stop)
+        assert commit_one(recorder, answers.single()) is None
+        assert writer.is_running()
+    finally:
+        recorder.close()
+    assert not writer.is_running()  # closed: it committed what came and exited
