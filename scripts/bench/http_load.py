@@ -360,6 +360,14 @@ def rss_mb(server: Server, processes: list["psutil.Process"] | None = None) -> l
     return [round(p.memory_info().rss / 2**20, 1) for p in found]
 
 
+def writer_rss_mb(server: Server) -> list[float]:
+    """Resident memory of the server's record writer processes (one per worker; none with the
+    record off), in MB: not serving processes, but the pod's memory all the same."""
+    assert server.process is not None
+    found = psutil.Process(server.process.pid).children(recursive=True)
+    return [round(p.memory_info().rss / 2**20, 1) for p in found if p.name() == "record-writer"]
+
+
 def parse_args() -> argparse.Namespace:
     p = OneLineParser(prog="scripts.bench.http_load", description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=positive_float, default=10.0, help="seconds per wrk run")
@@ -481,6 +489,7 @@ class Measured:
     peak_memory: float = 0.0
     memory_before: dict[str, list[float]] = field(default_factory=dict)
     memory_after: dict[str, list[float]] = field(default_factory=dict)
+    writer_memory: dict[str, list[float]] = field(default_factory=dict)
 
 
 def run_scenario(server: Server, s: Scenario, duration: float) -> tuple[dict[str, Any], float]:
@@ -518,6 +527,7 @@ def measure(
         measured.in_process.append(in_process_rows_per_second(served, X_v2))
         print(f"round {r + 1}/{args.rounds} done", flush=True)
     measured.memory_after = {name: rss_mb(server) for name, server in servers.items()}
+    measured.writer_memory = {name: writer_rss_mb(server) for name, server in servers.items()}
     return measured
 
 
@@ -695,6 +705,7 @@ def results_json(
         "in_process_rows_per_s": measured.in_process,
         "v2_peak_rss_mb": measured.peak_memory,
         "rss_mb_before": measured.memory_before,
+        "writer_rss_mb": measured.writer_memory,
         "errors": sum(row["non_2xx"] + row["socket_errors"] for row in table.values()),
     }
 

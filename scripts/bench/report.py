@@ -157,6 +157,8 @@ def render_http(data: dict[str, Any]) -> list[str]:
     memory = f"Resident memory after the run (MB, per serving process): {data['rss_mb']}"
     if "v2_peak_rss_mb" in data:  # one paragraph: a line of its own would start with ";"
         memory += f"; peak while serving 100,000-row V2 requests: {data['v2_peak_rss_mb']:.1f} MB."
+    if "writer_rss_mb" in data:
+        memory += f" Record writer processes (MB, one per worker): {data['writer_rss_mb']}."
     lines += ["", memory, ""]
     return lines
 
