@@ -195,37 +195,31 @@ class Recorder:
         self._spawn()
 
     def _send(self, frame: bytes) -> None:
-        sock = self._sock
-        if sock is None:
+        """Queue `frame`; the frames queued in one pass of the event loop go in one write, so
+        that the requests it served wake the writer once and share a group."""
+        if self._sock is None:
             return  # the writer is gone: its waiters have been failed
-        if self._outbox:
-            self._outbox += frame  # behind what is already waiting: order is the ack's key
+        if not self._outbox and self._loop is not None:
+            self._loop.call_soon(self._flush)
+        self._outbox += frame  # in order behind what waits: the order is the acks' key
+
+    def _flush(self) -> None:
+        sock = self._sock
+        if sock is None or not self._outbox:
             return
         try:
-            sent = sock.send(frame)
+            sent = sock.send(self._outbox)
         except BlockingIOError:
             sent = 0
         except OSError:
             self._lost()
             return
-        if sent < len(frame):
-            self._outbox += frame[sent:]
-            if self._loop is not None:
-                self._loop.add_writer(sock.fileno(), self._flush)
-
-    def _flush(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        try:
-            sent = sock.send(self._outbox)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._lost()
-            return
         del self._outbox[:sent]
-        if not self._outbox and self._loop is not None:
+        if self._loop is None:
+            return
+        if self._outbox:
+            self._loop.add_writer(sock.fileno(), self._flush)
+        else:
             self._loop.remove_writer(sock.fileno())
 
     def _on_readable(self) -> None:
@@ -240,7 +234,10 @@ class Recorder:
         try:
             while data := sock.recv(RECV_BYTES):
                 self._inbox += data
-            ended = True
+                if len(data) < RECV_BYTES:
+                    break  # all there was: no second call only to hear EAGAIN
+            else:
+                ended = True
         except BlockingIOError:
             pass
         except OSError:
