@@ -1,0 +1,331 @@
+"""The group-commit Recorder against real stores: it returns only after the commit, shares
+transactions under concurrency, fails closed when the store cannot write and resumes alone."""
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from app.record import metrics
+from app.record.audit import verify
+from app.record.config import RecordConfig
+from app.record.entry import PredictionRecord
+from app.record.recorder import Recorder, RecordUnavailable
+from app.record.store import open_store
+from tests.postgres import PostgresServer
+from tests.record_records import Answers
+from tests.system.record.conftest import fill
+
+CONCURRENT = 200
+
+
+def recorder_for(config: RecordConfig, **options: float) -> Recorder:
+    return Recorder.from_config(config, **options)
+
+
+def visible(config: RecordConfig, request_id: str) -> bool:
+    with open_store(config) as other:  # a second connection: what another reader sees
+        rows = other.execute("SELECT COUNT(*) FROM records WHERE request_id = ?", (request_id,))
+    return rows == [(1,)]
+
+
+async def commit_and_check(recorder: Recorder, config: RecordConfig, r: PredictionRecord) -> bool:
+    await recorder.commit(r)
+    return await asyncio.to_thread(visible, config, r.request_id)
+
+
+def test_concurrent_commits_share_transactions_and_return_after_commit(
+    config: RecordConfig, answers: Answers
+) -> None:
+    records = [answers.single() for _ in range(CONCURRENT)]
+    recorder = recorder_for(config)
+    assert recorder.start() == (True, None)
+
+    async def main() -> list[bool]:
+        return await asyncio.gather(*(commit_and_check(recorder, config, r) for r in records))
+
+    try:
+        seen = asyncio.run(main())
+    finally:
+        recorder.close()
+    stats = recorder.stats()
+    assert all(seen)
+    assert stats.records == CONCURRENT
+    assert stats.commits < CONCURRENT  # requests waiting together shared commits
+    with open_store(config) as store:
+        assert verify(store) == []
+        if store.dialect.name == "postgresql":  # the server's own count of transactions
+            (count,) = store.execute("SELECT COUNT(DISTINCT xmin::text) FROM records")
+            assert count == (stats.commits,)
+
+
+def test_close_commits_what_is_queued(config: RecordConfig, answers: Answers) -> None:
+    recorder = recorder_for(config)
+    recorder.start()
+    records = [answers.batch(10) for _ in range(50)]
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(recorder.commit(r)) for r in records]
+        await asyncio.sleep(0)  # every record queued
+        await asyncio.to_thread(recorder.close)
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    with open_store(config) as store:
+        assert len(list(store.links())) == len(records)
+    with pytest.raises(RecordUnavailable) as raised:
+        asyncio.run(recorder.commit(records[0]))
+    assert raised.value.reason == "closed"
+
+
+def test_a_full_queue_refuses_at_once(config: RecordConfig, answers: Answers) -> None:
+    recorder = recorder_for(config, max_queue=1)
+    recorder.start()
+    records = [answers.single() for _ in range(20)]
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(recorder.commit(r) for r in records), return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        recorder.close()
+    refused = [r for r in results if isinstance(r, RecordUnavailable)]
+    assert refused
+    assert all(r.reason == "queue_full" for r in refused)
+    with open_store(config) as store:  # what was accepted was committed, nothing else
+        assert len(list(store.links())) == len(results) - len(refused)
+
+
+# -- fail closed, recover by itself -----------------------------------------------------------
+def commit_one(recorder: Recorder, record: PredictionRecord) -> str | None:
+    try:
+        asyncio.run(recorder.commit(record))
+    except RecordUnavailable as exc:
+        return exc.reason
+    return None
+
+
+def available_gauge() -> float:
+    value = metrics.REGISTRY.get_sample_value("predictor_record_available")
+    return -1.0 if value is None else value
+
+
+def test_sqlite_on_a_full_disk_fails_closed_and_resumes(
+    small_tmpfs: Path, answers: Answers
+) -> None:
+    config = RecordConfig(record_dir=small_tmpfs / "record")
+    recorder = recorder_for(config, retry_seconds=0.05)
+    assert recorder.start() == (True, None)
+    try:
+        assert commit_one(recorder, answers.batch(100)) is None
+        filler = fill(small_tmpfs)
+        failures = [commit_one(recorder, answers.batch(2_000)) for _ in range(3)]
+        assert "disk_full" in failures  # the WAL may take a commit or two before it is full
+        assert recorder.health() == (False, "disk_full")
+        assert available_gauge() == 0.0
+        filler.unlink()
+        assert commit_one(recorder, answers.batch(100)) is None
+        assert recorder.health() == (True, None)
+        assert available_gauge() == 1.0
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        committed = sum(1 for _ in store.links())
+    assert committed == 2 + failures.count(None)
+
+
+def test_postgres_stopped_fails_closed_and_resumes_when_started(
+    stoppable_pg: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=stoppable_pg.database("record_restart"))
+    recorder = recorder_for(config, retry_seconds=0.05)
+    assert recorder.start() == (True, None)
+    try:
+        assert commit_one(recorder, answers.single()) is None
+        stoppable_pg.stop()
+        try:
+            assert commit_one(recorder, answers.single()) == "unreachable"
+            assert recorder.health() == (False, "unreachable")
+            assert commit_one(recorder, answers.single()) == "unreachable"  # retried, still down
+        finally:
+            stoppable_pg.start()
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert sum(1 for _ in store.links()) == 2
+
+
+def test_a_database_restart_between_commits_costs_no_answer(
+    stoppable_pg: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=stoppable_pg.database("record_bounce"))
+    recorder = recorder_for(config, retry_seconds=60.0)
+    recorder.start()
+    try:
+        assert commit_one(recorder, answers.single()) is None
+        stoppable_pg.stop()  # the writer's connection breaks while idle
+        stoppable_pg.start()
+        assert commit_one(recorder, answers.batch(3)) is None  # reconnected, written once
+        assert recorder.stats().failed_commits == 0
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert [link.seq for link in store.links()] == [1, 2]
+
+
+def test_an_idle_recorder_recovers_its_health_by_probing(
+    stoppable_pg: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=stoppable_pg.database("record_probe"))
+    recorder = recorder_for(config, retry_seconds=0.05)
+    recorder.start()
+    try:
+        stoppable_pg.stop()
+        try:
+            assert commit_one(recorder, answers.single()) == "unreachable"
+        finally:
+            stoppable_pg.start()
+        for _ in range(200):  # no commit comes: the writer's probe finds the store back
+            if recorder.health()[0]:
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+
+
+def test_a_store_unreachable_at_start_does_not_stop_the_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # RECORD_DIR under a file: the folder cannot be made
+    recorder = recorder_for(RecordConfig(record_dir=blocker / "record"), retry_seconds=0.05)
+    ok, reason = recorder.start()
+    try:
+        assert (ok, reason) == (False, "store_error")
+        assert os.path.isfile(blocker)
+    finally:
+        recorder.close()
+
+
+def test_postgres_read_only_fails_closed_and_resumes(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    name = "record_read_only"
+    config = RecordConfig(database_url=pg_server.database(name))
+    recorder = recorder_for(config, retry_seconds=60.0)  # no probe: the commits reconnect
+    recorder.start()
+    admin = RecordConfig(database_url=pg_server.url())
+    try:
+        with open_store(admin) as db:
+            db.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            db.execute(  # the recorder's session ends: its next connection is read-only
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ?",
+                (name,),
+            )
+        reasons = [commit_one(recorder, answers.single()) for _ in range(3)]
+        assert reasons[-1] == "read_only"  # the first may see the ended session first
+        assert recorder.health() == (False, "read_only")
+        with open_store(admin) as db:
+            db.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = off')
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert sum(1 for _ in store.links()) == 1
+
+
+def test_a_stalled_database_times_out_and_resumes(
+    stoppable_pg: PostgresServer, answers: Answers
+) -> None:
+    config = RecordConfig(database_url=stoppable_pg.database("record_stall"))
+    recorder = recorder_for(config, timeout=1.0, retry_seconds=60.0)
+    recorder.start()
+    server = psutil.Process(stoppable_pg.pid())
+    stalled = [server, *server.children(recursive=True)]
+    try:
+        for process in stalled:  # the server stops answering, its connections stay open
+            process.suspend()
+        try:
+            assert commit_one(recorder, answers.single()) == "timeout"
+            assert recorder.health() == (False, "timeout")
+        finally:
+            for process in stalled:
+                process.resume()
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []  # the timed-out record may be there too: never the reverse
+        assert sum(1 for _ in store.links()) in (1, 2)
+
+
+# -- the writer process ------------------------------------------------------------------------
+def writer_process(recorder: Recorder) -> psutil.Process:
+    """The recorder's writer process, found as an operator would: by its writer id."""
+    for child in psutil.Process().children():
+        if recorder.writer_id in child.cmdline():
+            return child
+    raise AssertionError("no writer process")
+
+
+def test_a_killed_writer_fails_its_waiters_and_is_started_again(
+    config: RecordConfig, answers: Answers
+) -> None:
+    recorder = recorder_for(config, retry_seconds=0.2)
+    assert recorder.start() == (True, None)
+    first_writer = recorder.writer_id
+    try:
+        assert commit_one(recorder, answers.single()) is None
+        writer = writer_process(recorder)
+        writer.suspend()  # so that the next record is surely waiting when it dies
+
+        async def killed_while_waiting() -> str | None:
+            task = asyncio.create_task(recorder.commit(answers.single()))
+            await asyncio.sleep(0.2)
+            writer.kill()
+            try:
+                await task
+            except RecordUnavailable as exc:
+                return exc.reason
+            return None
+
+        assert asyncio.run(killed_while_waiting()) == "writer_lost"
+        assert recorder.health() == (False, "writer_lost")
+        assert commit_one(recorder, answers.single()) == "writer_lost"  # within the retry
+        deadline = asyncio.run(asyncio.sleep(0.25))  # past it: the next commit starts one
+        assert deadline is None
+        assert commit_one(recorder, answers.single()) is None
+        assert recorder.health() == (True, None)
+        assert recorder.writer_id != first_writer  # a new process, a new chain
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert verify(store) == []
+        assert len(store.writers()) == 2
+
+
+def test_the_writer_ignores_stop_signals_and_ends_with_its_worker(
+    tmp_path: Path, answers: Answers
+) -> None:
+    recorder = recorder_for(RecordConfig(record_dir=tmp_path / "record"))
+    recorder.start()
+    writer = writer_process(recorder)
+    try:
+        for stop in (signal.SIGINT, signal.SIGTERM):  # a Ctrl-C or a stop sent to the group
+            writer.send_signal(stop)
+        assert commit_one(recorder, answers.single()) is None
+        assert writer.is_running()
+    finally:
+        recorder.close()
+    assert not writer.is_running()  # closed: it committed what came and exited
