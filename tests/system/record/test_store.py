@@ -1,6 +1,9 @@
 """The store on SQLite and PostgreSQL: schema migrations, round trips, the file's mode."""
 
+import fcntl
+import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,35 @@ def test_refuses_a_postgres_session_that_does_not_wait_for_the_flush(
     assert pg_server.password not in str(raised.value)
     with open_store(RecordConfig(database_url=pg_server.url())) as durable:
         assert durable.execute("SHOW synchronous_commit") == [("on",)]
+
+
+def test_sqlite_writers_take_turns_at_a_lock_of_their_own(tmp_path: Path) -> None:
+    """Two connections' write transactions never overlap, and the second starts as soon as the
+    first ends: it waits on a lock file (woken by the kernel), not in SQLite's busy handler."""
+    config = RecordConfig(record_dir=tmp_path / "record")
+    first, second = open_store(config), open_store(config)
+    entered = threading.Event()
+
+    def other_writer() -> None:
+        with second.write() as cur:
+            cur.execute("SELECT 1")
+            entered.set()
+
+    turns = config.sqlite_path.with_name(config.sqlite_path.name + "-writers")
+    try:
+        with first.write():
+            probe = os.open(turns, os.O_RDWR)
+            try:  # the writers' lock is what is held, not only SQLite's
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(probe)
+            thread = threading.Thread(target=other_writer)
+            thread.start()
+            assert not entered.wait(0.5)  # held off while the first writes
+        assert entered.wait(10)
+        thread.join(10)
+    finally:
+        first.close()
+        second.close()
+    assert stat.S_IMODE(turns.stat().st_mode) == 0o600
