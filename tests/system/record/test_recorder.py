@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from app.record import metrics
+from app.record import recorder as recorder_module
 from app.record.audit import verify
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
@@ -329,3 +330,27 @@ def test_the_writer_ignores_stop_signals_and_ends_with_its_worker(
     finally:
         recorder.close()
     assert not writer.is_running()  # closed: it committed what came and exited
+
+
+def test_records_larger_than_the_sockets_buffer_cross_whole_and_in_order(
+    tmp_path: Path, answers: Answers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 100,000-row V2 batch is a 1.9 MB record: with the socket's buffers at 64 KiB (the
+    kernel's default is near that where `wmem_max` is not raised) it goes in pieces as the
+    writer reads, small records queued behind it, all acknowledged in the order sent."""
+    monkeypatch.setattr(recorder_module, "SOCKET_BUFFER", 1 << 16)
+    config = RecordConfig(record_dir=tmp_path / "record")
+    records = [answers.batch(100_000), answers.single(), answers.batch(50_000), answers.single()]
+    recorder = recorder_for(config)
+    assert recorder.start() == (True, None)
+
+    async def main() -> None:
+        await asyncio.gather(*(recorder.commit(r) for r in records))
+
+    try:
+        asyncio.run(main())
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert [link.record() for link in store.links()] == records
+        assert verify(store) == []
