@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from app.record.entry import PredictionRecord
+from app.record.entry import PredictionRecord, RecordError
 
 GENESIS: Final = bytes(32)  # prev_hash of a writer's first record
 TAG: Final = b"PR1"
@@ -108,6 +108,43 @@ def record_bytes(record: PredictionRecord) -> bytes:
             _INT_FLOAT.pack(r.status, r.latency_s),
         )
     )
+
+
+def record_from_bytes(payload: bytes) -> PredictionRecord:
+    """The record whose `record_bytes` are `payload`, checked as any record is; RecordError if
+    they are not a record's."""
+    values: list[object] = []
+    offset = 0
+    try:
+        for _, kind, optional in FIELDS:
+            if optional:
+                present = payload[offset]
+                offset += 1
+                if present == 0:
+                    values.append(None)
+                    continue
+                if present != 1:
+                    raise RecordError("a presence byte other than 0 or 1")
+            value, offset = _decode_field(kind, payload, offset)
+            values.append(value)
+    except (IndexError, struct.error, UnicodeDecodeError) as exc:
+        raise RecordError(f"a record's bytes cut short or malformed ({exc})") from None
+    if offset != len(payload):
+        raise RecordError("bytes after a record's last field")
+    return PredictionRecord(**dict(zip(FIELD_NAMES, values, strict=True)))  # type: ignore[arg-type]
+
+
+def _decode_field(kind: str, payload: bytes, offset: int) -> tuple[object, int]:
+    if kind == "int":
+        return _INT.unpack_from(payload, offset)[0], offset + 8
+    if kind == "float":
+        return _FLOAT.unpack_from(payload, offset)[0], offset + 8
+    (length,) = _LEN.unpack_from(payload, offset)
+    start, end = offset + 4, offset + 4 + length
+    if end > len(payload):
+        raise RecordError("a field longer than its record")
+    raw = payload[start:end]
+    return (raw.decode("utf-8") if kind == "str" else raw), end
 
 
 def canonical_values(writer_id: str, seq: int, values: Sequence[object]) -> bytes:

@@ -40,14 +40,13 @@ from app.record.chain import new_writer_id
 from app.record.checkpoint import DEFAULT_MAX_WAL_PAGES
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
+from app.record.writer import DEFAULT_MAX_GROUP, DEFAULT_RETRY_SECONDS
 
 logger = logging.getLogger("app.record")
 
 WRITER_MODULE: Final = "app.server.record_writer"
 DEFAULT_MAX_QUEUE: Final = 10_000
-DEFAULT_MAX_GROUP: Final = 1_024
 DEFAULT_TIMEOUT: Final = 10.0
-DEFAULT_RETRY_SECONDS: Final = 1.0
 SOCKET_BUFFER: Final = 4 << 20  # a few big batches in flight without a partial send
 RECV_BYTES: Final = 1 << 16
 

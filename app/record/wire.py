@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from app.record.chain import FIELD_NAMES, FIELDS, record_bytes
-from app.record.entry import PredictionRecord, RecordError
+from app.record.chain import record_bytes, record_from_bytes
+from app.record.entry import PredictionRecord
 from app.record.metrics import FAILURE_REASONS
 
 RECORD: Final = b"R"
@@ -38,13 +38,14 @@ ACK: Final = struct.Struct(">cBI")
 # A record of a million rows is about 19 MB: a longer frame is a broken stream, not a record.
 MAX_FRAME: Final = 64 << 20
 
-_LEN: Final = struct.Struct(">I")
-_INT: Final = struct.Struct(">q")
-_FLOAT: Final = struct.Struct(">d")
-
 
 class WireError(ValueError):
     """Bytes that are not what the other side sends: the stream cannot be trusted past them."""
+
+
+def decode_record(payload: bytes) -> PredictionRecord:
+    """The record a RECORD frame carries; RecordError if its bytes are not one."""
+    return record_from_bytes(payload)
 
 
 def record_frame(record: PredictionRecord) -> bytes:
@@ -97,39 +98,3 @@ def read_frames(buffer: bytearray) -> Iterator[tuple[bytes, bytes]]:
         yield kind, bytes(buffer[offset + HEADER.size : end])
         offset = end
     del buffer[:offset]
-
-
-def decode_record(payload: bytes) -> PredictionRecord:
-    """The record whose `record_bytes` are `payload`; RecordError if they are not."""
-    values: list[object] = []
-    offset = 0
-    try:
-        for _, kind, optional in FIELDS:
-            if optional:
-                present = payload[offset]
-                offset += 1
-                if present == 0:
-                    values.append(None)
-                    continue
-                if present != 1:
-                    raise RecordError("a presence byte other than 0 or 1")
-            value, offset = _decode(kind, payload, offset)
-            values.append(value)
-    except (IndexError, struct.error, UnicodeDecodeError) as exc:
-        raise RecordError(f"a record's bytes cut short or malformed ({exc})") from None
-    if offset != len(payload):
-        raise RecordError("bytes after a record's last field")
-    return PredictionRecord(**dict(zip(FIELD_NAMES, values, strict=True)))  # type: ignore[arg-type]
-
-
-def _decode(kind: str, payload: bytes, offset: int) -> tuple[object, int]:
-    if kind == "int":
-        return _INT.unpack_from(payload, offset)[0], offset + 8
-    if kind == "float":
-        return _FLOAT.unpack_from(payload, offset)[0], offset + 8
-    (length,) = _LEN.unpack_from(payload, offset)
-    start, end = offset + 4, offset + 4 + length
-    if end > len(payload):
-        raise RecordError("a field longer than its record")
-    raw = payload[start:end]
-    return (raw.decode("utf-8") if kind == "str" else raw), end
