@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from pythonjsonlogger.json import JsonFormatter
-from uvicorn.config import LOGGING_CONFIG
 
 from app.core.request_id import current_request_id
 
@@ -88,6 +87,10 @@ def uvicorn_log_config(log_format: str) -> dict[str, Any]:
     """uvicorn's `log_config`: its own for text, the same loggers as JSON lines for json; either
     way with handlers that count the lines they cannot write."""
     if log_format != "json":
+        # Imported here: the record's writer process configures its logging with this module,
+        # serves no HTTP, and each worker's start waits for it (uvicorn's import: ~25 ms).
+        from uvicorn.config import LOGGING_CONFIG
+
         config = copy.deepcopy(LOGGING_CONFIG)
         for handler in config["handlers"].values():
             handler["class"] = HANDLER_CLASS
