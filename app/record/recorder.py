@@ -27,7 +27,6 @@ import collections
 import contextlib
 import logging
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -310,8 +309,7 @@ class Recorder:
         sock = self._sock
         if sock is None or seconds <= 0:
             return False
-        readable, _, _ = select.select([sock], [], [], seconds)
-        if not readable:
+        if not wire.wait_ready(sock, seconds):
             return False
         self._pump()
         return self._sock is not None
@@ -321,8 +319,7 @@ class Recorder:
         self._outbox = bytearray()
         view = memoryview(bytes(data))
         while sock is not None and view and time.monotonic() < deadline:
-            _, writable, _ = select.select([], [sock], [], deadline - time.monotonic())
-            if not writable:
+            if not wire.wait_ready(sock, deadline - time.monotonic(), write=True):
                 continue
             try:
                 view = view[sock.send(view) :]

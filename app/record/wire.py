@@ -17,6 +17,9 @@ big-endian), which answer the records in the order they were sent:
 Nothing here is pickled: a record crosses as the bytes its hash is made of.
 """
 
+import math
+import select
+import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,3 +101,14 @@ def read_frames(buffer: bytearray) -> Iterator[tuple[bytes, bytes]]:
         yield kind, bytes(buffer[offset + HEADER.size : end])
         offset = end
     del buffer[:offset]
+
+
+def wait_ready(sock: socket.socket, timeout: float | None, *, write: bool = False) -> bool:
+    """Whether `sock` became readable (or writable) within `timeout` seconds (None: no limit);
+    a closed or failed peer counts as ready, as its next call says. poll, not select: select
+    cannot watch a descriptor past 1,024, and the writer keeps the number its worker gave it,
+    which is past that in a worker holding many connections."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT if write else select.POLLIN)
+    wait = None if timeout is None else max(0, math.ceil(timeout * 1000))
+    return bool(poller.poll(wait))

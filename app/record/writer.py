@@ -24,7 +24,6 @@ worker it would have answered is gone, so nothing answered is missing.
 
 import contextlib
 import logging
-import select
 import socket
 import time
 from collections.abc import Callable
@@ -176,7 +175,7 @@ def serve(
     sock.sendall(wire.ack(wire.HEALTH, 0, writer.health[1]))
     inbox = bytearray()
     while True:
-        if not _wait(sock, None if writer.health[0] else retry_seconds):
+        if not wire.wait_ready(sock, None if writer.health[0] else retry_seconds):
             before = writer.health
             writer.commit([])  # idle and unhealthy: probe, so that health recovers
             if writer.health != before:
@@ -189,11 +188,6 @@ def serve(
             sock.sendall(_commit_group(writer, group))
         if stopping:
             return
-
-
-def _wait(sock: socket.socket, timeout: float | None) -> bool:
-    readable, _, _ = select.select([sock], [], [], timeout)
-    return bool(readable)
 
 
 def _receive(sock: socket.socket, inbox: bytearray) -> bool:

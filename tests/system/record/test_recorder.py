@@ -4,6 +4,7 @@ transactions under concurrency, fails closed when the store cannot write and res
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -354,3 +355,37 @@ def test_records_larger_than_the_sockets_buffer_cross_whole_and_in_order(
     with open_store(config) as store:
         assert [link.record() for link in store.links()] == records
         assert verify(store) == []
+
+
+def kill_writer(recorder: Recorder) -> None:
+    """SIGKILL the writer, and wait until the recorder has seen it go."""
+    writer = writer_process(recorder)
+    writer.kill()
+    writer.wait(5)
+    deadline = time.monotonic() + 5
+    while recorder.health()[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.health() == (False, "writer_lost")
+
+
+def test_a_worker_with_over_1024_descriptors_starts_a_writer_that_works(
+    tmp_path: Path, answers: Answers
+) -> None:
+    """The writer keeps the socket's descriptor number from its worker: in a worker holding
+    more than 1,024 connections it is past what select() can watch."""
+    recorder = recorder_for(RecordConfig(record_dir=tmp_path / "record"), retry_seconds=0.1)
+    assert recorder.start() == (True, None)
+    held: list[int] = []
+    try:
+        kill_writer(recorder)
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # as connections
+        time.sleep(0.15)  # past the retry
+        assert commit_one(recorder, answers.single()) is None
+        assert writer_process(recorder).is_running()
+    finally:
+        try:
+            recorder.close()  # on a descriptor past 1,024 too
+        finally:
+            for fd in held:
+                os.close(fd)
+    assert recorder.health() == (False, "closed")
