@@ -18,8 +18,9 @@ Fail closed, recover by itself: a failed commit fails its group with the writer'
 writer's idle probe succeeds. A commit not acknowledged within `timeout` fails ("timeout"; its
 record may still be committed later: a record may exist for an answer that was not given, never
 the reverse). A writer process that ends (killed, out of memory) fails what was waiting for it
-("writer_lost") and is started again, with a new chain, by the first commit `retry_seconds`
-later.
+("writer_lost") and is started again, with a new chain, by the first commit or readiness
+probe `retry_seconds` later; one that cannot be started (no process or memory left) is the same
+"writer_lost", tried again a retry later.
 """
 
 import asyncio
@@ -120,7 +121,8 @@ class Recorder:
         if self._process is not None:
             raise RuntimeError("the recorder is already started")
         self._accepting = True
-        self._spawn()
+        if not self._start_writer():
+            return self.health()
         deadline = time.monotonic() + wait
         while self._health == (False, "starting") and self._sock is not None:
             if not self._read_for(deadline - time.monotonic()):
@@ -152,8 +154,14 @@ class Recorder:
         self._set_health((False, "closed"))
 
     def health(self) -> tuple[bool, str | None]:
-        """(True, None) when the last attempt to write committed, else (False, reason)."""
-        if self._sock is not None and not self._loop_elsewhere():
+        """(True, None) when the last attempt to write committed, else (False, reason). A
+        writer lost more than `retry_seconds` ago is started again here too: readiness must
+        not wait for a request, which its own 503 turns away."""
+        if self._loop_elsewhere():
+            return self._health  # that loop reads the socket
+        if self._sock is None and self._accepting:
+            self._start_writer()
+        if self._sock is not None:
             self._pump()  # acks the loop has not read yet (an idle probe's, say)
         return self._health
 
@@ -165,15 +173,16 @@ class Recorder:
         """Return once `record` is durably committed; RecordUnavailable(reason) if it is not."""
         if not self._accepting:
             raise _refused("closed")
-        if self._sock is None:
-            self._restart()
+        if self._sock is None and not self._start_writer():
+            raise _refused("writer_lost")
         if len(self._waiting) >= self._max_queue:
             raise _refused("queue_full")
+        frame = wire.record_frame(record)  # before it waits: each ack answers the next waiters
         loop = asyncio.get_running_loop()
         self._bind(loop)
         future: asyncio.Future[None] = loop.create_future()
         self._waiting.append((future, record.n_rows, time.perf_counter()))
-        self._send(wire.record_frame(record))
+        self._send(frame)
         # A timer that fails the future, rather than asyncio.wait_for: wait_for wraps the
         # future in another task-like waiter, a third of the record's cost on the event loop.
         timer = loop.call_later(self._timeout, _expire, future)
@@ -185,12 +194,25 @@ class Recorder:
         finally:
             timer.cancel()
 
-    def _restart(self) -> None:
-        """A new writer process for one that ended, at most once every `retry_seconds`."""
+    def _start_writer(self) -> bool:
+        """Start the writer process, or a new one for one that ended, at most once every
+        `retry_seconds`; False when it is too early or the process could not be started (no
+        process or memory left: it is tried again a retry later)."""
         if self._lost_at is not None and time.monotonic() - self._lost_at < self._retry:
-            raise _refused("writer_lost")
+            return False
         self._reap(1.0)
-        self._spawn()
+        try:
+            self._spawn()
+        except OSError as exc:
+            logger.error(
+                "the record's writer process could not be started (%s): predictions are "
+                "refused until it can be",
+                exc,
+            )
+            self._lost_at = time.monotonic()
+            self._set_health((False, "writer_lost"))
+            return False
+        return True
 
     def _send(self, frame: bytes) -> None:
         """Queue `frame`; the frames queued in one pass of the event loop go in one write, so
@@ -297,6 +319,9 @@ class Recorder:
                 env=_writer_env(self.config),
                 stdin=subprocess.DEVNULL,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         ours.setblocking(False)

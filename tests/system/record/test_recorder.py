@@ -2,8 +2,10 @@
 transactions under concurrency, fails closed when the store cannot write and resumes alone."""
 
 import asyncio
+import errno
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -368,6 +370,24 @@ def kill_writer(recorder: Recorder) -> None:
     assert recorder.health() == (False, "writer_lost")
 
 
+def test_readiness_starts_a_lost_writer_again_without_a_request(
+    tmp_path: Path, answers: Answers
+) -> None:
+    """A load balancer sends nothing to a worker that is not ready: the probe itself starts
+    the new writer once the retry has passed."""
+    recorder = recorder_for(RecordConfig(record_dir=tmp_path / "record"), retry_seconds=0.1)
+    assert recorder.start() == (True, None)
+    try:
+        kill_writer(recorder)
+        deadline = time.monotonic() + 5
+        while recorder.health() != (True, None) and time.monotonic() < deadline:
+            time.sleep(0.02)  # probes, no request
+        assert recorder.health() == (True, None)
+        assert commit_one(recorder, answers.single()) is None
+    finally:
+        recorder.close()
+
+
 def test_a_worker_with_over_1024_descriptors_starts_a_writer_that_works(
     tmp_path: Path, answers: Answers
 ) -> None:
@@ -389,3 +409,52 @@ def test_a_worker_with_over_1024_descriptors_starts_a_writer_that_works(
             for fd in held:
                 os.close(fd)
     assert recorder.health() == (False, "closed")
+
+
+def test_a_writer_that_cannot_be_started_fails_closed_and_leaks_nothing(
+    tmp_path: Path, answers: Answers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No process left to start (EAGAIN at a pids limit, ENOMEM): every commit is a 503
+    `writer_lost`, the socket pair is closed each time, and a retry later it works again."""
+    recorder = recorder_for(RecordConfig(record_dir=tmp_path / "record"), retry_seconds=0.05)
+    assert recorder.start() == (True, None)
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    try:
+        kill_writer(recorder)
+        monkeypatch.setattr(subprocess, "Popen", no_process)  # as the recorder sees it
+        descriptors = len(os.listdir("/proc/self/fd"))
+        reasons = []
+        for _ in range(20):
+            time.sleep(0.03)  # some within the retry, some past it
+            reasons.append(commit_one(recorder, answers.single()))
+        assert set(reasons) == {"writer_lost"}
+        assert len(os.listdir("/proc/self/fd")) == descriptors
+        assert recorder.health() == (False, "writer_lost")
+        monkeypatch.undo()
+        time.sleep(0.06)
+        assert commit_one(recorder, answers.single()) is None
+    finally:
+        recorder.close()
+
+
+def test_a_writer_that_cannot_be_started_does_not_stop_the_start(
+    tmp_path: Path, answers: Answers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    recorder = recorder_for(RecordConfig(record_dir=tmp_path / "record"), retry_seconds=0.05)
+    monkeypatch.setattr(subprocess, "Popen", no_process)  # as the recorder sees it
+    try:
+        assert recorder.start() == (False, "writer_lost")
+        monkeypatch.undo()
+        time.sleep(0.06)
+        deadline = time.monotonic() + 5
+        while recorder.health() != (True, None) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert recorder.health() == (True, None)
+    finally:
+        recorder.close()
