@@ -152,7 +152,8 @@ class PredictionRecord:
             model_version=model_version,
             service_version=service_version,
             scorer=scorer,
-            threshold=float(threshold),
+            # + 0.0: a -0.0 would hash with its sign, and SQLite's REAL reads it back as 0.0
+            threshold=float(threshold) + 0.0,
             confidence=None if confidence is None else float(confidence),
             scores=_pack_scores(scores),
             probabilities=_pack_floats(probabilities),
@@ -160,7 +161,7 @@ class PredictionRecord:
             sets=_pack_codes(sets, "sets", SET_BOTH),
             explanation=None if explanation is None else _pack_explanation(*explanation),
             status=int(status),
-            latency_s=float(latency_s),
+            latency_s=float(latency_s) + 0.0,
         )
 
     @property
@@ -233,6 +234,8 @@ def _check_numbers(record: PredictionRecord) -> None:
         raise RecordError("status must be an HTTP status code")
     if not _finite(record.threshold) or not 0.0 <= record.threshold <= 1.0:
         raise RecordError("threshold must be in [0, 1]")
+    if math.copysign(1.0, record.threshold) < 0 or math.copysign(1.0, record.latency_s) < 0:
+        raise RecordError("threshold and latency_s must not be -0.0 (SQLite stores it as 0.0)")
     if record.confidence is not None and not (
         _finite(record.confidence) and 0.0 < record.confidence < 1.0
     ):

@@ -276,7 +276,7 @@ def _threshold(parameters: Mapping[str, Any]) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise V2Error("parameters.threshold must be a number from 0 to 1")
-    return float(value)
+    return float(value) + 0.0  # -0.0 is 0.0, as on the native routes
 
 
 def _flag(parameters: Mapping[str, Any], key: str, where: str) -> bool:

@@ -17,6 +17,7 @@ from app.record.chain import (
     link_hash,
     new_writer_id,
 )
+from app.record.entry import RecordError
 from tests.unit.record.test_entry import make
 
 
@@ -95,8 +96,16 @@ def test_every_field_changes_the_hash(name: str, value: Any) -> None:
 
 
 def test_zero_and_negative_zero_differ() -> None:
+    """A stored -0.0 hashes apart from 0.0 (which is why a record never holds one: SQLite's
+    REAL reads it back as 0.0)."""
     r = make(threshold=0.0)
-    assert canonical_bytes("w", 1, r) != canonical_bytes("w", 1, replace(r, threshold=-0.0))
+    values = [getattr(r, name) for name in FIELD_NAMES]
+    signed = [
+        -0.0 if name == "threshold" else v for name, v in zip(FIELD_NAMES, values, strict=True)
+    ]
+    assert canonical_values("w", 1, values) != canonical_values("w", 1, signed)
+    with pytest.raises(RecordError):
+        replace(r, threshold=-0.0)
 
 
 def test_links_chain_each_to_the_last() -> None:
