@@ -43,6 +43,13 @@ class Problem:
 
 # -- verify -----------------------------------------------------------------------------------
 def verify(store: SqlStore) -> list[Problem]:
+    """The chains' problems, read in one snapshot: the service may commit, and retention
+    prune, while it runs."""
+    with store.snapshot():
+        return _verify(store)
+
+
+def _verify(store: SqlStore) -> list[Problem]:
     heads = {w.writer_id: w for w in store.writers()}
     cuts = store.cuts()
     problems: list[Problem] = []

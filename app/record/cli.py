@@ -26,6 +26,8 @@ PROG: Final = "python -m app audit"
 FORMATS: Final = ("jsonl", "csv", "parquet")
 PARQUET_ROW_GROUP: Final = 16_384  # rows held in memory at once when writing parquet
 DAY_NS: Final = 86_400 * 1_000_000_000
+_EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST: Final = datetime(2262, 4, 11, tzinfo=UTC)  # 2**63 ns after 1970 is later that day
 
 # Columns that later parts add to every export (the next issue's outcomes): append an
 # audit.ExtraColumns here.
@@ -77,6 +79,8 @@ def main(argv: Sequence[str]) -> int:
             return _COMMANDS[args.command](store, args)
     except StoreError as exc:
         return _fail(f"cannot read the record ({config.describe()}): {config.redact(str(exc))}")
+    except OSError as exc:  # the export's file: a folder that is not there, a full disk
+        return _fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}", 1)
 
 
 def _verify(store: SqlStore, args: argparse.Namespace) -> int:
@@ -231,7 +235,7 @@ def _write_parquet(path: Path, columns: Sequence[str], rows: Iterable[tuple[Any,
 
 
 def _arrow_schema(pa: Any, columns: Sequence[str]) -> Any:
-    ints = {"row", "seq", "status", *FEATURE_NAMES}
+    ints = {"row", "seq", "status", "outcome_at_ns", *FEATURE_NAMES}
     floats = {"threshold", "confidence", "probability", "base_value", "latency_s"}
     fields = []
     for name in columns:
@@ -258,7 +262,10 @@ def _when(text: str) -> datetime:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    if not _EARLIEST <= when <= _LATEST:  # what nanoseconds since 1970 in 63 bits can hold
+        raise argparse.ArgumentTypeError(f"a time from 1970 to 2262 expected: {text!r}")
+    return when
 
 
 def _days(text: str) -> float:

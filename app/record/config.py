@@ -33,9 +33,7 @@ class RecordConfig:
 
     def __post_init__(self) -> None:
         if self.database_url is not None:
-            scheme = urlsplit(self.database_url).scheme
-            if scheme not in _SCHEMES:
-                raise RecordConfigError("DATABASE_URL must be a postgresql:// URL")
+            _check_url(self.database_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "RecordConfig":
@@ -75,3 +73,27 @@ def redact(text: str, url: str | None) -> str:
         if password:
             text = text.replace(password, "***")
     return _USERINFO.sub(r"\1***@", text)
+
+
+def _check_url(url: str) -> None:
+    """A postgresql:// URL that Python and libpq read alike. They disagree on where the
+    password ends when it holds an unencoded '@', '/', '?' or '#' (libpq's user part ends at
+    the first '@', Python's at the last before the first '/'), and then the password is not
+    where `redact` looks for it: such a URL is refused, never shown."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a bad port or an unbalanced '[' raise here
+    except ValueError:
+        raise RecordConfigError(
+            "DATABASE_URL is not a URL that can be read (percent-encode the user name and "
+            "password: '@' as %40, '/' as %2F, '[' as %5B)"
+        ) from None
+    if parts.scheme not in _SCHEMES:
+        raise RecordConfigError("DATABASE_URL must be a postgresql:// URL")
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if rest.count("@") != authority.count("@") or authority.count("@") > 1:
+        raise RecordConfigError(
+            "DATABASE_URL has an '@', '/', '?' or '#' in its user name or password: "
+            "percent-encode them ('@' as %40, '/' as %2F, '?' as %3F, '#' as %23)"
+        )

@@ -93,6 +93,7 @@ class Dialect:
     blob: str
     begin_write: str
     lock: str | None  # taken first in a migration's transaction
+    begin_snapshot: str  # a read transaction whose reads all see one state of the store
 
     def sql(self, text: str) -> str:
         return text.replace("?", self.param) if self.param != "?" else text
@@ -101,9 +102,15 @@ class Dialect:
         return text.format(blob=self.blob, i64="BIGINT", f64="DOUBLE PRECISION")
 
 
-SQLITE: Final = Dialect("sqlite", "?", "BLOB", "BEGIN IMMEDIATE", None)
+# In WAL mode a SQLite read transaction reads one snapshot from its first read to its end.
+SQLITE: Final = Dialect("sqlite", "?", "BLOB", "BEGIN IMMEDIATE", None, "BEGIN")
 POSTGRES: Final = Dialect(
-    "postgresql", "%s", "BYTEA", "BEGIN", f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"
+    "postgresql",
+    "%s",
+    "BYTEA",
+    "BEGIN",
+    f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})",
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 )
 
 
@@ -154,6 +161,7 @@ class SqlStore:
         self._conn: Any = None
         self._turns = turns  # SQLite's: the file whose lock its writers take in turn
         self._turns_fd: int | None = None
+        self._snapshot: Any = None  # the cursor of the snapshot in progress, if any
 
     # -- connection and transactions ------------------------------------------------------
     def connect(self) -> None:
@@ -192,6 +200,9 @@ class SqlStore:
 
     @contextmanager
     def transaction(self, begin: str = "BEGIN") -> Iterator[Any]:
+        if self._snapshot is not None:  # a read inside `snapshot`: part of its transaction
+            yield self._snapshot
+            return
         self.connect()
         with self.errors():
             cur = self._conn.cursor()
@@ -203,6 +214,19 @@ class SqlStore:
                     cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads made inside see one state of the store: verify reads the heads, the cuts and
+        the records, and a commit or a prune between those reads would look like tampering."""
+        if self._snapshot is not None:
+            raise RuntimeError("a snapshot is already in progress")
+        with self.transaction(self.dialect.begin_snapshot) as cur:
+            self._snapshot = cur
+            try:
+                yield
+            finally:
+                self._snapshot = None
 
     @contextmanager
     def write(self) -> Iterator[Any]:
@@ -512,7 +536,14 @@ def _connect_sqlite(path: Path) -> sqlite3.Connection:
 
 
 def _connect_postgres(url: str) -> Any:
-    import psycopg  # the postgres extra: imported only when DATABASE_URL names a server
+    try:
+        import psycopg  # the postgres extra: imported only when DATABASE_URL names a server
+    except ImportError:
+        raise StoreError(
+            "unreachable",
+            "DATABASE_URL names PostgreSQL, and psycopg is not installed: "
+            "install the service with its `postgres` extra",
+        ) from None
 
     # A server that stops answering (a dead host, a partition) would hold the writer forever:
     # TCP keepalives and a bound on unacknowledged sends turn that into an error in seconds.

@@ -1,0 +1,207 @@
+"""The audit tools and the store where a reviewer broke them: a verify while the service commits
+or prunes, a -0.0 that SQLite reads back as 0.0, export arguments and files that cannot be used,
+and DATABASE_URLs whose password Python and libpq would read differently."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.record.audit import verify
+from app.record.chain import ChainHead
+from app.record.config import RecordConfig, RecordConfigError
+from app.record.entry import PredictionRecord, RecordError
+from app.record.outcomes import put_outcome
+from app.record.store import SqlStore, open_store
+from app.v2.codec import _threshold
+from tests.record_records import Answers
+
+REPO = Path(__file__).resolve().parents[3]
+PASSWORD = "Secr3tPw"  # noqa: S105 - a made-up one
+
+
+def audit(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RECORD_DIR")}
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "app", "audit", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def append(store: SqlStore, writer: str, records: list[PredictionRecord]) -> None:
+    head: ChainHead = store.head(writer)
+    store.append(head, head.extend(records), 0)
+
+
+def sqlite_store(
+    tmp_path: Path, answers: Answers, n: int = 3
+) -> tuple[RecordConfig, list[PredictionRecord]]:
+    config = RecordConfig(record_dir=tmp_path / "record")
+    records = [answers.single() for _ in range(n)]
+    with open_store(config) as store:
+        store.migrate()
+        append(store, "w", records)
+    return config, records
+
+
+def env_of(config: RecordConfig) -> dict[str, str]:
+    return {"RECORD_DIR": str(config.record_dir)}
+
+
+# -- verify reads one snapshot -----------------------------------------------------------------
+def test_verify_while_a_writer_commits(
+    store: SqlStore, config: RecordConfig, answers: Answers
+) -> None:
+    append(store, "w", [answers.single() for _ in range(3)])
+    real_cuts = store.cuts
+
+    def cuts_then_a_commit():  # type: ignore[no-untyped-def]
+        found = real_cuts()  # the live writer commits between verify's reads
+        with open_store(config) as writer:
+            append(writer, "w", [answers.single() for _ in range(2)])
+        return found
+
+    store.cuts = cuts_then_a_commit  # type: ignore[method-assign]
+    assert verify(store) == []
+
+
+def test_verify_while_a_prune_runs(store: SqlStore, config: RecordConfig, answers: Answers) -> None:
+    append(store, "w", [answers.single(answered_ns=10**7) for _ in range(3)])
+    append(store, "w", [answers.single() for _ in range(2)])
+    real_cuts = store.cuts
+
+    def cuts_then_a_prune():  # type: ignore[no-untyped-def]
+        found = real_cuts()  # retention prunes between verify's reads
+        with open_store(config) as other:
+            assert other.prune(10**8, 10**8) == {"w": 3}
+        return found
+
+    store.cuts = cuts_then_a_prune  # type: ignore[method-assign]
+    assert verify(store) == []
+
+
+# -- -0.0 ----------------------------------------------------------------------------------------
+def test_a_negative_zero_threshold_is_recorded_as_zero_and_verifies(
+    tmp_path: Path, answers: Answers
+) -> None:
+    assert math.copysign(1.0, _threshold({"threshold": -0.0}) or 1.0) == 1.0  # V2, as native
+    single = answers.single()
+    record = PredictionRecord.of(
+        **{
+            **{name: getattr(single, name) for name in (
+                "request_id", "route", "protocol", "encoding", "caller", "case_ref",
+                "model_version", "service_version", "scorer", "confidence", "status",
+            )},
+            "received": single.received_ns,
+            "answered": single.answered_ns,
+            "threshold": -0.0,
+            "scores": single.score_matrix(),
+            "probabilities": single.probability_array(),
+            "classes": single.class_array(),
+            "sets": single.set_array(),
+            "latency_s": -0.0,
+        }
+    )  # fmt: skip
+    assert math.copysign(1.0, record.threshold) == 1.0
+    config = RecordConfig(record_dir=tmp_path / "record")
+    with open_store(config) as store:
+        store.migrate()
+        append(store, "w", [record])
+        assert verify(store) == []  # SQLite's REAL gave the hash's -0.0 back as 0.0
+
+
+def test_a_record_holding_negative_zero_is_refused(answers: Answers) -> None:
+    single = answers.single()
+    fields = {name: getattr(single, name) for name in single.__slots__}
+    with pytest.raises(RecordError, match=r"-0\.0"):
+        PredictionRecord(**{**fields, "threshold": -0.0})
+
+
+# -- export's arguments and files ------------------------------------------------------------------
+def test_parquet_export_with_a_stored_outcome(tmp_path: Path, answers: Answers) -> None:
+    config, records = sqlite_store(tmp_path, answers)
+    with open_store(config) as store:
+        put_outcome(store, records[0].request_id, 0, "benign", source="lab", caller="c", now_ns=1)
+    done = audit(env_of(config), "export", "--format", "parquet", "--output", str(tmp_path / "o"))
+    assert done.returncode == 0, done.stderr[-300:]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "o")
+    assert table.column("outcome_at_ns").to_pylist() == [1, None, None]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("--format", "jsonl", "--until", "3000-01-01"), 2, "1970 to 2262"),
+        (("--format", "jsonl", "--since", "1600-01-01"), 2, "1970 to 2262"),
+        (("--format", "csv", "--output", "/nonexistent-dir/x.csv"), 1, "No such file"),
+        (("--format", "parquet", "--output", "/nonexistent-dir/x.parquet"), 1, "No such file"),
+        (("--format", "csv", "--output", "/tmp"), 1, "Is a directory"),
+    ],
+)
+def test_bad_export_arguments_are_reported_without_a_traceback(
+    tmp_path: Path, answers: Answers, args: tuple[str, ...], code: int, says: str
+) -> None:
+    config, _ = sqlite_store(tmp_path, answers)
+    done = audit(env_of(config), "export", *args)
+    assert "Traceback" not in done.stderr, done.stderr[-300:]
+    assert done.returncode == code
+    assert says in done.stderr
+
+
+# -- DATABASE_URL ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://u:ab/{PASSWORD}@127.0.0.1:1/db",
+        f"postgresql://u:ab@{PASSWORD}@127.0.0.1:1/db",
+        f"postgresql://u:ab[{PASSWORD}@127.0.0.1:1/db",
+        f"postgresql://u:ab?{PASSWORD}@127.0.0.1:1/db",
+    ],
+)
+def test_a_database_url_read_two_ways_is_refused_without_showing_it(url: str) -> None:
+    with pytest.raises(RecordConfigError) as raised:
+        RecordConfig(database_url=url)
+    assert PASSWORD not in str(raised.value)
+    done = audit({"DATABASE_URL": url}, "verify")
+    assert done.returncode == 2
+    assert PASSWORD not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "percent-encode" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p%40ss%2Fw@127.0.0.1:5432/db",
+        "postgresql:///db?host=/run/postgresql",
+        "postgres://127.0.0.1/db",
+        "postgresql://[::1]:5432/db",
+    ],
+)
+def test_well_formed_database_urls_are_taken(url: str) -> None:
+    assert RecordConfig(database_url=url).database_url == url
+
+
+def test_postgres_without_psycopg_is_a_clear_error() -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from app.record.cli import main; sys.exit(main(['verify']))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RECORD_DIR"}
+    env["DATABASE_URL"] = "postgresql://u:pw@127.0.0.1:1/db"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "postgres` extra" in done.stderr
