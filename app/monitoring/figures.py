@@ -45,6 +45,7 @@ from model.conformal import DEFAULT_CONFIDENCE
 Z95: Final = 1.959963984540054  # the standard normal's 0.975 quantile
 BOOTSTRAP_REPLICATES: Final = 2000
 BOOTSTRAP_SEED: Final = 20240601
+NEWTON_MAX_STEP: Final = 5.0  # on the logit scale: e^5 is a 150-fold change of odds
 NEWTON_TOLERANCE: Final = 1e-12
 NEWTON_MAX_STEPS: Final = 100
 # logit(p) of p clipped to [eps, 1 - eps], the log-loss clip: the network's sigmoid rounds to
@@ -306,7 +307,13 @@ def _newton(
     loglik = _log_likelihood(offset, groups)
     for _ in range(NEWTON_MAX_STEPS):
         information, score = _information(design, offset + design @ beta, groups)
-        step = np.linalg.solve(information, score)
+        try:
+            step = np.linalg.solve(information, score)
+        except np.linalg.LinAlgError:  # every case at a probability of 0 or 1 in floating point
+            return None
+        # A first step from far off can land where every probability rounds to 0 or 1 and
+        # the information is singular: no step longer than NEWTON_MAX_STEP on the logit scale.
+        step = step * min(1.0, NEWTON_MAX_STEP / max(float(np.max(np.abs(step))), 1e-300))
         for _ in range(60):  # halve the step until the likelihood does not fall
             trial = beta + step
             trial_loglik = _log_likelihood(offset + design @ trial, groups)
@@ -316,7 +323,10 @@ def _newton(
         beta, loglik = trial, trial_loglik
         if np.max(np.abs(step)) <= NEWTON_TOLERANCE * (1.0 + np.max(np.abs(beta))):
             information, _ = _information(design, offset + design @ beta, groups)
-            return beta, np.asarray(np.linalg.inv(information), dtype=np.float64)
+            try:
+                return beta, np.asarray(np.linalg.inv(information), dtype=np.float64)
+            except np.linalg.LinAlgError:
+                return None
     return None
 
 

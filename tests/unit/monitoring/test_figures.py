@@ -322,3 +322,15 @@ def test_one_case() -> None:
 def test_bad_cases_are_refused(p: list[float], y: list[int], codes: list[int], t: float) -> None:
     with pytest.raises(ValueError, match="must"):
         Cases.of(p, y, codes, t)
+
+
+def test_the_intercept_of_confident_benign_answers_that_were_malignant_is_found() -> None:
+    """0.0031 is what the model answers for a row of all 1s; 20 of 21 such cases turned out
+    malignant (the miscalibration monitoring is for). Newton's first full step went to an
+    intercept of about 330, where every probability rounds to 1 and the information is
+    singular; the answer is finite: log(20) - logit(0.0031)."""
+    p = np.full(21, 0.003102073675818234)
+    y = np.array([1] * 20 + [0], dtype=np.int8)
+    estimate = calibration_intercept(p, y)
+    assert estimate.value == pytest.approx(np.log(20) - np.log(p[0] / (1 - p[0])), abs=1e-6)
+    compute_figures(Cases.of(p, y, np.ones(21), 0.2))  # what /monitoring runs
