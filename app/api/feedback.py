@@ -29,6 +29,7 @@ from app.api.responses import (
 from app.api.schemas import integral_number
 from app.core.errors import ApiError
 from app.core.monitoring import Watch
+from app.core.recording import record_unavailable
 from app.core.request_id import MAX_LENGTH as REQUEST_ID_MAX
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.record.outcomes import (
@@ -38,7 +39,7 @@ from app.record.outcomes import (
     UnknownPredictionError,
     put_outcome,
 )
-from app.record.store import SqlStore, open_store
+from app.record.store import SqlStore, StoreError, open_store
 
 MAX_FEEDBACK_BATCH: Final = 1000
 _SANE_TEXT: Final = r"^[A-Za-z0-9._:/+=@-]+$"
@@ -224,6 +225,8 @@ async def post_feedback(
         raise _not_found(body) from None
     except OutcomeConflictError as exc:
         raise _conflict_error(exc.stored) from None
+    except StoreError as exc:  # busy, full, down: the client may send it again
+        raise record_unavailable(exc.reason) from None
     return FeedbackAnswer(
         request_id=body.request_id,
         row=body.row,
@@ -238,7 +241,10 @@ async def post_feedback_batch(
     body: Annotated[FeedbackBatchRequest, Body()], request: Request
 ) -> FeedbackBatchAnswer:
     """Store many outcomes; each item is answered in order with its own status."""
-    results = await run_in_threadpool(_store_all, request, body.outcomes)
+    try:
+        results = await run_in_threadpool(_store_all, request, body.outcomes)
+    except StoreError as exc:
+        raise record_unavailable(exc.reason) from None
     return FeedbackBatchAnswer(results=results)
 
 

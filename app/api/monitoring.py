@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from app.api.responses import AUTH_ERRORS
 from app.core.errors import ApiError
 from app.core.monitoring import empty_answer
+from app.core.recording import record_unavailable
 from app.openapi.document import Example, ExampleContext, response_examples
+from app.record.store import StoreError
 
 
 def _answers(context: ExampleContext) -> Mapping[str, Example]:
@@ -33,7 +35,10 @@ async def get_monitoring(request: Request) -> dict[str, Any]:
     watch = request.app.state.watch
     if watch is None:
         raise ApiError(503, ["server"], "Monitoring reads the record, which is off", "record_off")
-    answer: dict[str, Any] = await run_in_threadpool(watch.latest)
+    try:
+        answer: dict[str, Any] = await run_in_threadpool(watch.latest)
+    except StoreError as exc:  # busy, down: the figures come back with the store
+        raise record_unavailable(exc.reason) from None
     return answer
 
 

@@ -70,6 +70,10 @@ def put_outcome(
         sizes = [int(r[0]) for r in cur.fetchall()]
         if not any(0 <= row < n for n in sizes):
             raise UnknownPredictionError(request_id)
+        if store.dialect.name == "postgresql":
+            # Two requests for one row at once (a retry, two workers) would both find no
+            # outcome and the second insert fail: the second waits here, then reads the first's.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (request_id, row))
         cur.execute(
             store.dialect.sql(
                 "SELECT outcome FROM outcomes WHERE request_id = ? AND row_index = ?"
