@@ -611,14 +611,17 @@
     );
   }
 
-  // "No confirmed case yet", read from the counts the answer gives, if it gives any.
+  // "No confirmed case yet": this service's answer counts them in `cases`; another's may give
+  // counts deeper down, searched breadth first, never in `validated` (the figures the model was
+  // validated with, which always have cases).
   function noConfirmedCases(data) {
+    if (isObject(data) && "cases" in data) return Number(data.cases) === 0;
     const queue = [data];
     while (queue.length) {
       const node = queue.shift();
       if ("n_confirmed" in node) return Number(node.n_confirmed) === 0;
       if ("n_benign" in node && "n_malignant" in node) return Number(node.n_benign) === 0 && Number(node.n_malignant) === 0;
-      for (const child of Object.values(node)) if (isObject(child)) queue.push(child);
+      for (const [key, child] of Object.entries(node)) if (key !== "validated" && isObject(child)) queue.push(child);
     }
     return false;
   }

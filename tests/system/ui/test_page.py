@@ -260,6 +260,11 @@ def test_monitoring_shows_the_api_or_says_honestly_there_is_nothing(ui: UiPage) 
             expect(
                 ui.page.locator("#monitoring-result dl, #monitoring-result table").first
             ).to_be_visible()
+            assert answer.json()["cases"] == 0  # this module's service is sent no outcome
+            expect(ui.page.locator("#monitoring-empty")).to_contain_text(
+                "No outcome has been confirmed yet"
+            )
+            expect(ui.page.locator("#monitoring-howto")).to_be_visible()
         ui.screenshot("monitoring")
         ui.guard.assert_clean(
             ui.page, expected_console=[UNSEEN] if answer.status_code == 404 else []
