@@ -346,11 +346,27 @@ class SqlStore:
     # -- reading (streamed: constant memory whatever the size of the record) ---------------
     def writers(self) -> list[WriterHead]:
         rows = self._fetch("SELECT writer_id, started_ns, last_seq, last_hash FROM writers", ())
-        return [WriterHead(r[0], int(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+        return [
+            WriterHead(
+                r[0],
+                _stored_int(r[1], f"writer {r[0]}'s start"),
+                _stored_int(r[2], f"writer {r[0]}'s last seq"),
+                _stored_bytes(r[3], f"writer {r[0]}'s last hash"),
+            )
+            for r in rows
+        ]
 
     def cuts(self) -> dict[str, ChainCut]:
         rows = self._fetch("SELECT writer_id, first_seq, prev_hash, cut_ns FROM chain_cuts", ())
-        return {r[0]: ChainCut(r[0], int(r[1]), bytes(r[2]), int(r[3])) for r in rows}
+        return {
+            r[0]: ChainCut(
+                r[0],
+                _stored_int(r[1], f"writer {r[0]}'s cut"),
+                _stored_bytes(r[2], f"writer {r[0]}'s cut hash"),
+                _stored_int(r[3], f"writer {r[0]}'s cut time"),
+            )
+            for r in rows
+        }
 
     def links(
         self,
@@ -379,7 +395,9 @@ class SqlStore:
             f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order}"
         )
         for row in self._stream(sql, params):
-            yield StoredLink(row[0], row[1], bytes(row[2]), tuple(_value(v) for v in row[3:]))
+            seq = _stored_int(row[1], f"a seq of writer {row[0]}")
+            digest = _stored_bytes(row[2], f"writer {row[0]} seq {seq}'s hash")
+            yield StoredLink(row[0], seq, digest, tuple(_value(v) for v in row[3:]))
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.transaction() as cur:
@@ -500,6 +518,20 @@ def _version(cur: Any, dialect: Dialect) -> int:
     cur.execute("SELECT MAX(version) FROM schema_version")
     found = cur.fetchone()[0]
     return 0 if found is None else int(found)
+
+
+def _stored_int(value: Any, what: str) -> int:
+    """A stored whole number, or StoreError: SQLite holds whatever it was given, so a column
+    of the chain (a seq, a head) edited to text is tampering, said as such, not a crash."""
+    if type(value) is int:
+        return value
+    raise StoreError("store_error", f"{what} is not a whole number: the record was altered")
+
+
+def _stored_bytes(value: Any, what: str) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise StoreError("store_error", f"{what} is not bytes: the record was altered")
 
 
 # -- opening --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.record.audit import verify
+from app.record.audit import Problem, verify
 from app.record.chain import ChainHead
 from app.record.config import RecordConfig, RecordConfigError
 from app.record.entry import PredictionRecord, RecordError
@@ -205,3 +205,40 @@ def test_postgres_without_psycopg_is_a_clear_error() -> None:
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "postgres` extra" in done.stderr
+
+
+# -- values of the wrong type ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("update", "says"),
+    [
+        ("UPDATE records SET seq = 'two' WHERE seq = 2", "a seq of writer w is not a whole"),
+        ("UPDATE records SET hash = 'deadbeef' WHERE seq = 2", "writer w seq 2's hash is not"),
+        ("UPDATE writers SET last_seq = 'x'", "writer w's last seq is not a whole number"),
+    ],
+)
+def test_a_chain_column_edited_to_another_type_is_named_not_a_crash(
+    tmp_path: Path, answers: Answers, update: str, says: str
+) -> None:
+    """SQLite keeps text where a number was: verify says which value was altered."""
+    config, _ = sqlite_store(tmp_path, answers)
+    with open_store(config) as store:
+        store.execute(update)
+    done = audit(env_of(config), "verify")
+    assert "Traceback" not in done.stderr, done.stderr[-400:]
+    assert done.returncode == 1
+    assert says in done.stderr
+    assert "the record was altered" in done.stderr
+
+
+@pytest.mark.parametrize("seqs", [(2,), (2, 3), (1, 4)])
+def test_an_edited_hash_names_only_its_record(
+    tmp_path: Path, answers: Answers, seqs: tuple[int, ...]
+) -> None:
+    """The next record chains to the hash the edited one had: it is not altered."""
+    config, records = sqlite_store(tmp_path, answers, 4)
+    with open_store(config) as store:
+        for seq in seqs:
+            store.execute("UPDATE records SET hash = ? WHERE seq = ?", (bytes(32), seq))
+        assert verify(store) == [
+            Problem("altered", "w", seq, seq, records[seq - 1].request_id) for seq in seqs
+        ]
