@@ -101,6 +101,14 @@ class CaseFeed:
                 self._remember(held, outcomes, fingerprint)
         return self.monitor
 
+    def changed(self, store: SqlStore) -> bool:
+        """Whether outcomes arrived, were corrected or were pruned since the last update, in
+        this process or another (each worker has its own feed): one query of counts."""
+        if self._held is None:
+            return True
+        with store.transaction() as cur:
+            return _fetch_fingerprint(store, cur) != self._held.fingerprint
+
     def _rebuild(self, store: SqlStore, cur: Any, fingerprint: tuple[int, ...]) -> Monitor:
         self.rebuilds += 1
         self.monitor = Monitor(self.callers, self.window, self.validated)

@@ -86,10 +86,16 @@ class Watch:
             fresh = (
                 latest is not None and time.time() - latest["computed_at"] < self.refresh_seconds
             )
-            if latest is None or self._stale or not fresh:
+            if latest is None or self._stale or not fresh or self._outcomes_changed():
                 self._stale = False
                 latest = self._latest = self._refresh()
             return latest
+
+    def _outcomes_changed(self) -> bool:
+        """An outcome another worker stored: without this, workers would answer different
+        figures until their next refresh (MONITORING_REFRESH_SECONDS)."""
+        with open_store(self.config) as store:
+            return self.feed.changed(store)
 
     def _refresh(self) -> dict[str, Any]:
         started = time.perf_counter()

@@ -82,3 +82,17 @@ def test_a_busy_store_is_a_503_for_an_outcome(tmp_path: Path) -> None:
             f"{live.url}/feedback", json={"request_id": request_id, "outcome": "benign"}
         )
         assert again.status_code == 200  # the lock let go: the same outcome is taken
+
+
+def test_every_worker_answers_an_outcome_another_stored(tmp_path: Path) -> None:
+    """Each worker keeps its figures for MONITORING_REFRESH_SECONDS (30 s here): an outcome
+    stored through one must still show at once through the other."""
+    env = {"RECORD_DIR": str(tmp_path), "MONITORING_REFRESH_SECONDS": "30"}
+    with start_server(env, workers=2) as live, httpx.Client(base_url=live.url) as client:
+        request_id = client.post("/predict", json=ROW).headers["X-Request-ID"]
+        for _ in range(20):  # new connections: both workers compute and keep their figures
+            assert httpx.get(f"{live.url}/monitoring").json()["cases"] == 0
+        sent = client.post("/feedback", json={"request_id": request_id, "outcome": "benign"})
+        assert sent.status_code == 200
+        seen = [httpx.get(f"{live.url}/monitoring").json()["cases"] for _ in range(20)]
+        assert seen == [1] * 20
