@@ -2,7 +2,8 @@
 
 `CaseFeed.update(store)` returns a `Monitor` holding exactly what
 `app.record.outcomes.confirmed_cases(store)` yields, in its order (outcomes by recorded_ns,
-request id, row; one case per recorded row an outcome names). The first update reads every
+request id, row; one case per outcome: the row of the first answered record with its request id
+that holds that row, since a client may send one X-Request-ID twice). The first update reads every
 outcome; a later one reads only the outcomes stored at or after the last one it holds, and the
 records they name, so its cost grows with what arrived, not with what is held.
 
@@ -37,7 +38,7 @@ _OUTCOMES: Final = (
 _RECORDS: Final = (
     "SELECT request_id, probabilities, sets, threshold, caller, scores, n_rows FROM records"
     " WHERE request_id IN (SELECT request_id FROM outcomes WHERE recorded_ns >= ?)"
-    " ORDER BY writer_id, seq"
+    " ORDER BY answered_ns, writer_id, seq"
 )
 _FINGERPRINT: Final = (
     "SELECT (SELECT COUNT(*) FROM outcomes), (SELECT COUNT(*) FROM outcome_corrections),"
@@ -134,9 +135,9 @@ class CaseFeed:
             by_request.setdefault(str(record[0]), []).append(record)
         columns: list[tuple[float, int, int, float, str | None, bytes]] = []
         for request_id, row, outcome, _ in outcomes:
+            row = int(row)
             for _, probs, sets, threshold, caller, scores, n in by_request.get(request_id, ()):
-                row = int(row)
-                if 0 <= row < int(n):
+                if 0 <= row < int(n):  # the first answered record holding the row: one case
                     p = float(np.frombuffer(bytes(probs), dtype=_F64)[row])
                     case_scores = bytes(scores)[9 * row : 9 * row + 9]
                     caller_name = None if caller is None else str(caller)
@@ -144,6 +145,7 @@ class CaseFeed:
                     columns.append(
                         (p, y, bytes(sets)[row], float(threshold), caller_name, case_scores)
                     )
+                    break
         if columns:
             self._extend(columns)
 

@@ -118,15 +118,17 @@ def confirmed_cases(store: SqlStore) -> Iterator[ConfirmedCase]:
         "SELECT o.request_id, o.row_index, o.outcome, r.probabilities, r.sets, r.threshold,"
         " r.caller, r.scores, r.answered_ns, r.n_rows"
         " FROM outcomes o JOIN records r ON r.request_id = o.request_id"
-        " ORDER BY o.recorded_ns, o.request_id, o.row_index"
+        " ORDER BY o.recorded_ns, o.request_id, o.row_index, r.answered_ns, r.writer_id, r.seq"
     )
     with store.transaction() as cur:
         cur.execute(store.dialect.sql(sql))
         rows = cur.fetchall()
+    confirmed: set[tuple[str, int]] = set()
     for request_id, row, outcome, probs, sets, threshold, caller, scores, answered, n in rows:
         row = int(row)
-        if not 0 <= row < int(n):
-            continue  # another record with the same request id holds this row
+        if not 0 <= row < int(n) or (str(request_id), row) in confirmed:
+            continue  # another record with the same request id holds this row, or held it first
+        confirmed.add((str(request_id), row))
         probabilities = np.frombuffer(bytes(probs), dtype=_F64)
         matrix = np.frombuffer(bytes(scores), dtype=np.uint8).reshape(-1, 9)
         yield ConfirmedCase(

@@ -151,3 +151,32 @@ def test_a_change_a_new_read_would_miss_rebuilds(
     record.outcome(third, 0, "benign", NS + 100)
     assert_same(feed, record, typicality)
     assert feed.rebuilds == 2  # and new outcomes are read alone again
+
+
+def test_a_request_id_recorded_twice_is_one_case(
+    feed: CaseFeed, record: Record, typicality: Typicality
+) -> None:
+    """A client may send one X-Request-ID twice (a retry): its outcome is one case, the first
+    answered record's row, whether the second record came before or after the outcome."""
+
+    def predict(answered_ns: int) -> PredictionRecord:
+        answer = record.answers.batch(2, answered_ns, request_id="retried-id")
+        links = record.head.extend([answer])
+        record.store.append(record.head, links, 0)
+        record.head.advance(links[-1])
+        record.records.append(answer)
+        return answer
+
+    first = predict(NS - 10)
+    record.outcome(first, 0, "malignant", NS + 10)
+    assert_same(feed, record, typicality)
+    predict(NS - 5)  # the retry, recorded after the outcome
+    assert_same(feed, record, typicality)
+    assert feed.update(record.store).snapshot().cases == 1
+    record.outcome(first, 1, "benign", NS + 20)
+    assert_same(feed, record, typicality)
+    assert feed.update(record.store).snapshot().cases == 2
+    assert [c.probability for c in confirmed_cases(record.store)] == [
+        float(first.probability_array()[0]),
+        float(first.probability_array()[1]),
+    ]
