@@ -10,7 +10,7 @@
 - prune: delete the records older than a date without breaking verify (store.prune).
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Final, Protocol
@@ -282,7 +282,7 @@ def export_rows(
     until_ns: int | None,
     extra: Sequence[ExtraColumns] = (),
     on_invalid: Callable[[StoredLink, RecordError], None] | None = None,
-) -> Iterator[tuple[Any, ...]]:
+) -> Generator[tuple[Any, ...], None, None]:
     """One tuple per scored row (in `export_columns` order) of the records answered in
     [since_ns, until_ns), by answered time; a record that fails validation is passed to
     `on_invalid` and skipped."""

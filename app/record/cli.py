@@ -6,8 +6,10 @@ SQLite file in RECORD_DIR; app/record/config.py). Exit codes: 0 all is well, 1 p
 """
 
 import argparse
+import contextlib
 import csv
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -79,6 +81,9 @@ def main(argv: Sequence[str]) -> int:
             return _COMMANDS[args.command](store, args)
     except StoreError as exc:
         return _fail(f"cannot read the record ({config.describe()}): {config.redact(str(exc))}")
+    except BrokenPipeError:  # `export | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
     except OSError as exc:  # the export's file: a folder that is not there, a full disk
         return _fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}", 1)
 
@@ -119,14 +124,15 @@ def _export(store: SqlStore, args: argparse.Namespace) -> int:
         invalid.append(f"writer {link.writer_id} seq {link.seq}: {exc}")
 
     extra = [*EXTRA_COLUMNS, OutcomeColumns(store)]
-    rows = audit.export_rows(store, since, until, extra, note)
     columns = audit.export_columns(extra)
-    if args.format == "parquet":
-        count = _write_parquet(Path(args.output), columns, rows)
-    else:
-        with _open_text(args.output) as out:
-            writer = _write_jsonl if args.format == "jsonl" else _write_csv
-            count = writer(out, columns, rows)
+    # closing() ends the read while the store is open, however the writing ends (a closed pipe)
+    with contextlib.closing(audit.export_rows(store, since, until, extra, note)) as rows:
+        if args.format == "parquet":
+            count = _write_parquet(Path(args.output), columns, rows)
+        else:
+            with _open_text(args.output) as out:
+                writer = _write_jsonl if args.format == "jsonl" else _write_csv
+                count = writer(out, columns, rows)
     for line in invalid:
         print(f"skipped an invalid record: {line} (run verify)", file=sys.stderr)
     print(f"exported {count} row(s)", file=sys.stderr)

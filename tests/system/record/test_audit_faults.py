@@ -242,3 +242,27 @@ def test_an_edited_hash_names_only_its_record(
         assert verify(store) == [
             Problem("altered", "w", seq, seq, records[seq - 1].request_id) for seq in seqs
         ]
+
+
+def test_an_export_read_only_in_part_ends_quietly(tmp_path: Path, answers: Answers) -> None:
+    """`audit export | head -1`: the reader closes the pipe after one line; no traceback."""
+    config, _ = sqlite_store(tmp_path, answers, 3)
+    with open_store(config) as store:
+        append(store, "w", [answers.batch(5_000) for _ in range(4)])  # more than a pipe holds
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RECORD_DIR")}
+    env.update(env_of(config))
+    with subprocess.Popen(
+        [sys.executable, "-m", "app", "audit", "export", "--format", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    ) as export:
+        assert export.stdout is not None
+        assert export.stderr is not None
+        assert export.stdout.readline().startswith(b"{")
+        export.stdout.close()  # as head does
+        errors = export.stderr.read().decode()
+        assert export.wait(timeout=300) == 0
+    assert "Traceback" not in errors, errors[-400:]
+    assert "Exception ignored" not in errors, errors[-400:]
