@@ -27,10 +27,16 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def audit(config: RecordConfig, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RECORD_DIR")}
-    env["RECORD_DIR"] = str(config.record_dir)
+    settings = {"RECORD_DIR": str(config.record_dir)}
     if config.database_url:
-        env["DATABASE_URL"] = config.database_url
+        settings["DATABASE_URL"] = config.database_url
+    return audit_with(settings, *args)
+
+
+def audit_with(settings: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m app audit ARGS` with the record's settings as given, and no others."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RECORD_DIR")}
+    env.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "app", "audit", *args],
         capture_output=True,

@@ -11,34 +11,16 @@ from pathlib import Path
 import pytest
 
 from app.record.audit import Problem, verify
-from app.record.chain import ChainHead
 from app.record.config import RecordConfig, RecordConfigError
 from app.record.entry import PredictionRecord, RecordError
 from app.record.outcomes import put_outcome
 from app.record.store import SqlStore, open_store
 from app.v2.codec import _threshold
 from tests.record_records import Answers
+from tests.system.record.test_audit import append, audit_with
 
 REPO = Path(__file__).resolve().parents[3]
 PASSWORD = "Secr3tPw"  # noqa: S105 - a made-up one
-
-
-def audit(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RECORD_DIR")}
-    env.update(env_extra)
-    return subprocess.run(
-        [sys.executable, "-m", "app", "audit", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-    )
-
-
-def append(store: SqlStore, writer: str, records: list[PredictionRecord]) -> None:
-    head: ChainHead = store.head(writer)
-    store.append(head, head.extend(records), 0)
 
 
 def sqlite_store(
@@ -130,7 +112,9 @@ def test_parquet_export_with_a_stored_outcome(tmp_path: Path, answers: Answers) 
     config, records = sqlite_store(tmp_path, answers)
     with open_store(config) as store:
         put_outcome(store, records[0].request_id, 0, "benign", source="lab", caller="c", now_ns=1)
-    done = audit(env_of(config), "export", "--format", "parquet", "--output", str(tmp_path / "o"))
+    done = audit_with(
+        env_of(config), "export", "--format", "parquet", "--output", str(tmp_path / "o")
+    )
     assert done.returncode == 0, done.stderr[-300:]
     import pyarrow.parquet as pq
 
@@ -152,7 +136,7 @@ def test_bad_export_arguments_are_reported_without_a_traceback(
     tmp_path: Path, answers: Answers, args: tuple[str, ...], code: int, says: str
 ) -> None:
     config, _ = sqlite_store(tmp_path, answers)
-    done = audit(env_of(config), "export", *args)
+    done = audit_with(env_of(config), "export", *args)
     assert "Traceback" not in done.stderr, done.stderr[-300:]
     assert done.returncode == code
     assert says in done.stderr
@@ -172,7 +156,7 @@ def test_a_database_url_read_two_ways_is_refused_without_showing_it(url: str) ->
     with pytest.raises(RecordConfigError) as raised:
         RecordConfig(database_url=url)
     assert PASSWORD not in str(raised.value)
-    done = audit({"DATABASE_URL": url}, "verify")
+    done = audit_with({"DATABASE_URL": url}, "verify")
     assert done.returncode == 2
     assert PASSWORD not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
@@ -223,7 +207,7 @@ def test_a_chain_column_edited_to_another_type_is_named_not_a_crash(
     config, _ = sqlite_store(tmp_path, answers)
     with open_store(config) as store:
         store.execute(update)
-    done = audit(env_of(config), "verify")
+    done = audit_with(env_of(config), "verify")
     assert "Traceback" not in done.stderr, done.stderr[-400:]
     assert done.returncode == 1
     assert says in done.stderr
