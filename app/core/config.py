@@ -61,6 +61,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.record.config import RecordConfigError, check_database_url
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.conformal import DEFAULT_CONFIDENCE
 
@@ -72,7 +73,6 @@ DEFAULT_METRICS_PORT: Final = 9464  # Prometheus' registry of default ports list
 # A path prefix: segments of URL-safe characters, no trailing slash, no dot segments.
 _ROOT_PATH: Final = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
 _ORIGIN_SCHEMES: Final = frozenset({"http", "https"})
-_PG_SCHEMES: Final = frozenset({"postgresql", "postgres"})
 _CALLER: Final = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 DEFAULT_CALLER: Final = "default"
 
@@ -328,6 +328,8 @@ class Settings(BaseSettings):
             if not sep or not _CALLER.fullmatch(name.strip()) or not key.strip():
                 raise ValueError("must be comma-separated name=key pairs (the key not empty)")
             pairs.append((name.strip(), SecretStr(key.strip())))
+        if not pairs:  # set but empty (say `-e API_KEYS=$UNSET_VAR`): not "no authentication"
+            raise ValueError("must not be empty or blank; unset API_KEYS to disable authentication")
         names = [name for name, _ in pairs]
         if len(set(names)) != len(names) or (DEFAULT_CALLER in names):
             raise ValueError(f"names must be distinct and not {DEFAULT_CALLER!r}")
@@ -336,8 +338,27 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and urlsplit(value.get_secret_value()).scheme not in _PG_SCHEMES:
-            raise ValueError("must be a postgresql:// URL")
+        if value is not None:
+            try:
+                check_database_url(value.get_secret_value())
+            except RecordConfigError as exc:  # its message never holds the URL
+                raise ValueError(str(exc).removeprefix("DATABASE_URL ")) from None
+        return value
+
+    @field_validator("host", "metrics_host")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        try:  # what the resolver will do with it: a label of 64 characters or more fails
+            value.encode("idna")
+        except UnicodeError:
+            raise ValueError("must be a host name or an IP address") from None
+        return value
+
+    @field_validator("record_dir")
+    @classmethod
+    def _record_folder(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a folder")
         return value
 
     def callers(self) -> dict[str, SecretStr]:

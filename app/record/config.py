@@ -33,7 +33,7 @@ class RecordConfig:
 
     def __post_init__(self) -> None:
         if self.database_url is not None:
-            _check_url(self.database_url)
+            check_database_url(self.database_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "RecordConfig":
@@ -75,7 +75,7 @@ def redact(text: str, url: str | None) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
-def _check_url(url: str) -> None:
+def check_database_url(url: str) -> None:
     """A postgresql:// URL that Python and libpq read alike. They disagree on where the
     password ends when it holds an unencoded '@', '/', '?' or '#' (libpq's user part ends at
     the first '@', Python's at the last before the first '/'), and then the password is not

@@ -235,6 +235,14 @@ def test_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ROOT_PATH", "/ml predictor"),
         ("ROOT_PATH", "/ml?x=1"),
         ("ROOT_PATH", "/" + "a" * 300),
+        ("API_KEYS", ""),  # set but empty: not "no authentication"
+        ("API_KEYS", " , "),
+        ("DATABASE_URL", "postgresql://user:pa@ss#word@127.0.0.1:1/db"),
+        ("DATABASE_URL", "postgresql://user:word@h:99999/db"),
+        ("DATABASE_URL", "mysql://user@h/db"),
+        ("HOST", "a" * 70),  # a label past 63 characters: no resolver takes it
+        ("METRICS_HOST", "b" * 70),
+        ("RECORD_DIR", "pyproject.toml"),  # a file, not a folder
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(

@@ -120,6 +120,9 @@ def test_bad_artifact_stops_startup_with_one_line(
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"API_KEY": ""}, "API_KEY"),
         ({"SHUTDOWN_DRAIN_SECONDS": "-1"}, "SHUTDOWN_DRAIN_SECONDS"),
+        ({"API_KEYS": ""}, "API_KEYS"),
+        ({"DATABASE_URL": "postgresql://user:pa@ss#word@127.0.0.1:1/db"}, "DATABASE_URL"),
+        ({"HOST": "a" * 70}, "HOST"),
     ],
 )
 def test_bad_setting_stops_python_m_app_with_one_line(env: dict[str, str], variable: str) -> None:
