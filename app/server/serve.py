@@ -31,7 +31,6 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
-from types import FrameType
 from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -249,11 +248,12 @@ def serve(config: Config, drain_seconds: float) -> int:
             DrainingMultiprocess(config, [sock], drain_seconds).run()
         return 0
     server = DrainingServer(config, drain_seconds)
-    # After its graceful shutdown uvicorn raises the signal that stopped it again, restoring the
-    # handler it found first: with Python's default for SIGTERM the process would then die of
-    # it (status 143), and `make serve` would report a normal stop as an error. This handler
-    # lets the re-raised SIGTERM end the process normally (status 0).
-    previous = signal.signal(signal.SIGTERM, _stopped)
+    # Until uvicorn installs its own handlers (after the app is built) a SIGTERM would be lost:
+    # this one asks the server to stop as soon as it has started. After its graceful shutdown
+    # uvicorn raises the signal that stopped it again, restoring this handler: with Python's
+    # default the process would then die of it (status 143), and `make serve` would report a
+    # normal stop as an error; here it ends normally (status 0).
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: _stop(server))
     try:
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
@@ -262,5 +262,5 @@ def serve(config: Config, drain_seconds: float) -> int:
     return 0 if server.started else STARTUP_FAILURE
 
 
-def _stopped(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM after the server has stopped: nothing is left to do."""
+def _stop(server: DrainingServer) -> None:
+    server.should_exit = True  # uvicorn checks it after its startup, and in its main loop

@@ -1,13 +1,14 @@
 """`python -m app`'s command line: --help lists the settings, anything else is refused, and a
 stop by SIGTERM is a normal exit."""
 
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from app.core.config import Settings
-from tests.live_server import REPO_ROOT, server_env, start_server
+from tests.live_server import REPO_ROOT, free_port, server_env, start_server
 
 TIMEOUT = 30.0
 
@@ -62,3 +63,30 @@ def test_sigterm_stop_exits_0(workers: int) -> None:
         pass  # start_server stops it with SIGTERM
     assert server.process.returncode == 0, server.stderr()
     assert "Application shutdown complete" in server.stderr()
+
+
+def test_sigterm_while_the_service_starts_stops_it() -> None:
+    """A stop sent while the app is being built (before uvicorn's own handlers) used to be
+    dropped: the service then served on. It now stops as soon as it has started, status 0."""
+    port = free_port()
+    env = server_env({"PORT": str(port), "METRICS_PORT": str(free_port())})
+    with subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as service:
+        assert service.stderr is not None
+        for line in service.stderr:
+            if "Serving Prometheus metrics" in line:  # the app is built next
+                service.send_signal(signal.SIGTERM)
+                break
+        try:
+            code = service.wait(timeout=30)
+        finally:
+            service.kill()
+        rest = service.stderr.read()
+    assert code == 0, rest
+    assert "Traceback" not in rest
