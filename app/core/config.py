@@ -11,6 +11,8 @@ API_KEYS        unset                named keys, name=key,name2=key2 (guard as A
 RECORD          true                 keep the durable record of predictions; false: none
 RECORD_DIR      var/record           folder of the record's SQLite file
 DATABASE_URL    unset                a postgresql:// URL: the record is kept there instead
+RECORD_RETENTION_DAYS  unset         the service prunes records older than this; unset: keeps all
+RECORD_PRUNE_INTERVAL_SECONDS  3600  how often it prunes when RECORD_RETENTION_DAYS is set
 MONITORING_WINDOW  200               /monitoring's recent window: the last N confirmed cases
 DRIFT_WINDOW    500                  recorded rows drift is checked on
 MONITORING_REFRESH_SECONDS  30       how old /monitoring's figures may be
@@ -306,6 +308,14 @@ class Settings(BaseSettings):
     def _distinct_ports(self) -> "Settings":
         if self.metrics_port == self.port:
             raise ValueError("METRICS_PORT must differ from PORT (or be 0 for no metrics server)")
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> "Settings":
+        # One key under two names: the record could not say which caller sent a request.
+        keys = [key.get_secret_value() for key in self.callers().values()]
+        if len(set(keys)) != len(keys):
+            raise ValueError("API_KEY and API_KEYS must give every caller a key of its own")
         return self
 
     @field_validator("model_path", "prometheus_multiproc_dir", "record_dir", mode="before")

@@ -256,6 +256,27 @@ def test_bad_values_are_refused_naming_the_variable(
         create_app()  # the factory reads the same environment
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"API_KEYS": "lab=s3cret-one,ward=s3cret-one"},
+        {"API_KEY": "s3cret-one", "API_KEYS": "lab=s3cret-one"},
+    ],
+)
+def test_one_key_under_two_names_is_refused(
+    monkeypatch: pytest.MonkeyPatch, keys: dict[str, str]
+) -> None:
+    """The record names the caller by its key: a key shared by two names names neither."""
+    for variable, value in keys.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match="a key of its own") as caught:
+        load_settings()
+    assert "s3cret" not in str(caught.value)
+    monkeypatch.setenv("API_KEYS", "lab=s3cret-one,ward=s3cret-two")
+    monkeypatch.delenv("API_KEY", raising=False)
+    assert sorted(load_settings().callers()) == ["lab", "ward"]
+
+
 def test_metrics_port_must_differ_from_the_api_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "9000")
     monkeypatch.setenv("METRICS_PORT", "9000")
