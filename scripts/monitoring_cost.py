@@ -100,7 +100,6 @@ class Filler:
 
 
 def timed(watch: Watch) -> tuple[float, dict[str, float]]:
-    watch.outcome_arrived()
     started = time.perf_counter()
     watch.latest()
     return time.perf_counter() - started, watch.last_timings

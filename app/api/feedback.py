@@ -177,7 +177,6 @@ def _store(request: Request, item: FeedbackRequest) -> Stored:
     watch = _watch(request)
     with open_store(watch.config) as store:
         stored = _put(store, request, item)
-    watch.outcome_arrived()
     return stored
 
 
@@ -201,7 +200,6 @@ def _store_all(request: Request, items: list[FeedbackRequest]) -> list[FeedbackI
                     request_id=item.request_id, row=item.row, status=status, outcome=outcome
                 )
             )
-    watch.outcome_arrived()
     return results
 
 

@@ -28,7 +28,7 @@ from app.monitoring.metrics import MonitoringMetrics
 from app.monitoring.state import Monitor
 from app.record.config import RecordConfig
 from app.record.outcomes import recent_inputs
-from app.record.store import open_store
+from app.record.store import SqlStore, open_store
 
 logger = logging.getLogger("app.monitoring")
 
@@ -73,35 +73,25 @@ class Watch:
         self.feed = CaseFeed(model.typicality, self.callers, window, self.validated)
         self._drift: DriftDetector | None = None
         self._latest: dict[str, Any] | None = None
-        self._stale = True
         self.last_timings: dict[str, float] = {}  # seconds of each part of the last refresh
 
-    def outcome_arrived(self) -> None:
-        self._stale = True
-
     def latest(self) -> dict[str, Any]:
-        """The latest figures, refreshed first when stale (blocking: call it off the loop)."""
-        with self._lock:
+        """The latest figures, refreshed first when outcomes arrived (through any worker: the
+        store's counts say so) or they are older than refresh_seconds (blocking: call it off
+        the loop)."""
+        with self._lock, open_store(self.config) as store:
             latest = self._latest
             fresh = (
                 latest is not None and time.time() - latest["computed_at"] < self.refresh_seconds
             )
-            if latest is None or self._stale or not fresh or self._outcomes_changed():
-                self._stale = False
-                latest = self._latest = self._refresh()
+            if latest is None or not fresh or self.feed.changed(store):
+                latest = self._latest = self._refresh(store)
             return latest
 
-    def _outcomes_changed(self) -> bool:
-        """An outcome another worker stored: without this, workers would answer different
-        figures until their next refresh (MONITORING_REFRESH_SECONDS)."""
-        with open_store(self.config) as store:
-            return self.feed.changed(store)
-
-    def _refresh(self) -> dict[str, Any]:
+    def _refresh(self, store: SqlStore) -> dict[str, Any]:
         started = time.perf_counter()
-        with open_store(self.config) as store:
-            monitor = self.feed.update(store)
-            rows, probabilities = recent_inputs(store, self.drift_window)
+        monitor = self.feed.update(store)
+        rows, probabilities = recent_inputs(store, self.drift_window)
         read = time.perf_counter()
         snapshot = monitor.snapshot()
         computed = time.perf_counter()

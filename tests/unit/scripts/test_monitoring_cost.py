@@ -25,7 +25,6 @@ def test_later_refreshes_read_only_the_new_cases(model: ServedModel, tmp_path: P
     assert watch.latest()["overall"]["cumulative"]["n"] == 250
     for n in (350, 450):
         filler.add(cost.BATCH)
-        watch.outcome_arrived()
         answer = watch.latest()
         assert answer["overall"]["cumulative"]["n"] == n
         assert answer["callers"]["lab"] == answer["overall"]
