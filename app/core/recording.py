@@ -22,7 +22,7 @@ from starlette.requests import Request
 from app.core.errors import ApiError
 from app.core.request_id import current_request_id, received_ns
 from app.core.version import package_version
-from app.record.entry import SET_BENIGN, SET_MALIGNANT, PredictionRecord, valid_case_ref
+from app.record.entry import SET_BENIGN, SET_MALIGNANT, SentRecord, valid_case_ref
 from app.record.recorder import Recorder, RecordUnavailable
 
 CASE_HEADER: Final = "X-Case-Reference"
@@ -80,7 +80,7 @@ async def record(
         return
     now = time.time_ns()
     received = received_ns() or now
-    entry = PredictionRecord.of(
+    entry = SentRecord.of(
         request_id=current_request_id() or "unknown",
         received=received,
         answered=now,

@@ -16,7 +16,7 @@ from app.record import metrics
 from app.record import recorder as recorder_module
 from app.record.audit import verify
 from app.record.config import RecordConfig
-from app.record.entry import PredictionRecord
+from app.record.entry import PredictionRecord, SentRecord
 from app.record.recorder import Recorder, RecordUnavailable
 from app.record.store import open_store
 from tests.postgres import PostgresServer
@@ -111,6 +111,26 @@ def commit_one(recorder: Recorder, record: PredictionRecord) -> str | None:
     except RecordUnavailable as exc:
         return exc.reason
     return None
+
+
+def test_a_record_sent_unchecked_is_checked_by_the_writer(
+    config: RecordConfig, answers: Answers
+) -> None:
+    """The event loop sends SentRecords, unchecked: one with a value no answer could have
+    fails its own commit at the writer, nothing of it is stored, and the next one commits."""
+    good = answers.single()
+    fields = {name: getattr(good, name) for name in PredictionRecord.__dataclass_fields__}
+    bad = SentRecord(**{**fields, "request_id": "bad-status", "status": 42})
+    recorder = recorder_for(config)
+    recorder.start()
+    try:
+        assert commit_one(recorder, bad) == "store_error"
+        assert commit_one(recorder, good) is None
+    finally:
+        recorder.close()
+    with open_store(config) as store:
+        assert [link.record() for link in store.links()] == [good]
+        assert verify(store) == []
 
 
 def available_gauge() -> float:

@@ -7,13 +7,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.record.chain import FIELD_NAMES
-from app.record.entry import PredictionRecord, RecordError, epoch_ns, valid_case_ref
+from app.record import wire
+from app.record.chain import FIELD_NAMES, record_bytes
+from app.record.entry import (
+    PredictionRecord,
+    RecordError,
+    SentRecord,
+    epoch_ns,
+    valid_case_ref,
+)
 
 HASH = "ab" * 32
 
 
-def make(**changes: Any) -> PredictionRecord:
+def make(cls: type[PredictionRecord] = PredictionRecord, **changes: Any) -> PredictionRecord:
     fields_: dict[str, Any] = {
         "request_id": "7f1c-req",
         "received": datetime(2026, 12, 6, 21, 0, tzinfo=UTC),
@@ -34,7 +41,7 @@ def make(**changes: Any) -> PredictionRecord:
         "sets": [1, 3],
         "latency_s": 0.002,
     }
-    return PredictionRecord.of(**{**fields_, **changes})
+    return cls.of(**{**fields_, **changes})
 
 
 @pytest.mark.parametrize(
@@ -108,6 +115,15 @@ def test_arrays_read_back_as_given() -> None:
 def test_refuses_what_no_answer_could_hold(changes: dict[str, Any], problem: str) -> None:
     with pytest.raises(RecordError, match=problem):
         make(**changes)
+    # The event loop sends its records unchecked: the writer's decoding refuses the same.
+    with pytest.raises(RecordError, match=problem):
+        wire.decode_record(record_bytes(make(SentRecord, **changes)))
+
+
+def test_a_sent_record_holds_the_bytes_of_a_checked_one() -> None:
+    sent, checked = make(SentRecord), make()
+    assert record_bytes(sent) == record_bytes(checked)
+    assert wire.decode_record(record_bytes(sent)) == checked
 
 
 def test_a_record_is_immutable() -> None:
