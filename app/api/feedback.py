@@ -29,7 +29,7 @@ from app.api.responses import (
 from app.api.schemas import integral_number
 from app.core.errors import ApiError
 from app.core.monitoring import Watch
-from app.core.recording import record_unavailable
+from app.core.recording import caller_name, record_unavailable
 from app.core.request_id import MAX_LENGTH as REQUEST_ID_MAX
 from app.openapi.document import Example, ExampleContext, response_examples
 from app.record.outcomes import (
@@ -167,7 +167,7 @@ def _put(store: SqlStore, request: Request, item: FeedbackRequest) -> Stored:
         item.row,
         item.outcome,
         source=item.source,
-        caller=getattr(request.state, "caller", None),
+        caller=caller_name(request),
         now_ns=time.time_ns(),
         correction=item.correction,
     )

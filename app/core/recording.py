@@ -45,6 +45,14 @@ def case_reference(request: Request) -> str | None:
     return value
 
 
+def caller_name(request: Request) -> str | None:
+    """The name of the API key the request presented (set by the key guard), if any."""
+    state = request.state
+    # `in` rather than getattr with a default: State raises, and formats, an AttributeError
+    # for a name it lacks, some 3 us a request on a service without keys
+    return state.caller if "caller" in state else None
+
+
 def set_codes(probabilities: NDArray[np.float64], bounds: tuple[float, float]) -> NDArray[np.uint8]:
     """Each row's prediction set as the record codes it, by the same floating-point operations
     as `model.conformal.set_membership`."""
@@ -87,7 +95,7 @@ async def record(
         route=route,
         protocol=protocol,
         encoding=encoding,
-        caller=getattr(request.state, "caller", None),
+        caller=caller_name(request),
         case_ref=case_reference(request),
         model_version=request.app.state.model.artifact.content_sha256,
         service_version=package_version(),
