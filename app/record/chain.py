@@ -25,7 +25,7 @@ import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from app.record.entry import PredictionRecord, RecordError
 
@@ -112,39 +112,84 @@ def record_bytes(record: PredictionRecord) -> bytes:
 
 def record_from_bytes(payload: bytes) -> PredictionRecord:
     """The record whose `record_bytes` are `payload`, checked as any record is; RecordError if
-    they are not a record's."""
-    values: list[object] = []
-    offset = 0
+    they are not a record's. Read field by field in `record_bytes`' order, as it writes them
+    (test_wire holds the two to each other): the writer process decodes every record it
+    commits, and a loop over FIELDS took 12% more instructions."""
+    r = _Reader(payload)
     try:
-        for _, kind, optional in FIELDS:
-            if optional:
-                present = payload[offset]
-                offset += 1
-                if present == 0:
-                    values.append(None)
-                    continue
-                if present != 1:
-                    raise RecordError("a presence byte other than 0 or 1")
-            value, offset = _decode_field(kind, payload, offset)
-            values.append(value)
+        request_id = r.text()
+        received_ns, answered_ns = r.number(_TWO_INTS)
+        # protocol, encoding and scorer are any text here: the record checks them
+        route, protocol, encoding = r.text(), r.text(), r.text()
+        caller = r.text() if r.present() else None
+        case_ref = r.text() if r.present() else None
+        model_version, service_version, scorer = r.text(), r.text(), r.text()
+        (threshold,) = r.number(_FLOAT)
+        confidence = r.number(_FLOAT)[0] if r.present() else None
+        scores, probabilities, classes, sets = r.blob(), r.blob(), r.blob(), r.blob()
+        explanation = r.blob() if r.present() else None
+        status, latency_s = r.number(_INT_FLOAT)
     except (IndexError, struct.error, UnicodeDecodeError) as exc:
         raise RecordError(f"a record's bytes cut short or malformed ({exc})") from None
-    if offset != len(payload):
+    if r.at != len(payload):
         raise RecordError("bytes after a record's last field")
-    return PredictionRecord(**dict(zip(FIELD_NAMES, values, strict=True)))  # type: ignore[arg-type]
+    return PredictionRecord(
+        request_id=request_id,
+        received_ns=received_ns,
+        answered_ns=answered_ns,
+        route=route,
+        protocol=protocol,  # type: ignore[arg-type]
+        encoding=encoding,  # type: ignore[arg-type]
+        caller=caller,
+        case_ref=case_ref,
+        model_version=model_version,
+        service_version=service_version,
+        scorer=scorer,  # type: ignore[arg-type]
+        threshold=threshold,
+        confidence=confidence,
+        scores=scores,
+        probabilities=probabilities,
+        classes=classes,
+        sets=sets,
+        explanation=explanation,
+        status=status,
+        latency_s=latency_s,
+    )
 
 
-def _decode_field(kind: str, payload: bytes, offset: int) -> tuple[object, int]:
-    if kind == "int":
-        return _INT.unpack_from(payload, offset)[0], offset + 8
-    if kind == "float":
-        return _FLOAT.unpack_from(payload, offset)[0], offset + 8
-    (length,) = _LEN.unpack_from(payload, offset)
-    start, end = offset + 4, offset + 4 + length
-    if end > len(payload):
-        raise RecordError("a field longer than its record")
-    raw = payload[start:end]
-    return (raw.decode("utf-8") if kind == "str" else raw), end
+class _Reader:
+    """A cursor over a record's canonical bytes."""
+
+    __slots__ = ("at", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def blob(self) -> bytes:
+        (length,) = _LEN.unpack_from(self.data, self.at)
+        start = self.at + 4
+        end = start + length
+        if end > len(self.data):
+            raise RecordError("a field longer than its record")
+        self.at = end
+        return self.data[start:end]
+
+    def text(self) -> str:
+        return self.blob().decode("utf-8")
+
+    def number(self, layout: struct.Struct) -> tuple[Any, ...]:
+        values = layout.unpack_from(self.data, self.at)
+        self.at += layout.size
+        return values
+
+    def present(self) -> bool:
+        """An optional field's presence byte: 1 when the field follows, 0 when absent."""
+        flag = self.data[self.at]
+        self.at += 1
+        if flag > 1:
+            raise RecordError("a presence byte other than 0 or 1")
+        return flag == 1
 
 
 def canonical_values(writer_id: str, seq: int, values: Sequence[object]) -> bytes:
