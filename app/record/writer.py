@@ -246,7 +246,9 @@ def _commit_group(writer: GroupWriter, group: list[PredictionRecord] | str) -> b
     if isinstance(group, str):  # the service sent a record the store must not hold: a bug
         logger.error("record refused by the writer: %s", group)
         metrics.count_failure("store_error")
-        return wire.ack(wire.FAILED, 1, "store_error")
+        # The store is as healthy as it was: say so, or the worker's readiness would stay 503
+        # until a commit that a not-ready worker is sent no request to make.
+        return wire.ack(wire.FAILED, 1, "store_error") + wire.ack(wire.HEALTH, 0, writer.health[1])
     reason = writer.commit(group)
     if reason is None:
         return wire.ack(wire.COMMITTED, len(group))

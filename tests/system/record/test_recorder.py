@@ -117,7 +117,8 @@ def test_a_record_sent_unchecked_is_checked_by_the_writer(
     config: RecordConfig, answers: Answers
 ) -> None:
     """The event loop sends SentRecords, unchecked: one with a value no answer could have
-    fails its own commit at the writer, nothing of it is stored, and the next one commits."""
+    fails its own commit at the writer, nothing of it is stored, the store stays ready (no
+    commit is needed to say so: a not-ready worker is sent none), and the next one commits."""
     good = answers.single()
     fields = {name: getattr(good, name) for name in PredictionRecord.__dataclass_fields__}
     bad = SentRecord(**{**fields, "request_id": "bad-status", "status": 42})
@@ -125,6 +126,7 @@ def test_a_record_sent_unchecked_is_checked_by_the_writer(
     recorder.start()
     try:
         assert commit_one(recorder, bad) == "store_error"
+        assert recorder.health() == (True, None)
         assert commit_one(recorder, good) is None
     finally:
         recorder.close()
