@@ -371,6 +371,10 @@ def test_records_larger_than_the_sockets_buffer_cross_whole_and_in_order(
 
     async def main() -> None:
         await asyncio.gather(*(recorder.commit(r) for r in records))
+        # all sent: the loop no longer watches the socket for room to send (a writer callback
+        # left behind would run on every pass of the loop)
+        assert recorder._sock is not None
+        assert not asyncio.get_running_loop().remove_writer(recorder._sock.fileno())
 
     try:
         asyncio.run(main())
