@@ -47,10 +47,11 @@ def case_reference(request: Request) -> str | None:
 
 def caller_name(request: Request) -> str | None:
     """The name of the API key the request presented (set by the key guard), if any."""
-    state = request.state
-    # `in` rather than getattr with a default: State raises, and formats, an AttributeError
-    # for a name it lacks, some 3 us a request on a service without keys
-    return state.caller if "caller" in state else None
+    # request.state keeps its values in the ASGI scope's "state" dict: read there, since
+    # getattr(request.state, "caller", None) makes State raise and format an AttributeError
+    # on a service without keys, some 3 us a request
+    state: dict[str, Any] | None = request.scope.get("state")
+    return None if state is None else state.get("caller")
 
 
 def set_codes(probabilities: NDArray[np.float64], bounds: tuple[float, float]) -> NDArray[np.uint8]:
@@ -87,7 +88,8 @@ async def record(
     if recorder is None:
         return
     now = time.time_ns()
-    received = received_ns() or now
+    # min: a wall clock stepped back between the two readings must not make the record refused
+    received = min(received_ns() or now, now)
     entry = SentRecord.of(
         request_id=current_request_id() or "unknown",
         received=received,
