@@ -13,7 +13,8 @@ order reverses every other round. Prints the median req/s and p99 of each, and t
 req/s over DIR's (median of per-round ratios): a change on the request path is judged by these
 ratios, never by absolute figures from different runs. Exit status 1 on any error answer. The
 CPU per request is the user and system time of the server's processes (workers included)
-during a run over its answers: on a shared machine it holds steadier than req/s.
+during a run over its answers: on a shared machine it holds steadier than req/s; in brackets,
+the share of it spent by the record's writer processes.
 
 `--this-env` and `--against-env` add settings to one side: `--against . --against-env
 RECORD=false` measures the record's cost on this checkout. Each side keeps its record in a
@@ -36,6 +37,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.record.recorder import WRITER_MODULE
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from scripts.bench.common import REPO_ROOT, machine_info, median, print_machine, write_json
 from scripts.bench.http_load import (
@@ -142,16 +144,19 @@ def request_script(request: str, rows: int, tmp: Path) -> tuple[str, Path]:
     return V2_INFER, lua
 
 
-def cpu_seconds(server: Server) -> float:
-    """User and system CPU of the server's processes (its workers included) so far."""
-    assert server.process is not None
-    root = psutil.Process(server.process.pid)
-    total = 0.0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU so far of process `pid` and its descendants (a server's workers and
+    their record writers), and of the record writers among them."""
+    root = psutil.Process(pid)
+    total = writers = 0.0
     for process in (root, *root.children(recursive=True)):
         with contextlib.suppress(psutil.NoSuchProcess):
             times = process.cpu_times()
-            total += times.user + times.system
-    return total
+            used = times.user + times.system
+            total += used
+            if WRITER_MODULE in process.cmdline():
+                writers += used
+    return total, writers
 
 
 def record_figures(server: Server) -> str:
@@ -222,9 +227,12 @@ def run_one(
 ) -> dict[str, float]:
     """One wrk run, with the server's CPU per answer."""
     check_alive(server)
-    cpu = cpu_seconds(server)
+    assert server.process is not None
+    cpu, writers = cpu_seconds(server.process.pid)
     stats = run_wrk(server.url + path, lua, connections, args.duration)
-    stats["cpu_ms"] = (cpu_seconds(server) - cpu) * 1e3 / stats["requests"]
+    cpu_after, writers_after = cpu_seconds(server.process.pid)
+    stats["cpu_ms"] = (cpu_after - cpu) * 1e3 / stats["requests"]
+    stats["writer_cpu_ms"] = (writers_after - writers) * 1e3 / stats["requests"]
     return stats
 
 
@@ -239,6 +247,8 @@ def summarise(this: list[dict[str, float]], other: list[dict[str, float]]) -> di
         "against_p99_ms": median([r["p99_us"] for r in other]) / 1000,
         "this_cpu_ms": median([r["cpu_ms"] for r in this]),
         "against_cpu_ms": median([r["cpu_ms"] for r in other]),
+        "this_writer_cpu_ms": median([r["writer_cpu_ms"] for r in this]),
+        "against_writer_cpu_ms": median([r["writer_cpu_ms"] for r in other]),
     }
 
 
@@ -248,7 +258,7 @@ def print_table(args: argparse.Namespace, results: Results) -> dict[str, dict[st
     print(f"\n{what}, {args.rounds} round(s) of {args.duration:g} s; against: {args.against}")
     print(
         "| scenario | this req/s | against req/s | this / against | this p99 ms | against p99 ms "
-        "| this CPU ms/req | against CPU ms/req |"
+        "| this CPU ms/req (writer) | against CPU ms/req (writer) |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     summary = {}
@@ -262,8 +272,9 @@ def print_table(args: argparse.Namespace, results: Results) -> dict[str, dict[st
             f"| {workers} worker(s), {connections} conn | {row['this_rps']:,.0f} | "
             f"{row['against_rps']:,.0f} | {row['ratio']:.3f} "
             f"({', '.join(f'{r:.2f}' for r in row['ratios'])}) | {row['this_p99_ms']:.2f} | "
-            f"{row['against_p99_ms']:.2f} | {row['this_cpu_ms']:.3f} | "
-            f"{row['against_cpu_ms']:.3f} |"
+            f"{row['against_p99_ms']:.2f} | {row['this_cpu_ms']:.3f} "
+            f"({row['this_writer_cpu_ms']:.3f}) | {row['against_cpu_ms']:.3f} "
+            f"({row['against_writer_cpu_ms']:.3f}) |"
         )
         if rows > 1:
             this_rows, other_rows = row["this_rps"] * rows, row["against_rps"] * rows
