@@ -389,8 +389,9 @@ class Recorder:
             self._sock.close()
             self._sock = None
         waiting, self._waiting = self._waiting, collections.deque()
-        if waiting:
-            metrics.count_failure(reason, len(waiting))
+        refused = sum(1 for future, _, _ in waiting if not future.done())
+        if refused:  # a waiter that timed out was refused, and counted, already
+            metrics.count_failure(reason, refused)
         for future, _, _ in waiting:
             _settle(future, reason)
 

@@ -341,6 +341,28 @@ def test_a_killed_writer_fails_its_waiters_and_is_started_again(
         assert len(store.writers()) == 2
 
 
+def failures(reason: str) -> float:
+    value = metrics.REGISTRY.get_sample_value("predictor_record_failures_total", {"reason": reason})
+    return 0.0 if value is None else value
+
+
+def test_an_answer_refused_once_is_counted_once(config: RecordConfig, answers: Answers) -> None:
+    """A commit that timed out (its 503 counted as `timeout`) and whose writer is lost after
+    it is not counted again as `writer_lost`: the failures count refused answers."""
+    recorder = recorder_for(config, timeout=0.3, retry_seconds=0.2)
+    assert recorder.start() == (True, None)
+    try:
+        writer = writer_process(recorder)
+        writer.suspend()
+        before = {reason: failures(reason) for reason in ("timeout", "writer_lost")}
+        assert commit_one(recorder, answers.single()) == "timeout"
+        kill_writer(recorder)
+        assert failures("timeout") == before["timeout"] + 1
+        assert failures("writer_lost") == before["writer_lost"]
+    finally:
+        recorder.close()
+
+
 def test_the_writer_ignores_stop_signals_and_ends_with_its_worker(
     tmp_path: Path, answers: Answers
 ) -> None:
