@@ -6,9 +6,9 @@ MultiProcessCollector reads them with the others; the gauges say how workers com
 that directory (tests in one process) `REGISTRY` holds them.
 
 The writer process (app/record/writer.py) counts the commits; the worker's Recorder the waits
-and refusals, and it alone has the gauges (app/record/gauges.py): in multiprocess mode a gauge
-writes its 0 to the process's file as soon as it is defined, and the writer's 0 would be the
-minimum of `available` for good.
+and refusals (each refused answer once, whichever side failed it), and it alone has the gauges
+(app/record/gauges.py): in multiprocess mode a gauge writes its 0 to the process's file as soon
+as it is defined, and the writer's 0 would be the minimum of `available` for good.
 """
 
 from typing import Final

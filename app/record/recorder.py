@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -307,6 +308,7 @@ class Recorder:
             reason = ack.reason or "store_error"
             self._set_health((False, reason))
             error = reason
+            _count_refused(reason, group)
         for future, _, _ in group:
             _settle(future, error)
 
@@ -389,9 +391,7 @@ class Recorder:
             self._sock.close()
             self._sock = None
         waiting, self._waiting = self._waiting, collections.deque()
-        refused = sum(1 for future, _, _ in waiting if not future.done())
-        if refused:  # a waiter that timed out was refused, and counted, already
-            metrics.count_failure(reason, refused)
+        _count_refused(reason, waiting)
         for future, _, _ in waiting:
             _settle(future, reason)
 
@@ -447,6 +447,14 @@ def _writer_env(config: RecordConfig) -> dict[str, str]:
     if config.database_url:
         env["DATABASE_URL"] = config.database_url
     return env
+
+
+def _count_refused(reason: str, waiting: Iterable[_Waiting]) -> None:
+    """Count the answers `waiting` refuses for `reason`: a waiter that timed out, or whose
+    request went away, was refused (and counted) already or never will be."""
+    refused = sum(1 for future, _, _ in waiting if not future.done())
+    if refused:
+        metrics.count_failure(reason, refused)
 
 
 def _refused(reason: str) -> RecordUnavailable:

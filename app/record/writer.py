@@ -70,7 +70,7 @@ class GroupWriter:
             self._write(records)
         except Exception as exc:  # a bug must not leave the service waiting: fail closed
             reason = exc.reason if isinstance(exc, StoreError) else "store_error"
-            self._fail(reason, str(exc), len(records))
+            self._fail(reason, str(exc))
             return reason
         if records:
             metrics.RECORDS.inc(len(records))
@@ -153,13 +153,11 @@ class GroupWriter:
             self._store.close()
         self._store, self._head = None, None
 
-    def _fail(self, reason: str, detail: str, records: int) -> None:
+    def _fail(self, reason: str, detail: str) -> None:
         self._drop()
         if self.health != (False, reason):
             logger.error("record unavailable (%s): %s", reason, detail)
         self.health = (False, reason)
-        if records:
-            metrics.count_failure(reason, records)
 
 
 def serve(
@@ -245,7 +243,6 @@ def _groups(
 def _commit_group(writer: GroupWriter, group: list[PredictionRecord] | str) -> bytes:
     if isinstance(group, str):  # the service sent a record the store must not hold: a bug
         logger.error("record refused by the writer: %s", group)
-        metrics.count_failure("store_error")
         # The store is as healthy as it was: say so, or the worker's readiness would stay 503
         # until a commit that a not-ready worker is sent no request to make.
         return wire.ack(wire.FAILED, 1, "store_error") + wire.ack(wire.HEALTH, 0, writer.health[1])

@@ -125,7 +125,9 @@ def test_a_record_sent_unchecked_is_checked_by_the_writer(
     recorder = recorder_for(config)
     recorder.start()
     try:
+        before = failures("store_error")
         assert commit_one(recorder, bad) == "store_error"
+        assert failures("store_error") == before + 1  # the refused answer, counted once
         assert recorder.health() == (True, None)
         assert commit_one(recorder, good) is None
     finally:
@@ -133,6 +135,11 @@ def test_a_record_sent_unchecked_is_checked_by_the_writer(
     with open_store(config) as store:
         assert [link.record() for link in store.links()] == [good]
         assert verify(store) == []
+
+
+def failures(reason: str) -> float:
+    value = metrics.REGISTRY.get_sample_value("predictor_record_failures_total", {"reason": reason})
+    return 0.0 if value is None else value
 
 
 def available_gauge() -> float:
@@ -341,11 +348,6 @@ def test_a_killed_writer_fails_its_waiters_and_is_started_again(
         assert len(store.writers()) == 2
 
 
-def failures(reason: str) -> float:
-    value = metrics.REGISTRY.get_sample_value("predictor_record_failures_total", {"reason": reason})
-    return 0.0 if value is None else value
-
-
 def test_an_answer_refused_once_is_counted_once(config: RecordConfig, answers: Answers) -> None:
     """A commit that timed out (its 503 counted as `timeout`) and whose writer is lost after
     it is not counted again as `writer_lost`: the failures count refused answers."""
@@ -359,6 +361,27 @@ def test_an_answer_refused_once_is_counted_once(config: RecordConfig, answers: A
         kill_writer(recorder)
         assert failures("timeout") == before["timeout"] + 1
         assert failures("writer_lost") == before["writer_lost"]
+    finally:
+        recorder.close()
+
+
+def test_an_answer_that_timed_out_is_not_counted_again_when_its_commit_fails(
+    config: RecordConfig, answers: Answers
+) -> None:
+    good = answers.single()
+    fields = {name: getattr(good, name) for name in PredictionRecord.__dataclass_fields__}
+    bad = SentRecord(**{**fields, "status": 42})  # the writer will refuse it
+    recorder = recorder_for(config, timeout=0.3)
+    assert recorder.start() == (True, None)
+    try:
+        writer = writer_process(recorder)
+        writer.suspend()
+        before = {reason: failures(reason) for reason in ("timeout", "store_error")}
+        assert commit_one(recorder, bad) == "timeout"
+        writer.resume()  # it refuses the record: its failure answers a waiter already refused
+        assert commit_one(recorder, good) is None
+        assert failures("timeout") == before["timeout"] + 1
+        assert failures("store_error") == before["store_error"]
     finally:
         recorder.close()
 
