@@ -348,40 +348,30 @@ def test_a_killed_writer_fails_its_waiters_and_is_started_again(
         assert len(store.writers()) == 2
 
 
-def test_an_answer_refused_once_is_counted_once(config: RecordConfig, answers: Answers) -> None:
-    """A commit that timed out (its 503 counted as `timeout`) and whose writer is lost after
-    it is not counted again as `writer_lost`: the failures count refused answers."""
+@pytest.mark.parametrize("then", ["writer_lost", "store_error"])
+def test_a_timed_out_answer_is_counted_once(
+    config: RecordConfig, answers: Answers, then: str
+) -> None:
+    """A commit that timed out (its 503 counted as `timeout`) is not counted again when its
+    wait ends otherwise: its writer lost, or its record refused by the writer."""
+    record = answers.single()
+    if then == "store_error":  # a record the writer refuses
+        fields = {name: getattr(record, name) for name in PredictionRecord.__dataclass_fields__}
+        record = SentRecord(**{**fields, "status": 42})
     recorder = recorder_for(config, timeout=0.3, retry_seconds=0.2)
     assert recorder.start() == (True, None)
     try:
         writer = writer_process(recorder)
         writer.suspend()
-        before = {reason: failures(reason) for reason in ("timeout", "writer_lost")}
-        assert commit_one(recorder, answers.single()) == "timeout"
-        kill_writer(recorder)
+        before = {reason: failures(reason) for reason in ("timeout", then)}
+        assert commit_one(recorder, record) == "timeout"
+        if then == "writer_lost":
+            kill_writer(recorder)
+        else:
+            writer.resume()
+            assert commit_one(recorder, answers.single()) is None  # after the refusal's ack
         assert failures("timeout") == before["timeout"] + 1
-        assert failures("writer_lost") == before["writer_lost"]
-    finally:
-        recorder.close()
-
-
-def test_an_answer_that_timed_out_is_not_counted_again_when_its_commit_fails(
-    config: RecordConfig, answers: Answers
-) -> None:
-    good = answers.single()
-    fields = {name: getattr(good, name) for name in PredictionRecord.__dataclass_fields__}
-    bad = SentRecord(**{**fields, "status": 42})  # the writer will refuse it
-    recorder = recorder_for(config, timeout=0.3)
-    assert recorder.start() == (True, None)
-    try:
-        writer = writer_process(recorder)
-        writer.suspend()
-        before = {reason: failures(reason) for reason in ("timeout", "store_error")}
-        assert commit_one(recorder, bad) == "timeout"
-        writer.resume()  # it refuses the record: its failure answers a waiter already refused
-        assert commit_one(recorder, good) is None
-        assert failures("timeout") == before["timeout"] + 1
-        assert failures("store_error") == before["store_error"]
+        assert failures(then) == before[then]
     finally:
         recorder.close()
 
