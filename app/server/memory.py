@@ -1,15 +1,23 @@
 """Large freed blocks go back to the system at once, so that a worker's memory returns after a
-burst of large requests.
+burst of large requests, while the blocks of every request stay in the heap.
 
-glibc's malloc serves a block of 128 KiB or more with a mapping of its own, unmapped when the
-block is freed; but each such block freed raises that threshold to its size (up to 32 MiB), so
-after the first 8 MiB body every later one comes from the heap, whose freed space glibc keeps
-wherever a small block still lives above it. Twenty concurrent 8 MiB V2 bodies, twice, left a
-worker at 137 MB after starting from 78 MB; with the threshold fixed, at 79 MB. Setting it
-explicitly (mallopt) is what stops its rises; the value is glibc's own default.
+glibc's malloc serves a block of the mmap threshold or more (128 KiB by default) with a mapping
+of its own, unmapped when the block is freed; but each such block freed raises that threshold to
+its size (up to 32 MiB), so after the first 8 MiB body every later one comes from the heap,
+whose freed space glibc keeps wherever a small block still lives above it. Twenty concurrent
+8 MiB V2 bodies, twice, left a worker at 137 MB after starting from 78 MB; with the threshold
+fixed, at 79 MB. Setting it explicitly (mallopt) is what stops its rises.
 
-An operator's own choice (MALLOC_MMAP_THRESHOLD_, or glibc.malloc.mmap_threshold in
-GLIBC_TUNABLES) is left alone, and so is any C library other than glibc.
+It is fixed above asyncio's read buffer (`_SelectorSocketTransport.max_size`, 256 KiB): every
+read of a socket allocates that much and shrinks it to what came, so at glibc's 128 KiB each
+read cost an mmap, an mremap, a munmap and a page fault (three of the eight system calls of a
+/predict without the record; 3.5% less CPU a request without them, `scripts.bench.ab`). The trim
+threshold, fixed too by mallopt, is twice the mmap threshold, as glibc's own rises keep it:
+below that, the top of the heap freed after each read would go back and forth with brk.
+
+An operator's own choice of either (MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_, or
+glibc.malloc.mmap_threshold or trim_threshold in GLIBC_TUNABLES) leaves both alone, and so does
+any C library other than glibc.
 """
 
 import ctypes
@@ -17,22 +25,26 @@ import os
 from collections.abc import Mapping
 from typing import Final
 
-M_MMAP_THRESHOLD: Final = -3  # glibc's <malloc.h>
-MMAP_THRESHOLD_BYTES: Final = 128 * 1024
-_OPERATOR_CHOICE: Final = ("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold")
+M_TRIM_THRESHOLD: Final = -1  # glibc's <malloc.h>
+M_MMAP_THRESHOLD: Final = -3
+MMAP_THRESHOLD_BYTES: Final = 512 * 1024
+TRIM_THRESHOLD_BYTES: Final = 2 * MMAP_THRESHOLD_BYTES
+_OPERATOR_VARIABLES: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+_OPERATOR_TUNABLES: Final = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
 
 
 def fix_mmap_threshold(environ: Mapping[str, str] = os.environ) -> bool:
-    """Fix glibc's mmap threshold at MMAP_THRESHOLD_BYTES, unless the environment chose one;
-    whether it was set here."""
-    chosen = environ.get("MALLOC_MMAP_THRESHOLD_") is not None or (
-        _OPERATOR_CHOICE[1] in environ.get("GLIBC_TUNABLES", "")
-    )
-    if chosen:
+    """Fix glibc's mmap and trim thresholds (see above), unless the environment chose either;
+    whether they were set here."""
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if any(name in environ for name in _OPERATOR_VARIABLES) or any(
+        name in tunables for name in _OPERATOR_TUNABLES
+    ):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
     except (OSError, AttributeError):  # not glibc (macOS), or a C library without mallopt
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    mapped = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    return bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)) and bool(mapped)
