@@ -376,6 +376,38 @@ def test_a_timed_out_answer_is_counted_once(
         recorder.close()
 
 
+def test_each_waiter_times_out_at_its_own_deadline(config: RecordConfig, answers: Answers) -> None:
+    """Every waiter past the timeout is failed at its own time (plus the loop's delay), those
+    that came later too, and one that comes after all the others were failed."""
+    timeout = 0.6
+    recorder = recorder_for(config, timeout=timeout, retry_seconds=0.2)
+    assert recorder.start() == (True, None)
+    writer = writer_process(recorder)
+    writer.suspend()
+
+    async def timed(delay: float) -> tuple[str | None, float]:
+        await asyncio.sleep(delay)
+        began = time.perf_counter()
+        try:
+            await recorder.commit(answers.single())
+        except RecordUnavailable as exc:
+            return exc.reason, time.perf_counter() - began
+        return None, time.perf_counter() - began
+
+    async def staggered() -> list[tuple[str | None, float]]:
+        first = await asyncio.gather(timed(0.0), timed(0.25), timed(0.4))
+        return [*first, await timed(0.2)]  # after all were failed: the watchdog is re-armed
+
+    try:
+        waited = asyncio.run(asyncio.wait_for(staggered(), timeout * 10))  # none hangs
+    finally:
+        writer.resume()
+        recorder.close()
+    assert [reason for reason, _ in waited] == ["timeout"] * 4
+    for _, seconds in waited:
+        assert timeout <= seconds < timeout * 1.05 + 0.15, waited
+
+
 def test_the_writer_ignores_stop_signals_and_ends_with_its_worker(
     tmp_path: Path, answers: Answers
 ) -> None:
