@@ -4,7 +4,7 @@ By default SQLite checkpoints in the connection that commits, once the WAL passe
 that commit copies the WAL's pages into the database file and syncs it, two flushes more than a
 commit, so its group (and every request queued behind it) waits 10 to 20 ms on a virtual disk
 instead of 2; with 10,000-row records it is every few commits. The recorder's writer turns that
-off on its connection (`SqlStore.defer_checkpoints`), and `Checkpointer`, a thread with a
+off on its connection (`SqlStore.tune_for_commits`), and `Checkpointer`, a thread with a
 connection of its own, checkpoints when nudged after commits, at most once every
 `min_interval` seconds. Its checkpoints are PASSIVE: they take no lock the writer waits for.
 

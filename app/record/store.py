@@ -326,12 +326,17 @@ class SqlStore:
             cur.execute(_sqlite_insert(len(chunk)), [v for link in chunk for v in _row(link)])
 
     # -- SQLite's checkpoints (app/record/checkpoint.py) -----------------------------------
-    def defer_checkpoints(self) -> None:
-        """SQLite: this connection's commits never checkpoint the WAL (a Checkpointer does)."""
+    def tune_for_commits(self) -> None:
+        """SQLite, for the writer's connection: its commits never checkpoint the WAL (a
+        Checkpointer does), and keep their statement journals in memory (temp_store; a
+        writer's statements are small), where SQLite otherwise created and removed a file in
+        /var/tmp, outside the record's folder, every few commits under load. Readers keep the
+        default, so that a sort of the whole record may use a file rather than memory."""
         if self.dialect is SQLITE:
             self.connect()
             with self.errors():
                 self._conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._conn.execute("PRAGMA temp_store=MEMORY")
 
     def checkpoint(self) -> int:
         """SQLite: copy what the WAL holds into the database without blocking writers (a

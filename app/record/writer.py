@@ -128,7 +128,7 @@ class GroupWriter:
         try:
             store.migrate()
             if store.dialect is SQLITE:
-                store.defer_checkpoints()
+                store.tune_for_commits()
                 self._start_checkpointer()
             head = store.head(self.writer_id)
         except BaseException:

@@ -40,7 +40,7 @@ def test_a_deferring_connection_leaves_the_wal_uncopied(
     with open_store(config) as store:
         store.migrate()
         if deferred:
-            store.defer_checkpoints()
+            store.tune_for_commits()
         before = config.sqlite_path.stat().st_size
         record = answers.batch(5_000)
         for _ in range(RECORDS):
@@ -84,7 +84,7 @@ def test_the_checkpointer_says_when_the_wal_outgrew_its_cap(
     config = sqlite_config(tmp_path)
     with open_store(config) as store:
         store.migrate()
-        store.defer_checkpoints()
+        store.tune_for_commits()
         append(store, "w", [answers.batch(1_000)])
         checkpointer = Checkpointer(lambda: open_store(config), cap, min_interval=0)
         checkpointer.start()

@@ -303,6 +303,31 @@ def test_a_stalled_database_times_out_and_resumes(
         assert sum(1 for _ in store.links()) in (1, 2)
 
 
+def test_commits_make_no_temporary_file(
+    tmp_path: Path, answers: Answers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's SQLite keeps its statement journals in memory (temp_store=MEMORY): else,
+    under a steady load, it creates and removes a file in its temporary folder (SQLITE_TMPDIR,
+    else /var/tmp) every few commits. A file created or removed in a folder changes the
+    folder's modification time."""
+    temporary = tmp_path / "sqlite-tmp"
+    temporary.mkdir()
+    os.utime(temporary, ns=(0, 0))
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temporary))  # the writer process inherits it
+    recorder = recorder_for(RecordConfig(tmp_path / "record"))
+    assert recorder.start() == (True, None)
+
+    async def concurrently() -> None:
+        for _ in range(200):
+            await asyncio.gather(*(recorder.commit(answers.single()) for _ in range(8)))
+
+    try:
+        asyncio.run(concurrently())
+    finally:
+        recorder.close()
+    assert os.stat(temporary).st_mtime_ns == 0
+
+
 # -- the writer process ------------------------------------------------------------------------
 def writer_process(recorder: Recorder) -> psutil.Process:
     """The recorder's writer process, found as an operator would: by its writer id."""
