@@ -10,9 +10,13 @@ update the entry. pyproject.toml bounds each of these libraries below its next m
 import inspect
 import os
 import tempfile
+import tomllib
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 from prometheus_client import Histogram, mmap_dict, multiprocess, values
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.supervisors import multiprocess as uvicorn_multiprocess
@@ -39,6 +43,27 @@ def test_installed_version_is_the_one_the_internals_were_read_in(
         f"{distribution} {installed} is installed, but the code using its internals was read "
         f"against {expected}: re-read the parts this file checks, then update READ_AGAINST"
     )
+
+
+def _runtime_requirements() -> dict[str, Requirement]:
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    with pyproject.open("rb") as f:
+        listed = tomllib.load(f)["project"]["dependencies"]
+    return {r.name.lower(): r for r in map(Requirement, listed)}
+
+
+@pytest.mark.parametrize(("distribution", "expected"), READ_AGAINST)
+def test_pyproject_allows_only_the_minor_version_the_internals_were_read_in(
+    distribution: str, expected: str
+) -> None:
+    """An install without constraints.txt (pip install .) must not pick an older or a newer
+    minor version than the one this file checks."""
+    read = Version(expected)
+    specifier = _runtime_requirements()[distribution].specifier
+    assert specifier.contains(read)
+    assert not specifier.contains(Version(f"{read.major}.{read.minor + 1}.0"))
+    if read.minor > 0:
+        assert not specifier.contains(Version(f"{read.major}.{read.minor - 1}.999"))
 
 
 def test_prometheus_value_class_is_chosen_through_module_globals() -> None:
