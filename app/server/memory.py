@@ -11,7 +11,7 @@ fixed, at 79 MB. Setting it explicitly (mallopt) is what stops its rises.
 It is fixed above asyncio's read buffer (`_SelectorSocketTransport.max_size`, 256 KiB): every
 read of a socket allocates that much and shrinks it to what came, so at glibc's 128 KiB each
 read cost an mmap, an mremap, a munmap and a page fault (three of the eight system calls of a
-/predict without the record; 3.5% less CPU a request without them, `scripts.bench.ab`). The trim
+/predict without the record; 17% less CPU an answer without them, `scripts.bench.ab`). The trim
 threshold, fixed too by mallopt, is twice the mmap threshold, as glibc's own rises keep it:
 below that, the top of the heap freed after each read would go back and forth with brk.
 
@@ -33,7 +33,7 @@ _OPERATOR_VARIABLES: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"
 _OPERATOR_TUNABLES: Final = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
 
 
-def fix_mmap_threshold(environ: Mapping[str, str] = os.environ) -> bool:
+def fix_malloc_thresholds(environ: Mapping[str, str] = os.environ) -> bool:
     """Fix glibc's mmap and trim thresholds (see above), unless the environment chose either;
     whether they were set here."""
     tunables = environ.get("GLIBC_TUNABLES", "")

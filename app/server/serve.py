@@ -39,7 +39,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
 from app.observability.log_writer import background_stderr
-from app.server.memory import fix_mmap_threshold
+from app.server.memory import fix_malloc_thresholds
 from app.server.process_guard import exit_with_parent, forget_process
 
 logger = logging.getLogger("uvicorn.error")
@@ -105,7 +105,7 @@ class DrainingServer(Server):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(ResourceErrorLog(loop.time).handle)
-        fix_mmap_threshold()  # in each worker: its memory returns after large requests
+        fix_malloc_thresholds()  # in each worker: see app/server/memory.py
         # Wrapped here rather than in create_app because the wrapper belongs to this server's
         # shutdown, and serve() is what each worker process runs. Every connection takes its app
         # from the config when it opens, so this must happen before the first one.

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from app.server.memory import fix_mmap_threshold
+from app.server.memory import fix_malloc_thresholds
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 
@@ -27,13 +27,13 @@ GLIBC = platform.libc_ver()[0] == "glibc"
     ],
 )
 def test_an_operators_choice_is_left_alone(environ: Mapping[str, str]) -> None:
-    assert fix_mmap_threshold(environ) is False
+    assert fix_malloc_thresholds(environ) is False
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_the_threshold_is_fixed_under_glibc() -> None:
     # In a child, since mallopt changes the whole process; glibc answers whether it took it.
-    code = "from app.server.memory import fix_mmap_threshold; print(fix_mmap_threshold({}))"
+    code = "from app.server.memory import fix_malloc_thresholds; print(fix_malloc_thresholds({}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "True"
 
@@ -43,9 +43,9 @@ def test_the_threshold_is_fixed_under_glibc() -> None:
 # the mmap threshold alone at glibc's default ("default").
 _READS_CODE = """
 import asyncio.selector_events, ctypes, resource, socket, sys
-from app.server.memory import M_MMAP_THRESHOLD, fix_mmap_threshold
+from app.server.memory import M_MMAP_THRESHOLD, fix_malloc_thresholds
 if sys.argv[1] == "service":
-    assert fix_mmap_threshold({})
+    assert fix_malloc_thresholds({})
 else:
     assert ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 size = asyncio.selector_events._SelectorSocketTransport.max_size
