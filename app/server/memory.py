@@ -46,5 +46,5 @@ def fix_malloc_thresholds(environ: Mapping[str, str] = os.environ) -> bool:
     except (OSError, AttributeError):  # not glibc (macOS), or a C library without mallopt
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mapped = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    return bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)) and bool(mapped)
+    chosen = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    return all([mallopt(option, value) for option, value in chosen])  # a list: set both

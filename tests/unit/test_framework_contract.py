@@ -4,7 +4,7 @@ Some code reaches past a library's public interface (named below, with where). A
 may change those parts without notice, and the failure would then be silent or fatal at run
 time (a SIGBUS, a worker that never stops). Each entry here pins the version the code was
 written for and checks the parts themselves; on an upgrade, read the named code again, then
-update the entry. pyproject.toml bounds each of these libraries below its next minor version.
+update the entry. pyproject.toml allows only the minor version read (checked below).
 """
 
 import inspect

@@ -421,7 +421,7 @@ def test_each_waiter_times_out_at_its_own_deadline(config: RecordConfig, answers
 
     async def staggered() -> list[tuple[str | None, float]]:
         first = await asyncio.gather(timed(0.0), timed(0.25), timed(0.4))
-        return [*first, await timed(0.2)]  # after all were failed: the watchdog is re-armed
+        return [*first, await timed(0.2)]  # after all the others were failed
 
     try:
         waited = asyncio.run(asyncio.wait_for(staggered(), timeout * 10))  # none hangs
