@@ -22,6 +22,7 @@ from app.observability.logs import configure_logging
 from app.openapi.document import install_openapi, operation_id
 from app.openapi.pages import create_documented_app
 from app.openapi.text import DESCRIPTION, TITLE
+from app.server.memory import release_free_memory
 from app.ui import add_ui
 
 # FastAPI's OpenTelemetry hooks, off: nothing here configures OpenTelemetry, and asking the
@@ -50,7 +51,8 @@ def create_app(settings: Settings | None = None, pinned: PinnedArtifact | None =
     install_error_handlers(app)
     add_routes(app, settings)
     add_ui(app)  # the page at / and its assets under /ui
-    layers = middleware.stack(settings, app.router.routes, v2.body_limits(settings))
+    body_limits = v2.body_limits(settings)
+    layers = middleware.stack(settings, app.router.routes, body_limits, release_free_memory)
     for layer in reversed(layers):  # each add_middleware wraps the ones before
         app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     return app

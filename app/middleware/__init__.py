@@ -1,6 +1,6 @@
 """Pure ASGI middleware, composed in one place: `stack(settings, routes)`, outermost first."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from starlette.middleware import Middleware
@@ -29,8 +29,10 @@ def stack(
     settings: Settings,
     routes: Sequence[BaseRoute],
     path_limits: Sequence[PathLimit],
+    release_memory: Callable[[], object],
 ) -> list[Middleware]:
-    """The middleware every request crosses, outermost first."""
+    """The middleware every request crosses, outermost first; `release_memory` is called after
+    a burst of large bodies."""
     outer = [Middleware(OneLineStartupErrors)]
     if settings.root_path:  # before anything reads the path
         outer.append(Middleware(RootPath, root_path=settings.root_path))
@@ -56,6 +58,7 @@ def stack(
             max_bytes=settings.max_body_bytes,
             path_limits=path_limits,
             max_buffered_bytes=settings.max_buffered_body_bytes,
+            release=release_memory,
         ),
         Middleware(IdentityContentEncoding),
         Middleware(StrictQuery, routes=routes),

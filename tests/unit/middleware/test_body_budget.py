@@ -12,7 +12,9 @@ from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import MIB, Settings
+from app.main import create_app
 from app.middleware.body_limit import BodySizeLimit, PathLimit
+from app.server.memory import release_free_memory
 
 BUDGET: Final = 1000
 V2_INFER: Final = "/v2/models/m/infer"
@@ -174,6 +176,45 @@ def test_requests_without_a_body_are_never_refused() -> None:
         assert [_status(await t) for t in [full, *bodiless]] == [200, 200, 200]
 
     _run(test)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+@pytest.mark.parametrize(
+    ("bursts", "releases"),
+    [
+        pytest.param([[400], [400]], 0, id="small bodies one after another"),
+        pytest.param([[500]], 1, id="one body of half the budget"),
+        pytest.param([[300, 300]], 1, id="two bodies at once past half"),
+        pytest.param([[300, 300], [200], [600, 100]], 2, id="two bursts and a small body"),
+    ],
+)
+def test_memory_is_released_once_a_burst_of_bodies_is_over(
+    declared: bool, bursts: list[list[int]], releases: int
+) -> None:
+    released: list[int] = []
+
+    async def test(middleware: BodySizeLimit, app: HoldingApp) -> None:
+        middleware.budget.release = lambda: released.append(middleware.budget.held)
+        for sizes in bursts:
+            earlier = len(released)
+            app.release.clear()
+            tasks = [
+                asyncio.create_task(_send_request(middleware, "/predict", n, declared))
+                for n in sizes
+            ]
+            await asyncio.sleep(0.01)
+            assert len(released) == earlier  # never while a body is held
+            app.release.set()
+            assert [_status(await t) for t in tasks] == [200] * len(sizes)
+
+    _run(test)
+    assert released == [0] * releases
+
+
+def test_the_service_gives_memory_back_after_a_burst() -> None:
+    layers = create_app(Settings()).user_middleware
+    (limit,) = [m for m in layers if m.cls is BodySizeLimit]  # type: ignore[comparison-overlap]
+    assert limit.kwargs["release"] is release_free_memory
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""app/server/memory.py: glibc's mmap and trim thresholds fixed, unless the operator chose one.
+"""app/server/memory.py: glibc's mmap and trim thresholds fixed, unless the operator chose one;
+the free space between blocks still in use given back on demand.
 
 That large blocks then return to the system is measured on a live worker by
 tests/system/server/test_body_budget.py (resident memory after a burst of 8 MiB bodies); that
@@ -74,3 +75,35 @@ def test_reading_a_socket_as_asyncio_does_costs_no_page_fault() -> None:
     # control: a fault a read at least); above asyncio's read size the heap serves it.
     assert _faults_of_reads("default") >= 1000
     assert _faults_of_reads("service") < 50
+
+
+# A child frees 80 MB of blocks below one still in use, with the service's thresholds, and
+# prints how much of it left its resident memory, after release_free_memory ("release") or not.
+_FREED_CODE = """
+import sys
+from app.server.memory import fix_malloc_thresholds, release_free_memory
+assert fix_malloc_thresholds({})
+def resident_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+large = [b"x" * 200_000 for _ in range(400)]  # below the mmap threshold: in the heap
+pin = b"p" * 300_000  # above them, and too large for any gap below: the heap's top stays
+held = resident_mb()
+del large
+if sys.argv[1] == "release":
+    assert release_free_memory()
+print(held - resident_mb())
+"""
+
+
+def _returned_mb(mode: str) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", _FREED_CODE, mode], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout)
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_free_space_below_a_block_in_use_is_given_back_on_release() -> None:
+    assert _returned_mb("keep") < 8  # the control: freeing alone keeps it resident
+    assert _returned_mb("release") > 70
