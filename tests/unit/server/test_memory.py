@@ -62,19 +62,20 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _faults_of_reads(mode: str) -> int:
+def _child(code: str, mode: str) -> float:
+    """What a child running `code` with argument `mode` prints, as a number."""
     done = subprocess.run(
-        [sys.executable, "-c", _READS_CODE, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, mode], capture_output=True, text=True, check=True
     )
-    return int(done.stdout)
+    return float(done.stdout)
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_reading_a_socket_as_asyncio_does_costs_no_page_fault() -> None:
     # glibc's 128 KiB default, fixed, mapped and unmapped asyncio's buffer on every read (the
     # control: a fault a read at least); above asyncio's read size the heap serves it.
-    assert _faults_of_reads("default") >= 1000
-    assert _faults_of_reads("service") < 50
+    assert _child(_READS_CODE, "default") >= 1000
+    assert _child(_READS_CODE, "service") < 50
 
 
 # A child frees 80 MB of blocks below one still in use, with the service's thresholds, and
@@ -96,14 +97,7 @@ print(held - resident_mb())
 """
 
 
-def _returned_mb(mode: str) -> float:
-    done = subprocess.run(
-        [sys.executable, "-c", _FREED_CODE, mode], capture_output=True, text=True, check=True
-    )
-    return float(done.stdout)
-
-
 @pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
 def test_free_space_below_a_block_in_use_is_given_back_on_release() -> None:
-    assert _returned_mb("keep") < 8  # the control: freeing alone keeps it resident
-    assert _returned_mb("release") > 70
+    assert _child(_FREED_CODE, "keep") < 8  # the control: freeing alone keeps it resident
+    assert _child(_FREED_CODE, "release") > 70
