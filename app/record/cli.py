@@ -3,6 +3,11 @@
 The store is the one the service uses, found from the same environment (DATABASE_URL, else the
 SQLite file in RECORD_DIR; app/record/config.py). Exit codes: 0 all is well, 1 problems found
 (or the store cannot be read), 2 usage. No message shows DATABASE_URL or its password.
+
+Only `prune` writes, and migrates the schema as the service does on start. `verify`, `replay` and
+`export` write nothing: an auditor may run them with a read-only role, or on a copy kept as
+evidence, which must come out as it went in; a store at another schema than this code's is
+named, not migrated.
 """
 
 import argparse
@@ -21,7 +26,7 @@ from app.record import audit
 from app.record.config import RecordConfig, RecordConfigError
 from app.record.entry import RecordError, epoch_ns
 from app.record.outcomes import OutcomeColumns
-from app.record.store import SqlStore, StoredLink, StoreError, open_store
+from app.record.store import SCHEMA_VERSION, SqlStore, StoredLink, StoreError, open_store
 from model.features import FEATURE_NAMES
 
 PROG: Final = "python -m app audit"
@@ -77,7 +82,10 @@ def main(argv: Sequence[str]) -> int:
         return _fail(f"no record at {config.sqlite_path} (set RECORD_DIR or DATABASE_URL)", 1)
     try:
         with open_store(config) as store:
-            store.migrate()
+            if args.command in _WRITING:
+                store.migrate()
+            elif problem := _schema_problem(store.schema_version()):
+                return _fail(f"{config.describe()}: {problem}")
             return _COMMANDS[args.command](store, args)
     except StoreError as exc:
         return _fail(f"cannot read the record ({config.describe()}): {config.redact(str(exc))}")
@@ -86,6 +94,20 @@ def main(argv: Sequence[str]) -> int:
         return 0
     except OSError as exc:  # the export's file: a folder that is not there, a full disk
         return _fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}", 1)
+
+
+def _schema_problem(found: int) -> str | None:
+    if found == SCHEMA_VERSION:
+        return None
+    if found == 0:
+        return "holds no record"
+    if found < SCHEMA_VERSION:
+        return (
+            f"the record is at schema {found}, this code reads {SCHEMA_VERSION}: start the "
+            "service on it once (it migrates the schema on start), or read it with the release "
+            "that wrote it"
+        )
+    return f"the record is at schema {found}, newer than this code's {SCHEMA_VERSION}"
 
 
 def _verify(store: SqlStore, args: argparse.Namespace) -> int:
@@ -147,6 +169,7 @@ def _prune(store: SqlStore, args: argparse.Namespace) -> int:
 
 
 _COMMANDS: Final = {"verify": _verify, "replay": _replay, "export": _export, "prune": _prune}
+_WRITING: Final = frozenset({"prune"})
 
 
 # -- output -----------------------------------------------------------------------------------

@@ -285,6 +285,11 @@ class SqlStore:
                 cur.execute(self.dialect.sql("INSERT INTO schema_version VALUES (?)"), (target,))
             return max(current, target)
 
+    def schema_version(self) -> int:
+        """The schema version the store is at (0: none yet), read without writing."""
+        with self.transaction() as cur:
+            return _version(cur, self.dialect)
+
     # -- writing --------------------------------------------------------------------------
     def head(self, writer_id: str) -> ChainHead:
         """The writer's last committed link (a new writer starts at seq 0)."""

@@ -1,25 +1,31 @@
 """`python -m app audit` on real stores: verify names what was altered or removed, prune keeps
-verify passing, replay is bit for bit, export parses back."""
+verify passing, replay is bit for bit, export parses back; verify, replay and export write
+nothing (a read-only role runs them, a store at an older schema is named and left as it was)."""
 
 import csv
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psycopg
 import pyarrow.parquet as pq
 import pytest
+from psycopg import sql
 
 from app.record.audit import BASE_COLUMNS, Problem, replay, verify
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
 from app.record.outcomes import OutcomeColumns
-from app.record.store import SqlStore
+from app.record.store import SCHEMA_VERSION, SqlStore, open_store
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact
 from model.features import FEATURE_NAMES
+from tests.postgres import PostgresServer
 from tests.record_records import Answers
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -318,3 +324,79 @@ def test_csv_export_escapes_every_cell_a_spreadsheet_would_run(
         "=1+2",
         "+cmd",
     }
+
+
+# -- what an auditor runs: nothing that writes ------------------------------------------------
+READING_COMMANDS = [
+    pytest.param(("verify",), id="verify"),
+    pytest.param(("replay", "--model", str(DEFAULT_ARTIFACT_PATH)), id="replay"),
+    pytest.param(("export", "--format", "csv"), id="export"),
+]
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS)
+def test_reading_commands_name_an_older_schema_and_leave_it_as_it_was(
+    config: RecordConfig, command: tuple[str, ...]
+) -> None:
+    older = SCHEMA_VERSION - 1
+    with open_store(config) as store:
+        store.migrate(older)
+    run = audit(config, *command)
+    assert run.returncode == 1
+    assert f"the record is at schema {older}, this code reads {SCHEMA_VERSION}" in run.stderr
+    with open_store(config) as store:
+        assert store.schema_version() == older
+    assert audit(config, "prune", "--older-than", "30").returncode == 0  # prune writes: migrates
+    with open_store(config) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        pytest.param(0, "holds no record", id="empty"),
+        pytest.param(SCHEMA_VERSION + 1, f"newer than this code's {SCHEMA_VERSION}", id="newer"),
+    ],
+)
+def test_verify_names_a_store_it_cannot_read_and_leaves_it(
+    config: RecordConfig, version: int, message: str
+) -> None:
+    with open_store(config) as store:  # opening makes SQLite's file, empty
+        if version:
+            store.migrate()
+            store.execute("UPDATE schema_version SET version = ?", (version,))
+    run = audit(config, "verify")
+    assert run.returncode == 1
+    assert message in run.stderr
+    with open_store(config) as store:
+        assert store.schema_version() == version
+
+
+def _read_only_url(url: str) -> str:
+    """A new role that may read every table of the database at `url` and write none; its URL."""
+    role, password = f"auditor_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = sql.Identifier(role)
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(name, password))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(name))
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{role}:{password}@{parts.hostname}:{parts.port}").geturl()
+
+
+def test_an_auditor_with_a_read_only_role_runs_every_reading_command(
+    pg_server: PostgresServer, answers: Answers
+) -> None:
+    url = pg_server.database("record_read_only")
+    with open_store(RecordConfig(database_url=url)) as store:
+        store.migrate()
+        append(store, "w", [answers.single() for _ in range(5)] + [answers.batch(3)])
+    reader = {"DATABASE_URL": _read_only_url(url)}
+    for param in READING_COMMANDS:
+        command = param.values[0]
+        run = audit_with(reader, *command)  # type: ignore[misc]
+        assert run.returncode == 0, (command, run.stderr)
+    assert len(audit_with(reader, "export", "--format", "csv").stdout.splitlines()) == 1 + 5 + 3
+    # The control: the role really cannot write.
+    run = audit_with(reader, "prune", "--older-than", "30")
+    assert run.returncode == 1
+    assert "permission denied" in run.stderr
