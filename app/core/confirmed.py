@@ -1,11 +1,15 @@
 """The confirmed cases of the record's store, kept up to date by reading only what is new.
 
 `CaseFeed.update(store)` returns a `Monitor` holding exactly what
-`app.record.outcomes.confirmed_cases(store)` yields, in its order (outcomes by recorded_ns,
-request id, row; one case per outcome: the row of the first answered record with its request id
-that holds that row, since a client may send one X-Request-ID twice). The first update reads every
-outcome; a later one reads only the outcomes stored at or after the last one it holds, and the
-records they name, so its cost grows with what arrived, not with what is held.
+`app.record.outcomes.confirmed_cases(store, model_version)` yields, in its order (outcomes by
+recorded_ns, request id, row; one case per outcome: the row of the first answered record with its
+request id that holds that row, since a client may send one X-Request-ID twice). Given a model
+version, only the records that model made count: the figures are the served model's, and the
+outcome of another model's answer yields no case, as a pruned record's does.
+
+The first update reads every outcome; a later one reads only the outcomes stored at or after the
+last one it holds, and the records they name, so its cost grows with what arrived, not with what
+is held.
 
 It reads everything again (a rebuild) whenever reading only the new outcomes could be wrong:
 
@@ -28,6 +32,7 @@ import numpy as np
 from app.monitoring.figures import Cases, Figures
 from app.monitoring.state import Monitor
 from app.monitoring.typicality import Typicality
+from app.record.outcomes import limited_to_model
 from app.record.store import SqlStore
 
 _F64: Final = np.dtype("<f8")
@@ -38,7 +43,7 @@ _OUTCOMES: Final = (
 _RECORDS: Final = (
     "SELECT request_id, probabilities, sets, threshold, caller, scores, n_rows FROM records"
     " WHERE request_id IN (SELECT request_id FROM outcomes WHERE recorded_ns >= ?)"
-    " ORDER BY answered_ns, writer_id, seq"
+    " AND {model} ORDER BY answered_ns, writer_id, seq"
 )
 _FINGERPRINT: Final = (
     "SELECT (SELECT COUNT(*) FROM outcomes), (SELECT COUNT(*) FROM outcome_corrections),"
@@ -71,8 +76,10 @@ class CaseFeed:
         callers: Sequence[str],
         window: int,
         validated: Figures | None,
+        model_version: str | None = None,
     ) -> None:
         self.typicality = typicality
+        self._records, self._model = limited_to_model(model_version, _RECORDS)
         self.callers = tuple(callers)
         self.window = window
         self.validated = validated
@@ -97,7 +104,7 @@ class CaseFeed:
             if not in_order or held.outcomes + len(outcomes) != fingerprint[0]:
                 return self._rebuild(store, cur, fingerprint)
             if outcomes:
-                records = _fetch(store, cur, _RECORDS, since)
+                records = _fetch(store, cur, self._records, since, *self._model)
                 self._append(outcomes, records)
                 self._remember(held, outcomes, fingerprint)
         return self.monitor
@@ -114,7 +121,7 @@ class CaseFeed:
         self.rebuilds += 1
         self.monitor = Monitor(self.callers, self.window, self.validated)
         outcomes = _fetch(store, cur, _OUTCOMES, 0)
-        self._append(outcomes, _fetch(store, cur, _RECORDS, 0))
+        self._append(outcomes, _fetch(store, cur, self._records, 0, *self._model))
         self._held = _Held()
         self._remember(self._held, outcomes, fingerprint)
         return self.monitor
@@ -160,8 +167,8 @@ def _key(outcome: Any) -> Key:
     return (int(outcome[3]), str(outcome[0]), int(outcome[1]))
 
 
-def _fetch(store: SqlStore, cur: Any, sql: str, since: int) -> list[Any]:
-    cur.execute(store.dialect.sql(sql), (since,))
+def _fetch(store: SqlStore, cur: Any, sql: str, since: int, *more: str) -> list[Any]:
+    cur.execute(store.dialect.sql(sql), (since, *more))
     return list(cur.fetchall())
 
 

@@ -4,7 +4,9 @@ the recent inputs, and their Prometheus gauges.
 Everything is computed from the store (SQLite or PostgreSQL), never on the prediction path: a
 refresh reads the outcomes stored since the last one (app/core/confirmed.py, which reads them all
 again whenever that could be wrong), computes the figures over every confirmed case, and the
-drift window from the last recorded rows. Refreshes never overlap: one holds the lock, and a
+drift window from the last recorded rows. Only the served model's records count (its artifact's
+content hash): the figures are compared with that model's validated ones, and a new model starts
+from no case. Refreshes never overlap: one holds the lock, and a
 request that arrives meanwhile waits for it. Every worker and every replica reads the same
 store, so they agree, and a restart loses nothing. `/monitoring` answers the latest refresh,
 refreshing first when it is older than MONITORING_REFRESH_SECONDS or an outcome arrived since.
@@ -45,6 +47,7 @@ def empty_answer(model: ServedModel) -> dict[str, Any]:
     snapshot = Monitor.rebuild([], (), 200, validated).snapshot()
     answer = snapshot.as_dict()
     answer["computed_at"] = answer["compute_seconds"] = 0.0
+    answer["model_version"] = model.artifact.model_version
     answer["drift"] = None
     answer["drift_window"] = {"size": 500, "rows": 0}
     return answer
@@ -70,7 +73,10 @@ class Watch:
         self.refresh_seconds = refresh_seconds
         self.validated = validated_figures(model.artifact, model.sets.default_confidence)
         self._lock = threading.Lock()
-        self.feed = CaseFeed(model.typicality, self.callers, window, self.validated)
+        self.content_sha256 = model.artifact.content_sha256  # what the record names models by
+        self.feed = CaseFeed(
+            model.typicality, self.callers, window, self.validated, self.content_sha256
+        )
         self._drift: DriftDetector | None = None
         self._latest: dict[str, Any] | None = None
         self.last_timings: dict[str, float] = {}  # seconds of each part of the last refresh
@@ -91,7 +97,7 @@ class Watch:
     def _refresh(self, store: SqlStore) -> dict[str, Any]:
         started = time.perf_counter()
         monitor = self.feed.update(store)
-        rows, probabilities = recent_inputs(store, self.drift_window)
+        rows, probabilities = recent_inputs(store, self.drift_window, self.content_sha256)
         read = time.perf_counter()
         snapshot = monitor.snapshot()
         computed = time.perf_counter()
@@ -108,6 +114,7 @@ class Watch:
             metrics.publish_drift(drift)
         answer = snapshot.as_dict()
         answer["computed_at"] = snapshot.computed_at
+        answer["model_version"] = self.model.artifact.model_version
         answer["drift"] = None if drift is None else asdict(drift)
         answer["drift_window"] = {"size": self.drift_window, "rows": len(rows)}
         return answer

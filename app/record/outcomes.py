@@ -112,16 +112,29 @@ def put_outcome(
         return Stored("corrected", outcome, previous)
 
 
-def confirmed_cases(store: SqlStore) -> Iterator[ConfirmedCase]:
-    """Every recorded row with a confirmed outcome, in the order the outcomes arrived."""
-    sql = (
+def limited_to_model(
+    model_version: str | None, sql: str, alias: str = ""
+) -> tuple[str, tuple[str, ...]]:
+    """`sql` limited to the records made with `model_version`, when given; with its parameters.
+    `sql` holds "{model}" where the condition goes (after a WHERE)."""
+    if model_version is None:
+        return sql.format(model="TRUE"), ()
+    return sql.format(model=f"{alias}model_version = ?"), (model_version,)
+
+
+def confirmed_cases(store: SqlStore, model_version: str | None = None) -> Iterator[ConfirmedCase]:
+    """Every recorded row with a confirmed outcome, in the order the outcomes arrived; only the
+    rows answered by `model_version` (an artifact's content hash) when given."""
+    sql, parameters = limited_to_model(
+        model_version,
         "SELECT o.request_id, o.row_index, o.outcome, r.probabilities, r.sets, r.threshold,"
         " r.caller, r.scores, r.answered_ns, r.n_rows"
-        " FROM outcomes o JOIN records r ON r.request_id = o.request_id"
-        " ORDER BY o.recorded_ns, o.request_id, o.row_index, r.answered_ns, r.writer_id, r.seq"
+        " FROM outcomes o JOIN records r ON r.request_id = o.request_id WHERE {model}"
+        " ORDER BY o.recorded_ns, o.request_id, o.row_index, r.answered_ns, r.writer_id, r.seq",
+        "r.",
     )
     with store.transaction() as cur:
-        cur.execute(store.dialect.sql(sql))
+        cur.execute(store.dialect.sql(sql), parameters)
         rows = cur.fetchall()
     confirmed: set[tuple[str, int]] = set()
     for request_id, row, outcome, probs, sets, threshold, caller, scores, answered, n in rows:
@@ -144,14 +157,20 @@ def confirmed_cases(store: SqlStore) -> Iterator[ConfirmedCase]:
         )
 
 
-def recent_inputs(store: SqlStore, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """The scores and probabilities of the last `rows` recorded rows, oldest first."""
-    sql = "SELECT scores, probabilities FROM records ORDER BY answered_ns DESC"
+def recent_inputs(
+    store: SqlStore, rows: int, model_version: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scores and probabilities of the last `rows` recorded rows, oldest first; only those
+    answered by `model_version` when given."""
+    sql, parameters = limited_to_model(
+        model_version,
+        "SELECT scores, probabilities FROM records WHERE {model} ORDER BY answered_ns DESC",
+    )
     scores: list[np.ndarray] = []
     probabilities: list[np.ndarray] = []
     have = 0
     with store.transaction() as cur:
-        cur.execute(store.dialect.sql(sql))
+        cur.execute(store.dialect.sql(sql), parameters)
         while have < rows:
             fetched = cur.fetchmany(256)
             if not fetched:

@@ -74,6 +74,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " previous TEXT NOT NULL, outcome TEXT NOT NULL, source TEXT, caller TEXT,"
         " recorded_ns {i64} NOT NULL)",
     ),
+    (  # 4: monitoring reads the served model's latest records
+        "CREATE INDEX records_model_answered ON records (model_version, answered_ns)",
+        "DROP INDEX records_model",  # the new index's first column serves what it served
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

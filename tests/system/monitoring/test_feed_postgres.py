@@ -1,6 +1,7 @@
 """CaseFeed (app/core/confirmed.py) on a real PostgreSQL server: the same cases as SQLite's
 (tests/unit/core/test_confirmed.py), read in one repeatable-read snapshot, equal to a monitor
-rebuilt from `confirmed_cases` after new outcomes, a correction, a late outcome and a prune."""
+rebuilt from `confirmed_cases` after new outcomes, a correction, a late outcome and a prune;
+another model's answers left out."""
 
 import itertools
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from tests.unit.core.test_confirmed import (
     Change,
     Record,
     assert_same,
+    check_another_models_answers_are_left_out,
     correct,
     late,
     late_at_the_same_time,
@@ -59,3 +61,9 @@ def test_the_feed_equals_a_rebuild_on_postgresql(
     change(record)
     assert_same(feed, record, typicality)
     assert feed.rebuilds == 2
+
+
+def test_the_answers_of_another_model_are_left_out_on_postgresql(
+    record: Record, typicality: Typicality
+) -> None:
+    check_another_models_answers_are_left_out(record, typicality)

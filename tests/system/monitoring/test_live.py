@@ -21,12 +21,16 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from app.monitoring.figures import FIGURE_NAMES
 from app.monitoring.typicality import Typicality
+from app.record.chain import ChainHead
+from app.record.config import RecordConfig
+from app.record.store import open_store
 from model.artifact import Artifact
 from model.calibration import LOG_LOSS_EPS
 from model.data import Dataset
 from model.features import FEATURE_NAMES
 from scripts.monitoring_live import firing
 from tests.live_server import REPO_ROOT, LiveServer, server_env, start_server
+from tests.record_records import Answers
 
 KEY = "monitoring-test-key"
 DRIFT_WINDOW = 200
@@ -342,6 +346,35 @@ def test_a_restart_changes_no_figure(dataset: Dataset, tmp_path: Path) -> None:
     assert set(before["callers"]) == {"lab", "clinic"}
     assert before["drift"] is not None
     assert after == before
+
+
+def test_the_answers_of_another_model_are_not_counted(dataset: Dataset, tmp_path: Path) -> None:
+    """A record kept across a change of model: outcomes of the earlier model's answers are
+    stored (and exported), but the figures are the served model's alone."""
+    config = RecordConfig(tmp_path / "record")
+    earlier = Answers(prefix="earlier").batch(4, model_version="0" * 64)
+    with open_store(config) as store:
+        store.migrate()
+        head = ChainHead("earlier-model")
+        store.append(head, head.extend([earlier]), 0)
+    env = {"API_KEYS": f"lab={KEY}", "RECORD_DIR": str(config.record_dir)}
+    with (
+        serve_env(env) as server,
+        httpx.Client(base_url=server.url, headers={"X-API-Key": KEY}, timeout=60) as http,
+    ):
+        served = http.get("/model").json()["model_version"]
+        answer = http.post("/predict/batch", json={"instances": instances(dataset.X[:3])})
+        ours = answer.headers["X-Request-ID"]
+        outcomes = [
+            {"request_id": request_id, "row": row, "outcome": "malignant"}
+            for request_id, rows in ((ours, 3), (earlier.request_id, 4))
+            for row in range(rows)
+        ]
+        stored = http.post("/feedback/batch", json={"outcomes": outcomes}).json()["results"]
+        assert [r["status"] for r in stored] == ["created"] * 7
+        figures = http.get("/monitoring").json()
+    assert figures["model_version"] == served != earlier.model_version[:12]
+    assert figures["overall"]["cumulative"]["n"] == 3
 
 
 def drift_alarms(client: httpx.Client, rows: np.ndarray) -> dict[str, bool]:

@@ -1,11 +1,13 @@
 """CaseFeed (app/core/confirmed.py): after every update its monitor equals one rebuilt from
 `confirmed_cases` over a real SQLite store, reading only new outcomes while that is right and
-everything again when a correction, a late outcome or a prune would make it wrong."""
+everything again when a correction, a late outcome or a prune would make it wrong; given the
+served model's version, the answers of another model are no case and no recent input."""
 
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.core.confirmed import CaseFeed
@@ -14,7 +16,7 @@ from app.monitoring.typicality import Typicality
 from app.record.chain import ChainHead
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
-from app.record.outcomes import confirmed_cases, put_outcome
+from app.record.outcomes import confirmed_cases, put_outcome, recent_inputs
 from app.record.store import SqlStore, open_store
 from tests.record_records import Answers
 
@@ -31,8 +33,10 @@ class Record:
         self.head = ChainHead("feed-test")
         self.records: list[PredictionRecord] = []
 
-    def predict(self, rows: int, answered_ns: int | None = None) -> PredictionRecord:
-        record = self.answers.batch(rows, answered_ns)
+    def predict(
+        self, rows: int, answered_ns: int | None = None, **extra: object
+    ) -> PredictionRecord:
+        record = self.answers.batch(rows, answered_ns, **extra)
         links = self.head.extend([record])
         self.store.append(self.head, links, 0)
         self.head.advance(links[-1])
@@ -71,7 +75,7 @@ def feed(typicality: Typicality) -> CaseFeed:
     return CaseFeed(typicality, CALLERS, WINDOW, None)
 
 
-def rebuilt(store: SqlStore, typicality: Typicality) -> Monitor:
+def rebuilt(store: SqlStore, typicality: Typicality, model_version: str | None = None) -> Monitor:
     cases = [
         Case(
             probability=c.probability,
@@ -81,14 +85,16 @@ def rebuilt(store: SqlStore, typicality: Typicality) -> Monitor:
             atypical=typicality.is_atypical(list(c.scores)),
             caller=c.caller,
         )
-        for c in confirmed_cases(store)
+        for c in confirmed_cases(store, model_version)
     ]
     return Monitor.rebuild(cases, CALLERS, WINDOW)
 
 
-def assert_same(feed: CaseFeed, record: Record, typicality: Typicality) -> None:
+def assert_same(
+    feed: CaseFeed, record: Record, typicality: Typicality, model_version: str | None = None
+) -> None:
     mine = feed.update(record.store).snapshot()
-    theirs = rebuilt(record.store, typicality).snapshot()
+    theirs = rebuilt(record.store, typicality, model_version).snapshot()
     assert (mine.cases, mine.overall, mine.callers) == (
         theirs.cases,
         theirs.overall,
@@ -180,3 +186,37 @@ def test_a_request_id_recorded_twice_is_one_case(
         float(first.probability_array()[0]),
         float(first.probability_array()[1]),
     ]
+
+
+OTHER_MODEL = "0" * 64  # the content hash of an artifact served before (or beside) this one
+
+
+def test_the_answers_of_another_model_are_no_case_and_no_recent_input(
+    record: Record, typicality: Typicality
+) -> None:
+    check_another_models_answers_are_left_out(record, typicality)
+
+
+def check_another_models_answers_are_left_out(record: Record, typicality: Typicality) -> None:
+    """The served model's feed and recent inputs, after answers of two models and outcomes."""
+    served = record.answers.version
+    feed = CaseFeed(typicality, CALLERS, WINDOW, None, served)
+    ours = record.predict(3, answered_ns=NS - 10)
+    theirs = record.predict(2, answered_ns=NS - 5, model_version=OTHER_MODEL)
+    for row in range(3):
+        record.outcome(ours, row, ("benign", "malignant")[row % 2], NS + row)
+    for row in range(2):
+        record.outcome(theirs, row, "malignant", NS + 10 + row)
+    assert len(list(confirmed_cases(record.store))) == 5  # the control: every model's
+    cases = confirmed_cases(record.store, served)
+    assert [(c.request_id, c.row) for c in cases] == [(ours.request_id, r) for r in range(3)]
+    assert_same(feed, record, typicality, served)
+    later = record.predict(1, model_version=OTHER_MODEL)
+    record.outcome(later, 0, "benign", NS + 30)
+    assert_same(feed, record, typicality, served)  # read alone, and still left out
+    assert feed.update(record.store).snapshot().cases == 3
+    assert feed.rebuilds == 1
+    rows, probabilities = recent_inputs(record.store, 10, served)
+    assert rows.tolist() == np.frombuffer(ours.scores, dtype=np.uint8).reshape(-1, 9).tolist()
+    assert probabilities.tolist() == ours.probability_array().tolist()
+    assert len(recent_inputs(record.store, 10)[0]) == 6  # every model's
