@@ -85,7 +85,7 @@ class Filler:
             encoding="json",
             caller="lab",
             case_ref=None,
-            model_version=self.model.version,
+            model_version=self.model.artifact.content_sha256,  # as the service records it
             service_version="cost",
             scorer="batch",
             threshold=answer.threshold,
