@@ -143,7 +143,9 @@ def run(settings: Settings) -> int:
     # the protocol and the served model, import it).
     from app.core.dataplane import PinnedArtifact
     from app.server.exposition import start_metrics_server
-    from app.server.serve import serve
+    from app.server.serve import EarlyStop, serve
+
+    early = EarlyStop()  # a stop from here on ends the service cleanly, once it has started
 
     try:
         pinned = PinnedArtifact.read(settings.model_path, settings.model_sha256)
@@ -162,7 +164,7 @@ def run(settings: Settings) -> int:
         )
         logger.info("Serving Prometheus metrics on %s (METRICS_HOST, METRICS_PORT)", metrics.url)
     try:
-        return serve(config, drain_seconds=settings.shutdown_drain_seconds)
+        return serve(config, drain_seconds=settings.shutdown_drain_seconds, early=early)
     finally:
         if metrics is not None:
             metrics.stop()

@@ -239,13 +239,30 @@ class DrainingMultiprocess(multiprocess.Multiprocess):
         super().terminate_all()
 
 
-def serve(config: Config, drain_seconds: float) -> int:
+class EarlyStop:
+    """SIGTERM from the moment this is made until serve() hands it on: a stop sent while the
+    service starts (the artifact read, the metrics server started) is kept, and honoured once
+    the server runs, instead of killing the process (status 143)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._request)
+
+    def _request(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def serve(config: Config, drain_seconds: float, early: EarlyStop | None = None) -> int:
     """Serve as uvicorn.run(...) would with this Config, draining on shutdown; the exit status
-    (uvicorn's STARTUP_FAILURE if a single worker never started)."""
+    (uvicorn's STARTUP_FAILURE if a single worker never started). A stop `early` took is
+    honoured as soon as the server has started."""
     if config.workers > 1:
         sock = config.bind_socket()
+        supervisor = DrainingMultiprocess(config, [sock], drain_seconds)  # its handlers now
+        if early is not None and early.requested:  # before its handlers: the early one took it
+            supervisor.signal_queue.append(signal.SIGTERM)  # what its own handler would do
         with contextlib.suppress(KeyboardInterrupt):
-            DrainingMultiprocess(config, [sock], drain_seconds).run()
+            supervisor.run()
         return 0
     server = DrainingServer(config, drain_seconds)
     # Until uvicorn installs its own handlers (after the app is built) a SIGTERM would be lost:
@@ -254,6 +271,8 @@ def serve(config: Config, drain_seconds: float) -> int:
     # default the process would then die of it (status 143), and `make serve` would report a
     # normal stop as an error; here it ends normally (status 0).
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: _stop(server))
+    if early is not None and early.requested:  # before this handler: the early one took it
+        _stop(server)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             server.run()

@@ -65,6 +65,46 @@ def test_sigterm_stop_exits_0(workers: int) -> None:
     assert "Application shutdown complete" in server.stderr()
 
 
+# The service, with a SIGTERM sent to itself the moment its early handler is installed (before
+# the artifact is read): the earliest stop `python -m app` promises to keep.
+_STOPPED_WHILE_STARTING = """
+import os, signal, sys
+from app import __main__
+from app.server import serve
+installed = serve.EarlyStop.__init__
+def install_then_stop(self):
+    installed(self)
+    os.kill(os.getpid(), signal.SIGTERM)
+serve.EarlyStop.__init__ = install_then_stop
+sys.exit(__main__.main([]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("workers", "ended"),
+    [
+        (1, ["Application startup complete", "Finished server process"]),  # started, stopped
+        (2, ["Started parent process", "Stopping parent process"]),  # the supervisor's
+    ],
+)
+def test_a_stop_before_the_server_runs_is_kept_and_ends_it_cleanly(
+    workers: int, ended: list[str]
+) -> None:
+    env = {"PORT": str(free_port()), "METRICS_PORT": str(free_port()), "WORKERS": str(workers)}
+    done = subprocess.run(
+        [sys.executable, "-c", _STOPPED_WHILE_STARTING],
+        cwd=REPO_ROOT,
+        env=server_env(env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr  # not -15: the signal did not kill it
+    assert "Traceback" not in done.stderr
+    assert all(line in done.stderr for line in ended), done.stderr
+
+
 def test_sigterm_while_the_service_starts_stops_it() -> None:
     """A stop sent while the app is being built (before uvicorn's own handlers) used to be
     dropped: the service then served on. It now stops as soon as it has started, status 0."""
