@@ -252,14 +252,14 @@ class EarlyStop:
         self.requested = True
 
 
-def serve(config: Config, drain_seconds: float, early: EarlyStop | None = None) -> int:
+def serve(config: Config, drain_seconds: float, early: EarlyStop) -> int:
     """Serve as uvicorn.run(...) would with this Config, draining on shutdown; the exit status
     (uvicorn's STARTUP_FAILURE if a single worker never started). A stop `early` took is
     honoured as soon as the server has started."""
     if config.workers > 1:
         sock = config.bind_socket()
         supervisor = DrainingMultiprocess(config, [sock], drain_seconds)  # its handlers now
-        if early is not None and early.requested:  # before its handlers: the early one took it
+        if early.requested:  # before its handlers: the early one took it
             supervisor.signal_queue.append(signal.SIGTERM)  # what its own handler would do
         with contextlib.suppress(KeyboardInterrupt):
             supervisor.run()
@@ -271,7 +271,7 @@ def serve(config: Config, drain_seconds: float, early: EarlyStop | None = None) 
     # default the process would then die of it (status 143), and `make serve` would report a
     # normal stop as an error; here it ends normally (status 0).
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: _stop(server))
-    if early is not None and early.requested:  # before this handler: the early one took it
+    if early.requested:  # before this handler: the early one took it
         _stop(server)
     try:
         with contextlib.suppress(KeyboardInterrupt):

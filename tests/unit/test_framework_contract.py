@@ -130,6 +130,15 @@ def test_uvicorn_supervisor_hooks() -> None:
         assert "Process(self.config, self.sockets)" in source, method
 
 
+def test_uvicorn_supervisor_signal_queue() -> None:
+    """app/server/serve.py hands a SIGTERM taken before the supervisor runs to its
+    `signal_queue`, which its own handler appends to and its loop reads."""
+    source = inspect.getsource(uvicorn_multiprocess.Multiprocess)
+    assert "self.signal_queue: list[int] = []" in source
+    assert "self.signal_queue.append(sig)" in source
+    assert "for sig in tuple(self.signal_queue):" in source
+
+
 def test_uvicorn_request_cycle_parts() -> None:
     """The edge reads a request's `scope` (its "state" dict) and `response_started`."""
     params = inspect.signature(RequestResponseCycle.__init__).parameters
