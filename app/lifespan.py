@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.dataplane import PinnedArtifact, ServedModel
-from app.core.monitoring import Watch
+from app.core.monitoring import Watch, keep_fresh
 from app.observability import prometheus as telemetry
 from app.record.config import RecordConfig
 from app.record.recorder import Recorder
@@ -57,6 +57,7 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
         telemetry.record_model(model.version)
         app.state.recorder = start_recorder(settings)
         retention = start_retention(settings) if app.state.recorder is not None else None
+        refresh = None
         if app.state.recorder is not None:
             app.state.watch = Watch(
                 model,
@@ -66,6 +67,7 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
                 settings.drift_window,
                 settings.monitoring_refresh_seconds,
             )
+            refresh = asyncio.create_task(keep_fresh(app.state.watch), name="monitoring-refresh")
         tune_garbage_collection()
         source = settings.model_path if pinned is None else f"{pinned.source} (pinned at startup)"
         logger.info("serving model %s from %s", model.version, source)
@@ -73,6 +75,8 @@ def make_lifespan(settings: Settings, pinned: PinnedArtifact | None = None) -> L
             async with telemetry.process_sampler():
                 yield
         finally:
+            if refresh is not None:
+                refresh.cancel()
             if retention is not None:
                 retention.stop()
             if app.state.recorder is not None:

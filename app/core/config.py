@@ -142,7 +142,8 @@ class Settings(BaseSettings):
     )
     monitoring_refresh_seconds: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = Field(
         default=30.0,
-        description="How old /monitoring's figures may be before they are recomputed.",
+        description="How often each worker recomputes the monitoring figures and their gauges"
+        " (and how old /monitoring's may be).",
     )
     database_url: SecretStr | None = Field(
         default=None,

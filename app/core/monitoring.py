@@ -9,9 +9,12 @@ content hash): the figures are compared with that model's validated ones, and a 
 from no case. Refreshes never overlap: one holds the lock, and a
 request that arrives meanwhile waits for it. Every worker and every replica reads the same
 store, so they agree, and a restart loses nothing. `/monitoring` answers the latest refresh,
-refreshing first when it is older than MONITORING_REFRESH_SECONDS or an outcome arrived since.
+refreshing first when it is older than MONITORING_REFRESH_SECONDS or an outcome arrived since;
+`keep_fresh` refreshes every MONITORING_REFRESH_SECONDS whether or not anyone asks, since the
+alert rules read the gauges, not `/monitoring`.
 """
 
+import asyncio
 import logging
 import threading
 import time
@@ -30,7 +33,7 @@ from app.monitoring.metrics import MonitoringMetrics
 from app.monitoring.state import Monitor
 from app.record.config import RecordConfig
 from app.record.outcomes import recent_inputs
-from app.record.store import SqlStore, open_store
+from app.record.store import SqlStore, StoreError, open_store
 
 logger = logging.getLogger("app.monitoring")
 
@@ -132,3 +135,25 @@ class Watch:
         drift.clear()
         drift.add_rows(rows, probabilities)
         return drift.check()
+
+
+async def keep_fresh(watch: Watch) -> None:
+    """Refresh `watch` (and so the gauges) now and every refresh_seconds, in a thread, until
+    cancelled. A store that cannot be read is logged once, until it can be again; any other
+    failure is logged and the next round tries again: the refresh never stops the service."""
+    failing: str | None = None
+    while True:
+        try:
+            await asyncio.to_thread(watch.latest)
+        except StoreError as exc:
+            if failing != exc.reason:
+                logger.warning("monitoring: the record cannot be read (%s); retrying", exc)
+            failing = exc.reason
+        except Exception:
+            logger.exception("monitoring: the refresh failed; retrying")
+            failing = "error"
+        else:
+            if failing is not None:
+                logger.info("monitoring: the record can be read again")
+            failing = None
+        await asyncio.sleep(watch.refresh_seconds)
