@@ -53,9 +53,10 @@ async def get_liveness() -> Liveness:
     return Liveness(status="ok")
 
 
-@response_examples({200: _ready, 503: _not_ready})
-async def get_readiness(request: Request) -> Readiness:
-    """200 with the model version when the service takes requests; 503 when it does not."""
+def ready_model(request: Request) -> ServedModel:
+    """The served model when the service takes requests; the 503 ApiError that says why not
+    (draining, no model, the record cannot be written). Both readiness probes ask this: the
+    native one and the Open Inference Protocol's."""
     if request.scope.get(DRAINING):
         raise draining_error()
     model: ServedModel | None = getattr(request.app.state, "model", None)
@@ -66,7 +67,13 @@ async def get_readiness(request: Request) -> Readiness:
         healthy, reason = recorder.health()
         if not healthy:
             raise record_unavailable(reason or "unknown")
-    return Readiness(status="ready", model_version=model.version)
+    return model
+
+
+@response_examples({200: _ready, 503: _not_ready})
+async def get_readiness(request: Request) -> Readiness:
+    """200 with the model version when the service takes requests; 503 when it does not."""
+    return Readiness(status="ready", model_version=ready_model(request).version)
 
 
 def add_routes(app: FastAPI) -> None:

@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from app.api.deps import api_key_error, check_api_key, served_model
+from app.api.probes import ready_model
 from app.api.responses import Responses
 from app.core.config import Settings
 from app.core.dataplane import ServedModel
@@ -221,8 +222,9 @@ async def server_live() -> ServerLive:
 
 @response_examples({200: _ready_examples})
 async def server_ready(request: Request) -> ServerReady:
-    """Ready once the model is loaded, which the server does before it accepts a connection."""
-    return ServerReady(ready=hasattr(request.app.state, "model"))
+    """Ready as /health/ready is: 503 while the server drains or the record cannot be written."""
+    ready_model(request)
+    return ServerReady(ready=True)
 
 
 def _check_model(request: Request, model_name: str, model_version: str | None) -> None:
@@ -282,12 +284,14 @@ async def model_version_metadata(
 @response_examples({200: _model_ready_examples, 404: _unknown_model_examples})
 async def model_ready(request: Request, model_name: str) -> ModelReady:
     _check_model(request, model_name, None)
+    ready_model(request)
     return ModelReady(name=model_name, ready=True)
 
 
 @response_examples({200: _model_ready_examples, 404: _unknown_version_examples})
 async def model_version_ready(request: Request, model_name: str, model_version: str) -> ModelReady:
     _check_model(request, model_name, model_version)
+    ready_model(request)
     return ModelReady(name=model_name, ready=True)
 
 
@@ -435,6 +439,13 @@ _MODEL: Final = PREFIX + "/models/{model_name}"
 INFER_ROUTE: Final = _MODEL + "/infer"
 _VERSION: Final = _MODEL + "/versions/{model_version}"
 _NOT_FOUND: Final[Responses] = {404: {**_ERRORS, "description": "Unknown model or version."}}
+_NOT_READY: Final[Responses] = {
+    503: {
+        **_ERRORS,
+        "description": "Not ready, as /health/ready says: the server is shutting down, the model "
+        "is not loaded, or the record of predictions cannot be written.",
+    }
+}
 
 
 def add_routes(app: FastAPI) -> None:
@@ -466,6 +477,7 @@ def add_routes(app: FastAPI) -> None:
         methods=["GET"],
         summary="Server ready",
         response_description="The model is loaded and the server ready to infer.",
+        responses=_NOT_READY,
         tags=TAGS,
     )
     metadata = "The model's inputs and outputs, with datatypes and shapes."
@@ -476,6 +488,7 @@ def add_routes(app: FastAPI) -> None:
         (_MODEL + "/ready", model_ready, "Model ready", ready),
         (_VERSION + "/ready", model_version_ready, "Model ready, of a version", ready),
     ]
+    ready_endpoints = (model_ready, model_version_ready)
     for path, endpoint, summary, description in model_routes:
         app.add_api_route(
             path,
@@ -483,7 +496,7 @@ def add_routes(app: FastAPI) -> None:
             methods=["GET"],
             summary=summary,
             response_description=description,
-            responses=_NOT_FOUND,
+            responses={**_NOT_FOUND, **_NOT_READY} if endpoint in ready_endpoints else _NOT_FOUND,
             tags=TAGS,
         )
 

@@ -87,12 +87,12 @@ def test_readiness_fails_during_the_drain_while_connections_are_served() -> None
             "draining"
         ]["value"]
         connections = [
-            http.client.HTTPConnection(LOOPBACK, server.port, timeout=10) for _ in range(4)
+            http.client.HTTPConnection(LOOPBACK, server.port, timeout=10) for _ in range(5)
         ]
         for connection in connections:  # open and in use before the signal
             assert request(connection, "GET", "/health/ready")[0] == 200
         server.process.send_signal(signal.SIGTERM)
-        wait_for(server, "Draining 4 connection(s)")
+        wait_for(server, "Draining 5 connection(s)")
 
         status, headers, body = request(connections[0], "GET", "/health/ready")
         assert status == 503
@@ -107,6 +107,10 @@ def test_readiness_fails_during_the_drain_while_connections_are_served() -> None
 
         status, headers, body = request(connections[1], "HEAD", "/health/ready")
         assert (status, body, headers["connection"]) == (503, b"", "close")
+        # The Open Inference Protocol's readiness says the same, in its own error shape.
+        status, headers, body = request(connections[4], "GET", "/v2/health/ready")
+        assert (status, headers["connection"]) == (503, "close")
+        assert json.loads(body) == {"error": "The server is shutting down"}
         # Still served: liveness, and a prediction sent on an open connection.
         assert request(connections[2], "GET", "/health/live")[0] == 200
         status, _, body = request(connections[3], "POST", "/predict", BENIGN)

@@ -29,6 +29,8 @@ from tests.postgres import PostgresServer
 from tests.system.record.conftest import fill
 
 KEY = "s3cret-key-for-tests"
+# The Open Inference Protocol's readiness probes, which say what /health/ready says.
+V2_READY = ("/v2/health/ready", "/v2/models/malignancy-predictor/ready")
 V2_INFER = "/v2/models/malignancy-predictor/infer"
 CRASH_ROUNDS = 4  # per worker count: each round is a SIGKILL at a random moment under load
 LOAD_THREADS = 4
@@ -202,12 +204,18 @@ def test_fails_closed_and_recovers_when_the_disk_is_full(
         ready = client.get("/health/ready")
         assert ready.status_code == 503
         assert "record" in ready.json()["message"]
+        for path in V2_READY:
+            v2_ready = client.get(path)
+            assert v2_ready.status_code == 503, (path, v2_ready.text)
+            assert "record" in v2_ready.json()["error"]
         filler.unlink()
         deadline = time.monotonic() + 15
         while (status := client.post("/predict", json=batch["instances"][0]).status_code) != 200:
             assert time.monotonic() < deadline, status
             time.sleep(0.2)
         assert client.get("/health/ready").status_code == 200
+        for path in V2_READY:
+            assert client.get(path).json()["ready"] is True
     answered = 2 + sum(s.status_code == 200 for s in statuses)
     with open_store(RecordConfig(small_tmpfs / "record")) as store:
         assert verify(store) == []
