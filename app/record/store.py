@@ -26,6 +26,7 @@ import functools
 import operator
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ RECORD_COLUMNS: Final = ("writer_id", "seq", "hash", *FIELD_NAMES)
 STORE_REASONS: Final = ("disk_full", "read_only", "unreachable", "store_error")
 _MIGRATION_LOCK: Final = 0x7265636F7264  # "record": the advisory lock key of migrations
 _PRUNE_LOCK: Final = 0x7072756E65  # "prune": one prune at a time, service or CLI
+BUSY_TIMEOUT_SECONDS: Final = 10.0  # SQLite's wait for its write lock
+TURN_TIMEOUT_SECONDS: Final = BUSY_TIMEOUT_SECONDS  # the wait for the writers' flock
 
 # Each version's steps. {blob}, {i64}, {f64} are the dialect's types. Never edit a released
 # version's steps: add a version.
@@ -165,6 +168,10 @@ class SqlStore:
         self._conn: Any = None
         self._turns = turns  # SQLite's: the file whose lock its writers take in turn
         self._turns_fd: int | None = None
+        # How long a write waits for its turn (None: as long as it takes). A record writer
+        # blocks, woken the moment the holder lets go, since the Recorder's own timeout bounds
+        # what its requests wait; feedback, prunes and the CLI give up as SQLite's busy wait does.
+        self.turn_timeout: float | None = TURN_TIMEOUT_SECONDS
         self._snapshot: Any = None  # the cursor of the snapshot in progress, if any
 
     # -- connection and transactions ------------------------------------------------------
@@ -252,7 +259,10 @@ class SqlStore:
             if self._turns_fd is None:
                 flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
                 self._turns_fd = os.open(self._turns, flags, 0o600)
-            fcntl.flock(self._turns_fd, fcntl.LOCK_EX)
+            if self.turn_timeout is None:
+                fcntl.flock(self._turns_fd, fcntl.LOCK_EX)
+            else:
+                _flock_within(self._turns_fd, self.turn_timeout)
         try:
             yield
         finally:
@@ -549,6 +559,26 @@ def _stored_bytes(value: Any, what: str) -> bytes:
 
 
 # -- opening --------------------------------------------------------------------------------
+def _flock_within(fd: int, seconds: float) -> None:
+    """flock(LOCK_EX) on `fd`, tried again with short sleeps (Linux has no timed flock) until
+    `seconds` have passed; then StoreError: a writer that never lets go (hung, or another
+    program's) must not hang a feedback request or a prune."""
+    deadline = time.monotonic() + seconds
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreError(
+                    "store_error", f"another writer held the record's write lock for {seconds:g} s"
+                ) from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.02)
+
+
 def open_store(config: RecordConfig) -> SqlStore:
     """The store the config names, not yet connected (connect() or `with` opens it)."""
     if config.database_url is not None:
@@ -568,7 +598,9 @@ def _connect_sqlite(path: Path) -> sqlite3.Connection:
     # process reset the WAL index under them ("disk I/O error").
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=True)
+    conn = sqlite3.connect(
+        path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=True
+    )
     try:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":

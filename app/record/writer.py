@@ -125,6 +125,7 @@ class GroupWriter:
 
     def _open(self) -> tuple[SqlStore, ChainHead]:
         store = self._factory()
+        store.turn_timeout = None  # the Recorder's timeout bounds the wait: see SqlStore
         try:
             store.migrate()
             if store.dialect is SQLITE:

@@ -1,7 +1,9 @@
 """Outcomes where a reviewer broke them: two writers of one row's outcome at once on
 PostgreSQL, and a store that is busy when an outcome or the figures are asked for."""
 
+import fcntl
 import itertools
+import os
 import sqlite3
 import threading
 import time
@@ -11,7 +13,7 @@ import httpx
 
 from app.record.config import RecordConfig
 from app.record.outcomes import Stored, put_outcome
-from app.record.store import open_store
+from app.record.store import TURN_TIMEOUT_SECONDS, open_store
 from model.features import FEATURE_NAMES
 from tests.live_server import start_server
 from tests.postgres import PostgresServer
@@ -82,6 +84,33 @@ def test_a_busy_store_is_a_503_for_an_outcome(tmp_path: Path) -> None:
             f"{live.url}/feedback", json={"request_id": request_id, "outcome": "benign"}
         )
         assert again.status_code == 200  # the lock let go: the same outcome is taken
+
+
+def test_a_write_lock_never_let_go_is_a_503_for_an_outcome_not_a_hang(tmp_path: Path) -> None:
+    """A hung writer, or another program, holds the writers' own lock (the flock they take in
+    turn before SQLite's): the outcome is refused within SQLite's busy wait, as above, instead
+    of waiting as long as the lock is held; let go, the same outcome is taken."""
+    with start_server({"RECORD_DIR": str(tmp_path)}) as live:
+        request_id = httpx.post(f"{live.url}/predict", json=ROW).headers["X-Request-ID"]
+        holder = os.open(tmp_path / "record.sqlite3-writers", os.O_RDWR)
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        try:
+            started = time.monotonic()
+            sent = httpx.post(
+                f"{live.url}/feedback",
+                json={"request_id": request_id, "outcome": "benign"},
+                timeout=60,
+            )
+            waited = time.monotonic() - started
+        finally:
+            os.close(holder)  # lets go of the lock
+        assert sent.status_code == 503, sent.text
+        assert sent.json()["detail"][0]["type"] == "record_unavailable"
+        assert TURN_TIMEOUT_SECONDS <= waited < TURN_TIMEOUT_SECONDS + 20
+        again = httpx.post(
+            f"{live.url}/feedback", json={"request_id": request_id, "outcome": "benign"}
+        )
+        assert again.status_code == 200, again.text
 
 
 def test_every_worker_answers_an_outcome_another_stored(tmp_path: Path) -> None:

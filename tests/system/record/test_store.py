@@ -4,6 +4,7 @@ import fcntl
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,7 @@ def test_refuses_a_postgres_session_that_does_not_wait_for_the_flush(
 
 def test_sqlite_writers_take_turns_at_a_lock_of_their_own(tmp_path: Path) -> None:
     """Two connections' write transactions never overlap, and the second starts as soon as the
-    first ends: it waits on a lock file (woken by the kernel), not in SQLite's busy handler."""
+    first ends: it waits on a lock file, not in SQLite's busy handler."""
     config = RecordConfig(record_dir=tmp_path / "record")
     first, second = open_store(config), open_store(config)
     entered = threading.Event()
@@ -140,3 +141,35 @@ def test_sqlite_writers_take_turns_at_a_lock_of_their_own(tmp_path: Path) -> Non
         first.close()
         second.close()
     assert stat.S_IMODE(turns.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("timeout", [0.3, None])
+def test_a_write_waits_for_its_turn_only_as_long_as_it_may(
+    tmp_path: Path, timeout: float | None
+) -> None:
+    """The writers' lock held by someone else for 1.5 s: a write with a turn timeout (feedback,
+    a prune) gives up after it, a store error, and works once the lock is let go; a record
+    writer's (no timeout) waits, and writes the moment it is let go."""
+    config = RecordConfig(record_dir=tmp_path / "record")
+    with open_store(config) as store:
+        store.migrate()
+        store.turn_timeout = timeout
+        holder = os.open(
+            config.sqlite_path.with_name(config.sqlite_path.name + "-writers"), os.O_RDWR
+        )
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        releaser = threading.Timer(1.5, os.close, (holder,))
+        releaser.start()
+        started = time.monotonic()
+        try:
+            if timeout is None:
+                assert store.execute("SELECT 1") == [(1,)]
+                assert time.monotonic() - started >= 1.5
+            else:
+                with pytest.raises(StoreError, match="write lock") as raised:
+                    store.execute("SELECT 1")
+                assert raised.value.reason == "store_error"
+                assert timeout <= time.monotonic() - started < 1.5
+        finally:
+            releaser.join()
+        assert store.execute("SELECT 1") == [(1,)]
