@@ -81,7 +81,7 @@ def main(argv: Sequence[str]) -> int:
     if config.backend == "sqlite" and not config.sqlite_path.is_file():
         return _fail(f"no record at {config.sqlite_path} (set RECORD_DIR or DATABASE_URL)", 1)
     try:
-        with open_store(config) as store:
+        with open_store(config, read_only=args.command not in _WRITING) as store:
             if args.command in _WRITING:
                 store.migrate()
             elif problem := _schema_problem(store.schema_version()):

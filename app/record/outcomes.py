@@ -193,9 +193,9 @@ class OutcomeColumns:
     names: tuple[str, ...] = ("outcome", "outcome_source", "outcome_at_ns")
 
     def __init__(self, store: SqlStore) -> None:
-        rows = store.execute(
-            "SELECT request_id, row_index, outcome, source, recorded_ns FROM outcomes"
-        )
+        with store.transaction() as cur:
+            cur.execute("SELECT request_id, row_index, outcome, source, recorded_ns FROM outcomes")
+            rows = cur.fetchall()
         self._by_row = {(str(r[0]), int(r[1])): (r[2], r[3], int(r[4])) for r in rows}
 
     def values(self, record: PredictionRecord, row: int) -> tuple[Any, ...]:

@@ -579,14 +579,29 @@ def _flock_within(fd: int, seconds: float) -> None:
             pause = min(pause * 2, 0.02)
 
 
-def open_store(config: RecordConfig) -> SqlStore:
-    """The store the config names, not yet connected (connect() or `with` opens it)."""
+def open_store(config: RecordConfig, *, read_only: bool = False) -> SqlStore:
+    """The store the config names, not yet connected (connect() or `with` opens it).
+    `read_only`: every transaction only reads, and opening it changes nothing either (the
+    audit's verify, replay and export, which may be run on a copy kept as evidence): SQLite's
+    file is opened read-only as it is, in whatever journal mode, instead of being created and
+    put in WAL mode; PostgreSQL's session is read-only."""
     if config.database_url is not None:
         url = config.database_url
-        return SqlStore(POSTGRES, lambda: _connect_postgres(url), url)
+        return SqlStore(POSTGRES, lambda: _connect_postgres(url, read_only), url)
     path = config.sqlite_path
+    if read_only:
+        return SqlStore(SQLITE, lambda: _open_sqlite_read_only(path), None)
     turns = path.with_name(path.name + "-writers")
     return SqlStore(SQLITE, lambda: _connect_sqlite(path), None, turns)
+
+
+def _open_sqlite_read_only(path: Path) -> sqlite3.Connection:
+    # SQLite may still add the -wal and -shm files of a WAL database beside it (to read it),
+    # never change the database file.
+    uri = path.resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(
+        uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=True
+    )
 
 
 def _connect_sqlite(path: Path) -> sqlite3.Connection:
@@ -613,7 +628,7 @@ def _connect_sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _connect_postgres(url: str) -> Any:
+def _connect_postgres(url: str, read_only: bool = False) -> Any:
     try:
         import psycopg  # the postgres extra: imported only when DATABASE_URL names a server
     except ImportError:
@@ -643,6 +658,8 @@ def _connect_postgres(url: str) -> Any:
         }
         if settings["fsync"] != "on" or settings["synchronous_commit"] == "off":
             raise StoreError("store_error", "PostgreSQL runs with fsync or synchronous_commit off")
+        if read_only:
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     except BaseException:
         conn.close()
         raise

@@ -3,10 +3,12 @@ verify passing, replay is bit for bit, export parses back; verify, replay and ex
 nothing (a read-only role runs them, a store at an older schema is named and left as it was)."""
 
 import csv
+import hashlib
 import io
 import json
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 import time
@@ -349,6 +351,43 @@ def test_reading_commands_name_an_older_schema_and_leave_it_as_it_was(
     assert audit(config, "prune", "--older-than", "30").returncode == 0  # prune writes: migrates
     with open_store(config) as store:
         assert store.schema_version() == SCHEMA_VERSION
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """Each file in `folder` by name, with the sha256 of its bytes."""
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir()}
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+@pytest.mark.parametrize("command", READING_COMMANDS)
+def test_reading_commands_leave_an_evidence_copy_byte_for_byte(
+    answers: Answers, tmp_path: Path, command: tuple[str, ...], journal: str
+) -> None:
+    """A copy kept as evidence (VACUUM INTO makes one in the rollback journal mode; a copy of
+    the file alone is in WAL mode): each reading command leaves its bytes, its journal mode and
+    its folder as they were (but for the -wal and -shm files SQLite needs to read a WAL file)."""
+    evidence = RecordConfig(record_dir=tmp_path / "evidence")
+    evidence.record_dir.mkdir()
+    with open_store(RecordConfig(record_dir=tmp_path / "record")) as store:
+        store.migrate()
+        append(store, "w", [answers.single() for _ in range(5)] + [answers.batch(3)])
+        store.execute("INSERT INTO outcomes VALUES ('x', 0, 'benign', NULL, NULL, 1)")
+    with sqlite3.connect(tmp_path / "record" / "record.sqlite3", isolation_level=None) as live:
+        live.execute("VACUUM INTO ?", (str(evidence.sqlite_path),))
+    live.close()
+    with sqlite3.connect(evidence.sqlite_path) as copy:
+        assert copy.execute(f"PRAGMA journal_mode={journal}").fetchone() == (journal,)
+    copy.close()
+    before = _files(evidence.record_dir)
+    run = audit(evidence, *command)
+    assert run.returncode == 0, run.stderr
+    after = _files(evidence.record_dir)
+    assert after[evidence.sqlite_path.name] == before[evidence.sqlite_path.name]
+    added = set(after) - set(before)
+    assert added <= ({"record.sqlite3-wal", "record.sqlite3-shm"} if journal == "wal" else set())
+    with sqlite3.connect(f"file:{evidence.sqlite_path}?mode=ro", uri=True) as copy:
+        assert copy.execute("PRAGMA journal_mode").fetchone() == (journal,)
+    copy.close()
 
 
 @pytest.mark.parametrize(
