@@ -37,8 +37,10 @@ class RecordConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "RecordConfig":
-        url = environ.get("DATABASE_URL", "").strip() or None
-        record_dir = environ.get("RECORD_DIR", "").strip()
+        """From DATABASE_URL and RECORD_DIR, named in any case as the service's settings are
+        (app/core/config.py), so that `audit` finds the store the service uses."""
+        url = _setting(environ, "DATABASE_URL").strip() or None
+        record_dir = _setting(environ, "RECORD_DIR").strip()
         return cls(Path(record_dir) if record_dir else DEFAULT_RECORD_DIR, url)
 
     @property
@@ -63,6 +65,13 @@ class RecordConfig:
 
     def redact(self, text: str) -> str:
         return redact(text, self.database_url)
+
+
+def _setting(environ: Mapping[str, str], name: str) -> str:
+    """`name`'s value in `environ`, the upper-case spelling first, else any other ("")."""
+    if name in environ:
+        return environ[name]
+    return next((value for key, value in environ.items() if key.upper() == name), "")
 
 
 def redact(text: str, url: str | None) -> str:

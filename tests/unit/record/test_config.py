@@ -43,3 +43,19 @@ def test_redact_strips_the_url_and_any_password(message: str) -> None:
     cleaned = redact(message, URL)
     assert "s3cr" not in cleaned
     assert "other@" not in cleaned
+
+
+@pytest.mark.parametrize(
+    ("environ", "record_dir", "url"),
+    [
+        ({"record_dir": "/data/lower"}, "/data/lower", None),
+        ({"Record_Dir": "/data/mixed", "database_url": URL}, "/data/mixed", URL),
+        ({"record_dir": "/data/lower", "RECORD_DIR": "/data/upper"}, "/data/upper", None),
+    ],
+    ids=["lower", "mixed", "upper first"],
+)
+def test_reads_its_settings_in_any_case_as_the_service_does(
+    environ: dict[str, str], record_dir: str, url: str | None
+) -> None:
+    config = RecordConfig.from_env(environ)
+    assert (config.record_dir, config.database_url) == (Path(record_dir), url)
