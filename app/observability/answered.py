@@ -20,6 +20,7 @@ the metrics exactly once, whether or not the app had begun the request (app/serv
 from collections.abc import Mapping
 from typing import Any, Final
 
+from starlette.routing import Match, Mount, Route
 from starlette.types import Scope
 
 from app.observability import prometheus as telemetry
@@ -68,4 +69,16 @@ def route_template(scope: Scope, root_path: str) -> str:
     mounted = scope.get("root_path", "")
     if isinstance(mounted, str) and len(mounted) > len(root_path) and "endpoint" in scope:
         return mounted[len(root_path) :]
-    return telemetry.UNMATCHED
+    return _refused_before_routing(scope) or telemetry.UNMATCHED
+
+
+def _refused_before_routing(scope: Scope) -> str | None:
+    """The template of the app's route the request was for, when a middleware answered it
+    before the router ran (a body too large, a Content-Encoding, a query the route does not
+    take): counted under its route, as the same refusal made by the route is. Only requests
+    that no route took get here, 404s mostly, which the router already matched as much."""
+    router = getattr(scope.get("app"), "router", None)
+    for route in getattr(router, "routes", ()):
+        if isinstance(route, Route | Mount) and route.matches(scope)[0] is not Match.NONE:
+            return route.path
+    return None

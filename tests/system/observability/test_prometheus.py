@@ -417,3 +417,43 @@ def test_python_m_app_imports_prometheus_client_only_after_setting_the_directory
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+REFUSED_BEFORE_ROUTING: Final = [
+    pytest.param({"content": b"{" + b" " * 2048 + b"}"}, "", 413, id="body too large"),
+    pytest.param({"json": BENIGN, "headers": {"Content-Encoding": "gzip"}}, "", 415, id="encoding"),
+    pytest.param({"json": BENIGN}, "?threshold=0.5&threshold=0.6", 422, id="query given twice"),
+]
+
+
+@pytest.mark.parametrize(("request_args", "query", "status"), REFUSED_BEFORE_ROUTING)
+def test_a_refusal_before_routing_counts_and_logs_under_its_route(
+    request_args: dict[str, Any], query: str, status: int
+) -> None:
+    """The body limit, the Content-Encoding check and the strict query string answer before the
+    router runs: their refusals of /predict are /predict's, in the metrics and the access log,
+    while a path no route takes stays "unmatched"."""
+    env = {"LOG_FORMAT": "json", "MAX_BODY_BYTES": "1024"}
+    with start_server(env) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        headers = {"Content-Type": "application/json", **request_args.pop("headers", {})}
+        refused = client.post("/predict" + query, headers=headers, **request_args)
+        assert refused.status_code == status, refused.text
+        assert client.get("/no/such/path").status_code == 404
+        requests = "predictor_http_requests_total"
+        wait_for(
+            lambda: (
+                value(
+                    samples(scrape(server)), requests, route="unmatched", method="GET", status="404"
+                )
+                == 1
+            ),
+            "the 404 counted",
+        )
+        found = samples(scrape(server))
+        assert value(found, requests, route="/predict", method="POST", status=str(status)) == 1
+        assert value(found, requests, route="unmatched", method="POST", status=str(status)) == 0
+        lines = [
+            json.loads(line) for line in server.stderr().splitlines() if '"app.access"' in line
+        ]
+        routes = {line["request_id"]: line["route"] for line in lines}
+        assert routes[refused.headers["X-Request-ID"]] == "/predict"
