@@ -24,6 +24,7 @@ from app.api.predictions import record_one
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
+    RECORD_ERRORS,
     invalid_body_example,
     invalid_json_example,
     json_response,
@@ -73,7 +74,7 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
     route_class = (
         OneStepJSONBodyRoute.checked_by(check_api_key) if api_key_required else OneStepJSONBodyRoute
     )
-    responses = {**BODY_ERRORS, **(AUTH_ERRORS if api_key_required else {})}
+    responses = {**BODY_ERRORS, **RECORD_ERRORS, **(AUTH_ERRORS if api_key_required else {})}
     tags: list[str | Enum] = ["predictions"]
     app.router.add_api_route(
         "/explain",

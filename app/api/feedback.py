@@ -22,9 +22,11 @@ from app.api.deps import check_api_key
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
+    OUTCOME_STORE_ERRORS,
     error_doc,
     error_example,
     invalid_body_example,
+    record_unavailable_example,
 )
 from app.api.schemas import integral_number
 from app.core.errors import ApiError
@@ -154,10 +156,19 @@ def _conflict_error(stored: str) -> ApiError:
 def _watch(request: Request) -> Watch:
     watch: Watch | None = request.app.state.watch
     if watch is None:
-        raise ApiError(
-            503, ["server"], "Outcomes are kept in the record, which is off", "record_off"
-        )
+        raise _record_off()
     return watch
+
+
+def _record_off() -> ApiError:
+    return ApiError(503, ["server"], "Outcomes are kept in the record, which is off", "record_off")
+
+
+def _store_errors(context: ExampleContext) -> Mapping[str, Example]:
+    return {
+        "record_unavailable": record_unavailable_example(),
+        "record_off": error_example("The service runs with RECORD=false", _record_off().item()),
+    }
 
 
 def _put(store: SqlStore, request: Request, item: FeedbackRequest) -> Stored:
@@ -212,7 +223,9 @@ def _not_found(item: FeedbackRequest) -> ApiError:
     )
 
 
-@response_examples({200: _answers, 404: _unknown, 409: _conflict, 422: _invalid})
+@response_examples(
+    {200: _answers, 404: _unknown, 409: _conflict, 422: _invalid, 503: _store_errors}
+)
 async def post_feedback(
     body: Annotated[FeedbackRequest, Body()], request: Request
 ) -> FeedbackAnswer:
@@ -234,7 +247,7 @@ async def post_feedback(
     )
 
 
-@response_examples({200: _batch_answers, 422: _invalid_batch})
+@response_examples({200: _batch_answers, 422: _invalid_batch, 503: _store_errors})
 async def post_feedback_batch(
     body: Annotated[FeedbackBatchRequest, Body()], request: Request
 ) -> FeedbackBatchAnswer:
@@ -262,6 +275,7 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
             **auth,
             404: error_doc("No recorded prediction has that request id and row."),
             409: error_doc("Another outcome is stored for that row."),
+            **OUTCOME_STORE_ERRORS,
         },
         tags=tags,
         dependencies=guard,
@@ -273,7 +287,7 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
         methods=["POST"],
         summary="Send the confirmed outcomes of many predictions",
         response_description="Each item's status, in order.",
-        responses={**BODY_ERRORS, **auth},
+        responses={**BODY_ERRORS, **auth, **OUTCOME_STORE_ERRORS},
         tags=tags,
         dependencies=guard,
         route_class_override=route_class,

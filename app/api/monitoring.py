@@ -8,7 +8,12 @@ from fastapi import FastAPI, Request
 from fastapi.params import Depends
 from starlette.concurrency import run_in_threadpool
 
-from app.api.responses import AUTH_ERRORS
+from app.api.responses import (
+    AUTH_ERRORS,
+    OUTCOME_STORE_ERRORS,
+    error_example,
+    record_unavailable_example,
+)
 from app.core.errors import ApiError
 from app.core.monitoring import empty_answer
 from app.core.recording import record_unavailable
@@ -22,7 +27,18 @@ def _answers(context: ExampleContext) -> Mapping[str, Example]:
     return {"no_outcomes_yet": Example("No outcome sent yet", empty_answer(context.model))}
 
 
-@response_examples({200: _answers})
+def _record_off() -> ApiError:
+    return ApiError(503, ["server"], "Monitoring reads the record, which is off", "record_off")
+
+
+def _store_errors(context: ExampleContext) -> Mapping[str, Example]:
+    return {
+        "record_unavailable": record_unavailable_example(),
+        "record_off": error_example("The service runs with RECORD=false", _record_off().item()),
+    }
+
+
+@response_examples({200: _answers, 503: _store_errors})
 async def get_monitoring(request: Request) -> dict[str, Any]:
     """Over the confirmed cases, cumulative and in the recent window (MONITORING_WINDOW): n per
     class; sensitivity, specificity, PPV and NPV at the served threshold; ROC AUC; Brier score,
@@ -34,7 +50,7 @@ async def get_monitoring(request: Request) -> dict[str, Any]:
     window is full). Null where a figure is undefined (no case of a class, say)."""
     watch = request.app.state.watch
     if watch is None:
-        raise ApiError(503, ["server"], "Monitoring reads the record, which is off", "record_off")
+        raise _record_off()
     try:
         answer: dict[str, Any] = await run_in_threadpool(watch.latest)
     except StoreError as exc:  # busy, down: the figures come back with the store
@@ -50,7 +66,7 @@ def add_routes(app: FastAPI, guard: list[Depends], api_key_required: bool) -> No
         methods=["GET"],
         summary="How the answers turned out",
         response_description="Live figures with 95% intervals, the validated ones, and drift.",
-        responses={**AUTH_ERRORS} if api_key_required else {},
+        responses={**(AUTH_ERRORS if api_key_required else {}), **OUTCOME_STORE_ERRORS},
         tags=tags,
         dependencies=guard,
     )

@@ -26,6 +26,7 @@ from app.api.deps import check_api_key, served_model
 from app.api.responses import (
     AUTH_ERRORS,
     BODY_ERRORS,
+    RECORD_ERRORS,
     invalid_body_example,
     invalid_json_example,
     json_response,
@@ -177,7 +178,7 @@ def add_routes(
     route_class = (
         OneStepJSONBodyRoute.checked_by(check_api_key) if api_key_required else OneStepJSONBodyRoute
     )
-    responses = {**BODY_ERRORS, **(AUTH_ERRORS if api_key_required else {})}
+    responses = {**BODY_ERRORS, **RECORD_ERRORS, **(AUTH_ERRORS if api_key_required else {})}
     tags: list[str | Enum] = ["predictions"]
     app.router.add_api_route(  # FastAPI.add_api_route takes no route class
         PREDICT_PATH,

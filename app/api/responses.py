@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from app.api.deps import api_key_error
 from app.api.schemas import ErrorItem, ErrorResponse
 from app.core.errors import JSON_MEDIA_TYPE, error_body, error_item
+from app.core.recording import invalid_case_reference, record_unavailable
 from app.middleware.body_limit import BodyTooLargeError
 from app.openapi.document import Example, ExampleContext, SourcesByStatus
 
@@ -40,6 +41,22 @@ BODY_ERRORS: Final[Responses] = {
 }
 QUERY_ERRORS: Final[Responses] = {
     422: error_doc("A query parameter breaks a rule; `message` names it and the rule."),
+}
+RECORD_ERRORS: Final[Responses] = {
+    400: error_doc(
+        "X-Case-Reference is not 1 to 128 characters of letters, digits and ._:/+=@- "
+        "(`invalid_case_reference`)."
+    ),
+    503: error_doc(
+        "The answer's record cannot be written (`record_unavailable`, with Retry-After): "
+        "nothing was answered."
+    ),
+}
+OUTCOME_STORE_ERRORS: Final[Responses] = {
+    503: error_doc(
+        "The record cannot be read or written (`record_unavailable`, with Retry-After), or is "
+        "off (`record_off`, RECORD=false)."
+    ),
 }
 AUTH_ERRORS: Final[Responses] = {
     401: error_doc("The X-API-Key header is missing or wrong (only when API_KEY is set)."),
@@ -95,10 +112,26 @@ def _media_type_examples(context: ExampleContext) -> Mapping[str, Example]:
     return {"text_plain": error_example("A body sent as text/plain", item)}
 
 
+def record_unavailable_example() -> Example:
+    # tests/system/record/test_on_the_request_path.py compares it with a full disk's answer.
+    return error_example("The record's disk is full", record_unavailable("disk_full").item())
+
+
+def _case_reference_examples(context: ExampleContext) -> Mapping[str, Example]:
+    item = invalid_case_reference().item()
+    return {"invalid_case_reference": error_example("An X-Case-Reference with a space", item)}
+
+
+def _record_examples(context: ExampleContext) -> Mapping[str, Example]:
+    return {"record_unavailable": record_unavailable_example()}
+
+
 SHARED_ERROR_EXAMPLES: Final[SourcesByStatus] = {
+    400: _case_reference_examples,
     401: _auth_examples,
     413: _too_large_examples,
     415: _media_type_examples,
+    503: _record_examples,
 }
 
 

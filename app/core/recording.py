@@ -36,13 +36,17 @@ def case_reference(request: Request) -> str | None:
         return None
     value = value.strip()
     if not valid_case_ref(value):
-        raise ApiError(
-            400,
-            ["header", CASE_HEADER],
-            f"{CASE_HEADER} must be 1 to 128 characters of letters, digits and ._:/+=@-",
-            "invalid_case_reference",
-        )
+        raise invalid_case_reference()
     return value
+
+
+def invalid_case_reference() -> ApiError:
+    return ApiError(
+        400,
+        ["header", CASE_HEADER],
+        f"{CASE_HEADER} must be 1 to 128 characters of letters, digits and ._:/+=@-",
+        "invalid_case_reference",
+    )
 
 
 def caller_name(request: Request) -> str | None:
@@ -115,7 +119,7 @@ async def record(
     try:
         await recorder.commit(entry)
     except RecordUnavailable as exc:
-        raise record_unavailable(str(exc)) from None
+        raise record_unavailable(exc.reason) from None
 
 
 def record_unavailable(reason: str) -> ApiError:

@@ -25,12 +25,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from app.api.deps import api_key_error, check_api_key, served_model
-from app.api.probes import ready_model
+from app.api.probes import draining_error, ready_model
 from app.api.responses import Responses
 from app.core.config import Settings
 from app.core.dataplane import ServedModel
 from app.core.errors import JSON_MEDIA_TYPE, V2_PREFIX, under_prefix, v2_error_response
-from app.core.recording import record, set_codes
+from app.core.recording import record, record_unavailable, set_codes
 from app.core.version import package_version
 from app.middleware.body_limit import PathLimit
 from app.openapi.document import Example, ExampleContext, edit_document, response_examples
@@ -143,6 +143,17 @@ def _unknown_model_examples(context: ExampleContext) -> Mapping[str, Example]:
     return {"unknown_model": _error_example("Another model's name", message)}
 
 
+def _not_ready_examples(context: ExampleContext) -> Mapping[str, Example]:
+    # tests/system/api/test_probes.py and tests/system/record/test_on_the_request_path.py
+    # compare these with a real drain's and a full disk's answers.
+    return {
+        "draining": _error_example("During the SIGTERM drain", str(draining_error().detail)),
+        "record_unavailable": _error_example(
+            "The record's disk is full", str(record_unavailable("disk_full").detail)
+        ),
+    }
+
+
 def _unknown_version_examples(context: ExampleContext) -> Mapping[str, Example]:
     message = _unknown_version(context.settings.v2_model_name, context.model.version)
     return {"unknown_version": _error_example("Another version", message)}
@@ -220,7 +231,7 @@ async def server_live() -> ServerLive:
     return ServerLive(live=True)
 
 
-@response_examples({200: _ready_examples})
+@response_examples({200: _ready_examples, 503: _not_ready_examples})
 async def server_ready(request: Request) -> ServerReady:
     """Ready as /health/ready is: 503 while the server drains or the record cannot be written."""
     ready_model(request)
@@ -281,14 +292,18 @@ async def model_version_metadata(
     return _metadata(request, model_name)
 
 
-@response_examples({200: _model_ready_examples, 404: _unknown_model_examples})
+@response_examples(
+    {200: _model_ready_examples, 404: _unknown_model_examples, 503: _not_ready_examples}
+)
 async def model_ready(request: Request, model_name: str) -> ModelReady:
     _check_model(request, model_name, None)
     ready_model(request)
     return ModelReady(name=model_name, ready=True)
 
 
-@response_examples({200: _model_ready_examples, 404: _unknown_version_examples})
+@response_examples(
+    {200: _model_ready_examples, 404: _unknown_version_examples, 503: _not_ready_examples}
+)
 async def model_version_ready(request: Request, model_name: str, model_version: str) -> ModelReady:
     _check_model(request, model_name, model_version)
     ready_model(request)

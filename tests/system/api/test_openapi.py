@@ -83,6 +83,7 @@ def _too_many(spec: Spec, limits: dict[str, int]) -> Request:
 
 
 TEXT_PLAIN: Final = {"content": b"5,1,1", "headers": {"Content-Type": "text/plain"}}
+BAD_CASE: Final = {"X-Case-Reference": "has a space"}
 NOT_JSON: Final = {
     "content": b'{"clump_thickness": 5,',
     "headers": {"Content-Type": "application/json"},
@@ -195,6 +196,7 @@ REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     ("predict", 422, "not_json"): _post("/predict", **NOT_JSON),
     ("predict", 413, "too_large"): _oversize("/predict"),
     ("predict", 415, "text_plain"): _post("/predict", **TEXT_PLAIN),
+    ("predict", 400, "invalid_case_reference"): _post("/predict", json=BENIGN, headers=BAD_CASE),
     **{
         ("predict_batch", 200, name): _post_example("/predict/batch", name)
         for name in ("benign_and_malignant", "with_threshold", "with_confidence")
@@ -205,11 +207,15 @@ REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     ("predict_batch", 422, "too_many_instances"): _too_many,
     ("predict_batch", 413, "too_large"): _oversize("/predict/batch"),
     ("predict_batch", 415, "text_plain"): _post("/predict/batch", **TEXT_PLAIN),
+    ("predict_batch", 400, "invalid_case_reference"): _post(
+        "/predict/batch", json={"instances": [BENIGN]}, headers=BAD_CASE
+    ),
     **{("explain", 200, name): _post_example("/explain", name) for name in ("malignant", "benign")},
     ("explain", 422, "score_out_of_range"): _post("/explain", json={**BENIGN, "bare_nuclei": 0}),
     ("explain", 422, "not_json"): _post("/explain", **NOT_JSON),
     ("explain", 413, "too_large"): _oversize("/explain"),
     ("explain", 415, "text_plain"): _post("/explain", **TEXT_PLAIN),
+    ("explain", 400, "invalid_case_reference"): _post("/explain", json=BENIGN, headers=BAD_CASE),
     ("get_metrics", 200, "default_threshold"): _get("/metrics"),
     ("get_metrics", 200, "threshold_0.5"): _get("/metrics", params={"threshold": "0.5"}),
     ("get_metrics", 422, "threshold_above_one"): _get("/metrics", params={"threshold": "2"}),
@@ -220,9 +226,34 @@ REQUESTS: Final[dict[tuple[str, int, str], RequestFor]] = {
     **FEEDBACK_REQUESTS,
 }
 # Examples no single request can produce; each is compared with a real answer elsewhere.
+_FULL_DISK: Final = "tests/system/record/test_on_the_request_path.py (a full tmpfs)"
+_RECORD_OFF: Final = "tests/system/record/test_record_off.py (RECORD=false)"
+_DRAIN: Final = "tests/system/api/test_probes.py (a real SIGTERM drain)"
 CHECKED_ELSEWHERE: Final = {
-    ("get_readiness", 503, "draining"): "tests/system/api/test_probes.py (a real SIGTERM drain)",
+    ("get_readiness", 503, "draining"): _DRAIN,
     ("get_monitoring", 200, "no_outcomes_yet"): "tests/system/monitoring/test_live.py (its shape)",
+    **{
+        (operation, 503, "record_unavailable"): _FULL_DISK
+        for operation in (
+            "predict",
+            "predict_batch",
+            "explain",
+            "post_feedback",
+            "post_feedback_batch",
+            "get_monitoring",
+            "server_ready",
+            "model_ready",
+            "model_version_ready",
+        )
+    },
+    **{
+        (operation, 503, "record_off"): _RECORD_OFF
+        for operation in ("post_feedback", "post_feedback_batch", "get_monitoring")
+    },
+    **{
+        (operation, 503, "draining"): _DRAIN
+        for operation in ("server_ready", "model_ready", "model_version_ready")
+    },
 }
 # With a key configured: the protected operations' 401 examples, each sent as the operation's
 # first success example, with these headers instead of the right key.

@@ -110,7 +110,9 @@ def test_readiness_fails_during_the_drain_while_connections_are_served() -> None
         # The Open Inference Protocol's readiness says the same, in its own error shape.
         status, headers, body = request(connections[4], "GET", "/v2/health/ready")
         assert (status, headers["connection"]) == (503, "close")
-        assert json.loads(body) == {"error": "The server is shutting down"}
+        v2_responses = spec["paths"]["/v2/health/ready"]["get"]["responses"]
+        v2_documented = v2_responses["503"]["content"]["application/json"]["examples"]
+        assert json.loads(body) == v2_documented["draining"]["value"]
         # Still served: liveness, and a prediction sent on an open connection.
         assert request(connections[2], "GET", "/health/live")[0] == 200
         status, _, body = request(connections[3], "POST", "/predict", BENIGN)

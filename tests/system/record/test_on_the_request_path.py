@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -204,10 +205,12 @@ def test_fails_closed_and_recovers_when_the_disk_is_full(
         ready = client.get("/health/ready")
         assert ready.status_code == 503
         assert "record" in ready.json()["message"]
+        documented = documented_examples(client.get("/openapi.json").json())
+        assert refused.json() == documented["predict_batch", "record_unavailable"]
         for path in V2_READY:
             v2_ready = client.get(path)
             assert v2_ready.status_code == 503, (path, v2_ready.text)
-            assert "record" in v2_ready.json()["error"]
+            assert v2_ready.json() == documented["server_ready", "record_unavailable"]
         filler.unlink()
         deadline = time.monotonic() + 15
         while (status := client.post("/predict", json=batch["instances"][0]).status_code) != 200:
@@ -220,6 +223,17 @@ def test_fails_closed_and_recovers_when_the_disk_is_full(
     with open_store(RecordConfig(small_tmpfs / "record")) as store:
         assert verify(store) == []
         assert sum(1 for _ in store.links()) == answered
+
+
+def documented_examples(spec: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """The OpenAPI document's 503 examples by (operation id, example name)."""
+    return {
+        (operation["operationId"], name): example["value"]
+        for item in spec["paths"].values()
+        for operation in item.values()
+        for media in operation["responses"].get("503", {}).get("content", {}).values()
+        for name, example in media.get("examples", {}).items()
+    }
 
 
 def record_metrics(server: LiveServer) -> dict[str, float]:
