@@ -234,12 +234,12 @@ class _Differ:
 
 # -- export -----------------------------------------------------------------------------------
 class ExtraColumns(Protocol):
-    """A hook for columns another part adds to each exported row (the outcome feedback of the
-    next issue): their names, and their values for row `row` of a record."""
+    """A hook for columns another part adds to each exported row (the outcome feedback): their
+    names, and their values for row `row` of a stored record."""
 
     names: tuple[str, ...]
 
-    def values(self, record: PredictionRecord, row: int) -> tuple[Any, ...]: ...
+    def values(self, link: StoredLink, record: PredictionRecord, row: int) -> tuple[Any, ...]: ...
 
 
 # The columns every export has, in order; then each ExtraColumns' names.
@@ -326,7 +326,7 @@ def _expand(
         strict=True,
     )
     for i, (scores, p, malignant, code) in enumerate(rows):
-        added = tuple(v for columns in extra for v in columns.values(record, i))
+        added = tuple(v for columns in extra for v in columns.values(link, record, i))
         yield (
             record.request_id,
             i,

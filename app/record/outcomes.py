@@ -12,7 +12,7 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from app.record.entry import PredictionRecord
-from app.record.store import SqlStore
+from app.record.store import SqlStore, StoredLink
 
 Outcome = Literal["benign", "malignant"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("benign", "malignant")
@@ -187,16 +187,29 @@ def recent_inputs(
 
 class OutcomeColumns:
     """The outcome columns of `python -m app audit export`: the confirmed outcome of each row,
-    where it came from and when it was stored (empty for rows with none). The outcomes are read
-    once, at the start: there is one per confirmed row, far fewer than rows in a record."""
+    where it came from and when it was stored (empty for rows with none). A request id sent
+    twice has two records: the outcome goes with the row of the first answered that holds it,
+    as monitoring counts it (`confirmed_cases`), not with both. The outcomes are read once, at
+    the start: there is one per confirmed row, far fewer than rows in a record."""
 
     names: tuple[str, ...] = ("outcome", "outcome_source", "outcome_at_ns")
 
     def __init__(self, store: SqlStore) -> None:
+        self._by_row: dict[tuple[str, int, str, int], tuple[Any, ...]] = {}
+        owned: set[tuple[str, int]] = set()
         with store.transaction() as cur:
-            cur.execute("SELECT request_id, row_index, outcome, source, recorded_ns FROM outcomes")
-            rows = cur.fetchall()
-        self._by_row = {(str(r[0]), int(r[1])): (r[2], r[3], int(r[4])) for r in rows}
+            cur.execute(
+                "SELECT o.request_id, o.row_index, o.outcome, o.source, o.recorded_ns,"
+                " r.writer_id, r.seq, r.n_rows"
+                " FROM outcomes o JOIN records r ON r.request_id = o.request_id"
+                " ORDER BY o.request_id, o.row_index, r.answered_ns, r.writer_id, r.seq"
+            )
+            for request_id, row, outcome, source, at, writer_id, seq, n in cur.fetchall():
+                key = (str(request_id), int(row))
+                if int(row) < int(n) and key not in owned:
+                    owned.add(key)
+                    self._by_row[(*key, str(writer_id), int(seq))] = (outcome, source, int(at))
 
-    def values(self, record: PredictionRecord, row: int) -> tuple[Any, ...]:
-        return self._by_row.get((record.request_id, row), (None, None, None))
+    def values(self, link: StoredLink, record: PredictionRecord, row: int) -> tuple[Any, ...]:
+        key = (record.request_id, row, link.writer_id, link.seq)
+        return self._by_row.get(key, (None, None, None))

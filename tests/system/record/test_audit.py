@@ -23,7 +23,7 @@ from psycopg import sql
 from app.record.audit import BASE_COLUMNS, Problem, replay, verify
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
-from app.record.outcomes import OutcomeColumns
+from app.record.outcomes import OutcomeColumns, confirmed_cases, put_outcome
 from app.record.store import SCHEMA_VERSION, SqlStore, open_store
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact
 from model.features import FEATURE_NAMES
@@ -214,6 +214,36 @@ def test_export_parses_back_row_for_row(
     base, contributions = records[2].explanation_values() or (None, ())
     assert float(explained[0]["base_value"]) == base
     assert [float(explained[0][f"contribution_{n}"]) for n in FEATURE_NAMES] == list(contributions)
+
+
+def test_an_outcome_goes_with_the_row_monitoring_counts_it_against(
+    store: SqlStore, config: RecordConfig, answers: Answers
+) -> None:
+    """A request id sent twice (a one-row answer, then a three-row batch): the outcome of row 0
+    is exported on the first record's row only, that of row 2 on the batch's (the only record
+    with a row 2), as confirmed_cases counts them; no row carries an outcome twice."""
+    now = time.time_ns()
+    first = answers.single(answered_ns=now - 2_000, request_id="sent-twice")
+    second = answers.batch(3, answered_ns=now - 1_000, request_id="sent-twice")
+    append(store, "w", [second, first])  # stored out of answered order: the order is by time
+    for row, outcome in ((0, "benign"), (2, "malignant")):
+        put_outcome(store, "sent-twice", row, outcome, source=None, caller=None, now_ns=now)
+    run = audit(config, "export", "--format", "jsonl")
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    with_outcome = {
+        (x["answered_at"], x["row"]): (x["outcome"], x["probability"]) for x in rows if x["outcome"]
+    }
+    counted = {(c.answered_ns, c.row): c for c in confirmed_cases(store)}
+    assert len(with_outcome) == len(counted) == 2
+    by_row = {row: outcome for (_, row), (outcome, _) in with_outcome.items()}
+    assert by_row == {0: "benign", 2: "malignant"}
+    for case in counted.values():
+        exported = [v for (_, row), v in with_outcome.items() if row == case.row]
+        assert exported == [("malignant" if case.malignant else "benign", case.probability)]
+    assert {x["answered_at"] for x in rows if x["outcome"] and x["row"] == 0} == {
+        next(x["answered_at"] for x in rows if x["seq"] == 2)  # the one-row record, seq 2
+    }
 
 
 def test_export_selects_by_answered_time(
