@@ -23,7 +23,7 @@ from psycopg import sql
 from app.record.audit import BASE_COLUMNS, Problem, replay, verify
 from app.record.config import RecordConfig
 from app.record.entry import PredictionRecord
-from app.record.outcomes import OutcomeColumns, confirmed_cases, put_outcome
+from app.record.outcomes import Outcome, OutcomeColumns, confirmed_cases, put_outcome
 from app.record.store import SCHEMA_VERSION, SqlStore, open_store
 from model.artifact import DEFAULT_ARTIFACT_PATH, load_artifact
 from model.features import FEATURE_NAMES
@@ -226,7 +226,8 @@ def test_an_outcome_goes_with_the_row_monitoring_counts_it_against(
     first = answers.single(answered_ns=now - 2_000, request_id="sent-twice")
     second = answers.batch(3, answered_ns=now - 1_000, request_id="sent-twice")
     append(store, "w", [second, first])  # stored out of answered order: the order is by time
-    for row, outcome in ((0, "benign"), (2, "malignant")):
+    sent: tuple[tuple[int, Outcome], ...] = ((0, "benign"), (2, "malignant"))
+    for row, outcome in sent:
         put_outcome(store, "sent-twice", row, outcome, source=None, caller=None, now_ns=now)
     run = audit(config, "export", "--format", "jsonl")
     assert run.returncode == 0, run.stderr
