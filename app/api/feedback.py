@@ -26,7 +26,8 @@ from app.api.responses import (
     error_doc,
     error_example,
     invalid_body_example,
-    record_unavailable_example,
+    record_off,
+    store_error_examples,
 )
 from app.api.schemas import integral_number
 from app.core.errors import ApiError
@@ -44,6 +45,7 @@ from app.record.outcomes import (
 from app.record.store import SqlStore, StoreError, open_store
 
 MAX_FEEDBACK_BATCH: Final = 1000
+RECORD_OFF: Final = "Outcomes are kept in the record, which is off"
 _SANE_TEXT: Final = r"^[A-Za-z0-9._:/+=@-]+$"
 
 
@@ -156,19 +158,12 @@ def _conflict_error(stored: str) -> ApiError:
 def _watch(request: Request) -> Watch:
     watch: Watch | None = request.app.state.watch
     if watch is None:
-        raise _record_off()
+        raise record_off(RECORD_OFF)
     return watch
 
 
-def _record_off() -> ApiError:
-    return ApiError(503, ["server"], "Outcomes are kept in the record, which is off", "record_off")
-
-
 def _store_errors(context: ExampleContext) -> Mapping[str, Example]:
-    return {
-        "record_unavailable": record_unavailable_example(),
-        "record_off": error_example("The service runs with RECORD=false", _record_off().item()),
-    }
+    return store_error_examples(record_off(RECORD_OFF))
 
 
 def _put(store: SqlStore, request: Request, item: FeedbackRequest) -> Stored:

@@ -2,19 +2,13 @@
 
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.params import Depends
 from starlette.concurrency import run_in_threadpool
 
-from app.api.responses import (
-    AUTH_ERRORS,
-    OUTCOME_STORE_ERRORS,
-    error_example,
-    record_unavailable_example,
-)
-from app.core.errors import ApiError
+from app.api.responses import AUTH_ERRORS, OUTCOME_STORE_ERRORS, record_off, store_error_examples
 from app.core.monitoring import empty_answer
 from app.core.recording import record_unavailable
 from app.openapi.document import Example, ExampleContext, response_examples
@@ -27,15 +21,11 @@ def _answers(context: ExampleContext) -> Mapping[str, Example]:
     return {"no_outcomes_yet": Example("No outcome sent yet", empty_answer(context.model))}
 
 
-def _record_off() -> ApiError:
-    return ApiError(503, ["server"], "Monitoring reads the record, which is off", "record_off")
+RECORD_OFF: Final = "Monitoring reads the record, which is off"
 
 
 def _store_errors(context: ExampleContext) -> Mapping[str, Example]:
-    return {
-        "record_unavailable": record_unavailable_example(),
-        "record_off": error_example("The service runs with RECORD=false", _record_off().item()),
-    }
+    return store_error_examples(record_off(RECORD_OFF))
 
 
 @response_examples({200: _answers, 503: _store_errors})
@@ -50,7 +40,7 @@ async def get_monitoring(request: Request) -> dict[str, Any]:
     window is full). Null where a figure is undefined (no case of a class, say)."""
     watch = request.app.state.watch
     if watch is None:
-        raise _record_off()
+        raise record_off(RECORD_OFF)
     try:
         answer: dict[str, Any] = await run_in_threadpool(watch.latest)
     except StoreError as exc:  # busy, down: the figures come back with the store

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.api.deps import api_key_error
 from app.api.schemas import ErrorItem, ErrorResponse
-from app.core.errors import JSON_MEDIA_TYPE, error_body, error_item
+from app.core.errors import JSON_MEDIA_TYPE, ApiError, error_body, error_item
 from app.core.recording import invalid_case_reference, record_unavailable
 from app.middleware.body_limit import BodyTooLargeError
 from app.openapi.document import Example, ExampleContext, SourcesByStatus
@@ -115,6 +115,19 @@ def _media_type_examples(context: ExampleContext) -> Mapping[str, Example]:
 def record_unavailable_example() -> Example:
     # tests/system/record/test_on_the_request_path.py compares it with a full disk's answer.
     return error_example("The record's disk is full", record_unavailable("disk_full").item())
+
+
+def record_off(message: str) -> ApiError:
+    """The 503 of a route that needs the record, on a service run with RECORD=false."""
+    return ApiError(503, ["server"], message, "record_off")
+
+
+def store_error_examples(off: ApiError) -> Mapping[str, Example]:
+    """The 503 examples of a route that reads or writes the record: unavailable, or off."""
+    return {
+        "record_unavailable": record_unavailable_example(),
+        "record_off": error_example("The service runs with RECORD=false", off.item()),
+    }
 
 
 def _case_reference_examples(context: ExampleContext) -> Mapping[str, Example]:
