@@ -68,7 +68,10 @@ def test_a_chain_of_references_is_kept_and_an_unused_one_dropped() -> None:
     app = create_app(settings(None))
     app.openapi_schema = None
     raw = FastAPI.openapi(app)
-    used = next(iter(set(REF.findall(json.dumps(raw["paths"])))))
+    # One the document keeps: FastAPI's own 422 schemas are dropped with its 422 answers, and a
+    # set's order changes with the hash seed, so the pick is sorted, not the set's first.
+    dropped = {"HTTPValidationError", "ValidationError"}
+    used = sorted(set(REF.findall(json.dumps(raw["paths"]))) - dropped)[0]
     raw["components"]["schemas"]["Orphan"] = {"$ref": "#/components/schemas/OrphanChild"}
     raw["components"]["schemas"]["OrphanChild"] = {"type": "string"}
     raw["components"]["schemas"][used] = {"$ref": "#/components/schemas/Child"}
