@@ -31,13 +31,14 @@ def _store_errors(context: ExampleContext) -> Mapping[str, Example]:
 @response_examples({200: _answers, 503: _store_errors})
 async def get_monitoring(request: Request) -> dict[str, Any]:
     """Over the confirmed cases, cumulative and in the recent window (MONITORING_WINDOW): n per
-    class; sensitivity, specificity, PPV and NPV at the served threshold; ROC AUC; Brier score,
-    ECE, calibration intercept and slope; each class's coverage by the prediction sets; the refer
-    rate. Each figure is {value, lower, upper}, a 95% interval (Wilson for proportions, DeLong
-    for ROC AUC, Wald for the calibration line, a bootstrap for ECE), beside the figure the
-    model was validated with, overall and per caller. `drift`: each score's distribution in the
-    last DRIFT_WINDOW recorded rows against the training rows', with its alarm (null until the
-    window is full). Null where a figure is undefined (no case of a class, say)."""
+    class; sensitivity, specificity, PPV and NPV, each case at the threshold its request used;
+    ROC AUC; Brier score, ECE, calibration intercept and slope; each class's coverage by the
+    prediction sets (at its request's confidence); the refer rate. Each figure is {value, lower,
+    upper}, a 95% interval (Wilson for proportions, DeLong for ROC AUC, Wald for the calibration
+    line, a bootstrap for ECE), beside the figure the model was validated with, overall and per
+    caller. `drift`: each score's distribution in the last DRIFT_WINDOW recorded rows against the
+    training rows', with its alarm (null until the window is full). Null where a figure is
+    undefined (no case of a class, say)."""
     watch = request.app.state.watch
     if watch is None:
         raise record_off(RECORD_OFF)
