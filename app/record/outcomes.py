@@ -5,7 +5,7 @@ nothing; a different one is a conflict unless the caller says it is a correction
 kept in `outcome_corrections` with what it replaced: nothing is overwritten silently.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -112,6 +112,23 @@ def put_outcome(
         return Stored("corrected", outcome, previous)
 
 
+# After the outcome's own order: its request id's records in answered order, so that the first
+# one holding the row comes first (held_first keeps it).
+_HOLDERS_ORDER: Final = "r.answered_ns, r.writer_id, r.seq"
+
+
+def held_first(rows: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    """Of rows (request id, row index, ..., n_rows last) joining outcomes to records, in
+    _HOLDERS_ORDER within each (request id, row): the one of the first record that holds the
+    row. A client that sent one request id twice has two records; the outcome is one case."""
+    held: set[tuple[str, int]] = set()
+    for r in rows:
+        key = (str(r[0]), int(r[1]))
+        if 0 <= key[1] < int(r[-1]) and key not in held:
+            held.add(key)
+            yield r
+
+
 def limited_to_model(
     model_version: str | None, sql: str, alias: str = ""
 ) -> tuple[str, tuple[str, ...]]:
@@ -127,21 +144,17 @@ def confirmed_cases(store: SqlStore, model_version: str | None = None) -> Iterat
     rows answered by `model_version` (an artifact's content hash) when given."""
     sql, parameters = limited_to_model(
         model_version,
-        "SELECT o.request_id, o.row_index, o.outcome, r.probabilities, r.sets, r.threshold,"
+        "SELECT o.request_id, o.row_index, o.outcome, r.probabilities, r.sets, r.threshold,"  # noqa: S608 - fixed names only
         " r.caller, r.scores, r.answered_ns, r.n_rows"
         " FROM outcomes o JOIN records r ON r.request_id = o.request_id WHERE {model}"
-        " ORDER BY o.recorded_ns, o.request_id, o.row_index, r.answered_ns, r.writer_id, r.seq",
+        f" ORDER BY o.recorded_ns, o.request_id, o.row_index, {_HOLDERS_ORDER}",
         "r.",
     )
     with store.transaction() as cur:
         cur.execute(store.dialect.sql(sql), parameters)
-        rows = cur.fetchall()
-    confirmed: set[tuple[str, int]] = set()
-    for request_id, row, outcome, probs, sets, threshold, caller, scores, answered, n in rows:
+        rows = held_first(cur.fetchall())
+    for request_id, row, outcome, probs, sets, threshold, caller, scores, answered, _ in rows:
         row = int(row)
-        if not 0 <= row < int(n) or (str(request_id), row) in confirmed:
-            continue  # another record with the same request id holds this row, or held it first
-        confirmed.add((str(request_id), row))
         probabilities = np.frombuffer(bytes(probs), dtype=_F64)
         matrix = np.frombuffer(bytes(scores), dtype=np.uint8).reshape(-1, 9)
         yield ConfirmedCase(
@@ -195,20 +208,18 @@ class OutcomeColumns:
     names: tuple[str, ...] = ("outcome", "outcome_source", "outcome_at_ns")
 
     def __init__(self, store: SqlStore) -> None:
-        self._by_row: dict[tuple[str, int, str, int], tuple[Any, ...]] = {}
-        owned: set[tuple[str, int]] = set()
         with store.transaction() as cur:
             cur.execute(
-                "SELECT o.request_id, o.row_index, o.outcome, o.source, o.recorded_ns,"
+                "SELECT o.request_id, o.row_index, o.outcome, o.source, o.recorded_ns,"  # noqa: S608 - fixed names only
                 " r.writer_id, r.seq, r.n_rows"
                 " FROM outcomes o JOIN records r ON r.request_id = o.request_id"
-                " ORDER BY o.request_id, o.row_index, r.answered_ns, r.writer_id, r.seq"
+                f" ORDER BY o.request_id, o.row_index, {_HOLDERS_ORDER}"
             )
-            for request_id, row, outcome, source, at, writer_id, seq, n in cur.fetchall():
-                key = (str(request_id), int(row))
-                if int(row) < int(n) and key not in owned:
-                    owned.add(key)
-                    self._by_row[(*key, str(writer_id), int(seq))] = (outcome, source, int(at))
+            held = held_first(cur.fetchall())
+        self._by_row = {
+            (str(request_id), int(row), str(writer_id), int(seq)): (outcome, source, int(at))
+            for request_id, row, outcome, source, at, writer_id, seq, _ in held
+        }
 
     def values(self, link: StoredLink, record: PredictionRecord, row: int) -> tuple[Any, ...]:
         key = (record.request_id, row, link.writer_id, link.seq)
