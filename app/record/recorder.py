@@ -17,7 +17,9 @@ Fail closed, recover by itself: a failed commit fails its group with the writer'
 (disk_full, read_only, unreachable, store_error), and `health()` says so until a commit or the
 writer's idle probe succeeds. A commit not acknowledged within `timeout` fails ("timeout"; its
 record may still be committed later: a record may exist for an answer that was not given, never
-the reverse). A writer process that ends (killed, out of memory) fails what was waiting for it
+the reverse). One watchdog timer serves every waiter: they wait in the order they were sent, so
+the timer is set for the oldest one's deadline and, when it fires, fails those past theirs and
+is set again for the next. A writer process that ends (killed, out of memory) fails what was waiting for it
 ("writer_lost") and is started again, with a new chain, by the first commit or readiness
 probe `retry_seconds` later; one that cannot be started (no process or memory left) is the same
 "writer_lost", tried again a retry later.
@@ -51,7 +53,8 @@ DEFAULT_TIMEOUT: Final = 10.0
 SOCKET_BUFFER: Final = 4 << 20  # a few big batches in flight without a partial send
 RECV_BYTES: Final = 1 << 16
 
-# A record waiting for its commit: its waiter's future, its rows, when it was sent.
+# A record waiting for its commit: its waiter's future, its rows, when it was sent (the event
+# loop's clock, time.monotonic).
 _Waiting = tuple["asyncio.Future[None]", int, float]
 
 
@@ -101,6 +104,8 @@ class Recorder:
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop that reads the acks
         self._waiting: collections.deque[_Waiting] = collections.deque()
+        self._timed_out = 0  # how many of the oldest waiters the watchdog has failed
+        self._watchdog: asyncio.TimerHandle | None = None
         self._inbox = bytearray()
         self._outbox = bytearray()
         self._writable_watched = False  # whether the loop calls _flush when it can send
@@ -183,18 +188,35 @@ class Recorder:
         loop = asyncio.get_running_loop()
         self._bind(loop)
         future: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((future, record.n_rows, time.perf_counter()))
+        self._waiting.append((future, record.n_rows, time.monotonic()))
         self._send(frame)
-        # A timer that fails the future, rather than asyncio.wait_for: wait_for wraps the
-        # future in another task-like waiter, a third of the record's cost on the event loop.
-        timer = loop.call_later(self._timeout, _expire, future)
+        # One watchdog for all waiters, rather than asyncio.wait_for or a timer each: wait_for
+        # wraps the future in another task-like waiter (a third of the record's cost on the
+        # event loop), and a timer each costs a heap push, a cancel and the heap's cleanup.
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(self._waiting[0][2] + self._timeout, self._watch)
         try:
             await future
         except _ExpiredError:
             self._set_health((False, "timeout"))  # not ready until a commit says otherwise
             raise _refused("timeout") from None
-        finally:
-            timer.cancel()
+
+    def _watch(self) -> None:
+        """Fail the waiters past their deadline; set the watchdog for the next one's."""
+        self._watchdog = None
+        loop = self._loop
+        if loop is None:
+            return
+        oldest_allowed = time.monotonic() - self._timeout
+        waiting = self._waiting
+        while self._timed_out < len(waiting):
+            future, _, sent = waiting[self._timed_out]
+            if sent > oldest_allowed:
+                self._watchdog = loop.call_at(sent + self._timeout, self._watch)
+                return
+            if not future.done() and future.get_loop() is loop:  # another loop's has ended
+                future.set_exception(_ExpiredError())
+            self._timed_out += 1
 
     def _start_writer(self) -> bool:
         """Start the writer process, or a new one for one that ended, at most once every
@@ -295,12 +317,13 @@ class Recorder:
 
     def _settle_group(self, ack: wire.Ack) -> None:
         group = [self._waiting.popleft() for _ in range(ack.count)]
+        self._timed_out = max(0, self._timed_out - ack.count)
         if ack.kind == wire.COMMITTED:
             self._commits += 1
             self._records += ack.count
             self._rows += sum(rows for _, rows, _ in group)
             # the group's first record waited longest: one observation a commit
-            metrics.WAIT_SECONDS.observe(time.perf_counter() - group[0][2])
+            metrics.WAIT_SECONDS.observe(time.monotonic() - group[0][2])
             self._set_health((True, None))
             error = None
         else:
@@ -391,6 +414,7 @@ class Recorder:
             self._sock.close()
             self._sock = None
         waiting, self._waiting = self._waiting, collections.deque()
+        self._timed_out = 0
         _count_refused(reason, waiting)
         for future, _, _ in waiting:
             _settle(future, reason)
@@ -418,6 +442,9 @@ class Recorder:
     def _unbind(self) -> None:
         loop, self._loop = self._loop, None
         self._writable_watched = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if loop is None or self._sock is None or loop.is_closed():
             return
         loop.remove_reader(self._sock.fileno())
@@ -464,11 +491,6 @@ def _refused(reason: str) -> RecordUnavailable:
 
 class _ExpiredError(Exception):
     """A commit's future outlived the recorder's timeout."""
-
-
-def _expire(future: "asyncio.Future[None]") -> None:
-    if not future.done():
-        future.set_exception(_ExpiredError())
 
 
 def _settle(future: "asyncio.Future[None]", reason: str | None) -> None:

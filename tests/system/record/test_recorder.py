@@ -433,6 +433,47 @@ def test_each_waiter_times_out_at_its_own_deadline(config: RecordConfig, answers
         assert timeout <= seconds < timeout * 1.05 + 0.15, waited
 
 
+def test_waiters_acknowledged_after_their_timeout_leave_the_next_ones_timed(
+    config: RecordConfig, answers: Answers
+) -> None:
+    """Records that timed out and were then committed (their acks come late) leave the watch
+    over later waiters exact: one that waits behind them still gets its commit, and the next
+    stall still fails its waiters at their deadline, not earlier nor never."""
+    timeout = 0.4
+    recorder = recorder_for(config, timeout=timeout, retry_seconds=0.2)
+    assert recorder.start() == (True, None)
+    writer = writer_process(recorder)
+
+    async def timed() -> tuple[str | None, float]:
+        began = time.perf_counter()
+        try:
+            await recorder.commit(answers.single())
+        except RecordUnavailable as exc:
+            return exc.reason, time.perf_counter() - began
+        return None, time.perf_counter() - began
+
+    async def rounds() -> list[list[tuple[str | None, float]]]:
+        seen = []
+        for _ in range(3):
+            writer.suspend()
+            stalled = await asyncio.gather(timed(), timed(), timed())
+            writer.resume()
+            seen += [stalled, [await timed()]]  # behind the three late acks
+        return seen
+
+    try:
+        seen = asyncio.run(asyncio.wait_for(rounds(), timeout * 20))
+    finally:
+        writer.resume()
+        recorder.close()
+    stalls, commits = seen[0::2], seen[1::2]
+    assert [[reason for reason, _ in stall] for stall in stalls] == [["timeout"] * 3] * 3
+    assert [commit[0][0] for commit in commits] == [None] * 3
+    for stall in stalls:
+        for _, seconds in stall:
+            assert timeout <= seconds < timeout * 1.05 + 0.15, seen
+
+
 def test_the_writer_ignores_stop_signals_and_ends_with_its_worker(
     tmp_path: Path, answers: Answers
 ) -> None:
