@@ -13,12 +13,25 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.core.dataplane import ServedModel
+from app.record import wire
+from app.record.chain import record_bytes
 from app.record.entry import SET_BENIGN, SET_MALIGNANT, PredictionRecord
+from app.record.recorder import Recorder
 from model.artifact import DEFAULT_ARTIFACT_PATH
 from model.features import N_FEATURES
 
 CONFIDENCE: Final = 0.9
 SERVICE_VERSION: Final = "0.1.0"
+
+
+async def commit(recorder: Recorder, record: PredictionRecord) -> None:
+    """Commit `record` as the request path does: its bytes, unchecked until the writer."""
+    await recorder.commit(record_bytes(record), record.n_rows)
+
+
+def frame(record: PredictionRecord) -> bytes:
+    """The frame that carries `record` to the writer."""
+    return wire.record_frame(record_bytes(record))
 
 
 def set_code(names: Sequence[str]) -> int:

@@ -113,56 +113,9 @@ class PredictionRecord:
         _check_rows(self)
 
     @classmethod
-    def of(
-        cls,
-        *,
-        request_id: str,
-        received: datetime | int,
-        answered: datetime | int,
-        route: str,
-        protocol: Protocol,
-        encoding: Encoding,
-        caller: str | None,
-        case_ref: str | None,
-        model_version: str,
-        service_version: str,
-        scorer: Scorer,
-        threshold: float,
-        confidence: float | None,
-        scores: "NDArray[Any] | Sequence[Sequence[int]]",
-        probabilities: "NDArray[Any] | Sequence[float]",
-        classes: "NDArray[Any] | Sequence[bool]",
-        sets: "NDArray[Any] | Sequence[int]",
-        explanation: tuple[float, Sequence[float]] | None = None,
-        status: int = 200,
-        latency_s: float,
-    ) -> "PredictionRecord":
-        """A record from the answer's arrays: scores (n, 9) whole numbers 1..10,
-        probabilities (n,), classes (n,) booleans, sets (n,) codes 0..3, and for /explain the
-        (base value, nine contributions) in probability."""
-        return cls(
-            request_id=request_id,
-            received_ns=received if isinstance(received, int) else epoch_ns(received),
-            answered_ns=answered if isinstance(answered, int) else epoch_ns(answered),
-            route=route,
-            protocol=protocol,
-            encoding=encoding,
-            caller=caller,
-            case_ref=case_ref,
-            model_version=model_version,
-            service_version=service_version,
-            scorer=scorer,
-            # + 0.0: a -0.0 would hash with its sign, and SQLite's REAL reads it back as 0.0
-            threshold=float(threshold) + 0.0,
-            confidence=None if confidence is None else float(confidence),
-            scores=_pack_scores(scores),
-            probabilities=_pack_floats(probabilities),
-            classes=_pack_codes(classes, "classes", 1),
-            sets=_pack_codes(sets, "sets", SET_BOTH),
-            explanation=None if explanation is None else _pack_explanation(*explanation),
-            status=int(status),
-            latency_s=float(latency_s) + 0.0,
-        )
+    def of(cls, **answer: Any) -> "PredictionRecord":
+        """A checked record from an answer's values, as `stored_fields` takes them."""
+        return cls(**stored_fields(**answer))
 
     @property
     def n_rows(self) -> int:
@@ -189,21 +142,59 @@ class PredictionRecord:
         return values[0], tuple(values[1:])
 
 
-class SentRecord(PredictionRecord):
-    """A record the event loop built from its own answer, to send to the writer process: it is
-    not checked here but where it crosses into the writer, whose `wire.decode_record` builds a
-    PredictionRecord from its bytes and so checks every field; one that fails there fails its
-    commit (store_error: the answer is a 503), never a stored record. Checking it on both sides
-    cost the event loop some 20 us a request, a tenth of what the record adds to a /predict
-    (docs/record.md)."""
+def stored_fields(
+    *,
+    request_id: str,
+    received: datetime | int,
+    answered: datetime | int,
+    route: str,
+    protocol: Protocol,
+    encoding: Encoding,
+    caller: str | None,
+    case_ref: str | None,
+    model_version: str,
+    service_version: str,
+    scorer: Scorer,
+    threshold: float,
+    confidence: float | None,
+    scores: "NDArray[Any] | Sequence[Sequence[int]]",
+    probabilities: "NDArray[Any] | Sequence[float]",
+    classes: "NDArray[Any] | Sequence[bool]",
+    sets: "NDArray[Any] | Sequence[int]",
+    explanation: tuple[float, Sequence[float]] | None = None,
+    status: int = 200,
+    latency_s: float,
+) -> dict[str, Any]:
+    """The fields of the record of an answer, in their stored form, unchecked (the record
+    checks them): scores (n, 9) whole numbers 1..10, probabilities (n,), classes (n,)
+    booleans, sets (n,) codes 0..3, and for /explain the (base value, nine contributions) in
+    probability."""
+    return dict(
+        request_id=request_id,
+        received_ns=received if isinstance(received, int) else epoch_ns(received),
+        answered_ns=answered if isinstance(answered, int) else epoch_ns(answered),
+        route=route,
+        protocol=protocol,
+        encoding=encoding,
+        caller=caller,
+        case_ref=case_ref,
+        model_version=model_version,
+        service_version=service_version,
+        scorer=scorer,
+        # + 0.0: a -0.0 would hash with its sign, and SQLite's REAL reads it back as 0.0
+        threshold=float(threshold) + 0.0,
+        confidence=None if confidence is None else float(confidence),
+        scores=pack_scores(scores),
+        probabilities=pack_floats(probabilities),
+        classes=pack_codes(classes, "classes", 1),
+        sets=pack_codes(sets, "sets", SET_BOTH),
+        explanation=None if explanation is None else pack_explanation(*explanation),
+        status=int(status),
+        latency_s=float(latency_s) + 0.0,
+    )
 
-    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        """Checked by the writer: see the class."""
-
-
-def _pack_explanation(base: float, contributions: Sequence[float]) -> bytes:
+def pack_explanation(base: float, contributions: Sequence[float]) -> bytes:
     values = np.array([base, *contributions], dtype=_F64)
     if values.shape != (EXPLANATION_VALUES,):
         raise RecordError(f"an explanation is a base value and {N_FEATURES} contributions")
@@ -303,7 +294,7 @@ def _all_probabilities(raw: bytes, n: int) -> bool:
     return bool(((p >= 0.0) & (p <= 1.0)).all())
 
 
-def _pack_scores(scores: "NDArray[Any] | Sequence[Sequence[int]]") -> bytes:
+def pack_scores(scores: "NDArray[Any] | Sequence[Sequence[int]]") -> bytes:
     """(n, 9) whole numbers as n x 9 bytes (their range is checked on construction)."""
     if not isinstance(scores, np.ndarray):
         rows = [list(row) for row in scores]
@@ -322,7 +313,7 @@ def _pack_scores(scores: "NDArray[Any] | Sequence[Sequence[int]]") -> bytes:
     return np.ascontiguousarray(scores, dtype=np.uint8).tobytes()
 
 
-def _pack_floats(values: "NDArray[Any] | Sequence[float]") -> bytes:
+def pack_floats(values: "NDArray[Any] | Sequence[float]") -> bytes:
     if isinstance(values, np.ndarray):
         return np.ascontiguousarray(values, dtype=_F64).tobytes()
     try:
@@ -332,7 +323,7 @@ def _pack_floats(values: "NDArray[Any] | Sequence[float]") -> bytes:
         raise RecordError("probabilities must be numbers") from None
 
 
-def _pack_codes(values: "NDArray[Any] | Sequence[int]", name: str, largest: int) -> bytes:
+def pack_codes(values: "NDArray[Any] | Sequence[int]", name: str, largest: int) -> bytes:
     """Booleans or small codes as one byte each (their range is checked on construction)."""
     if isinstance(values, np.ndarray):
         if values.dtype == np.bool_ or values.dtype == np.uint8:

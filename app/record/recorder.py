@@ -19,10 +19,10 @@ writer's idle probe succeeds. A commit not acknowledged within `timeout` fails (
 record may still be committed later: a record may exist for an answer that was not given, never
 the reverse). One watchdog timer serves every waiter: they wait in the order they were sent, so
 the timer is set for the oldest one's deadline and, when it fires, fails those past theirs and
-is set again for the next. A writer process that ends (killed, out of memory) fails what was waiting for it
-("writer_lost") and is started again, with a new chain, by the first commit or readiness
-probe `retry_seconds` later; one that cannot be started (no process or memory left) is the same
-"writer_lost", tried again a retry later.
+is set again for the next. A writer process that ends (killed, out of memory) fails what was
+waiting for it ("writer_lost") and is started again, with a new chain, by the first commit or
+readiness probe `retry_seconds` later; one that cannot be started (no process or memory left)
+is the same "writer_lost", tried again a retry later.
 """
 
 import asyncio
@@ -42,7 +42,6 @@ from app.record import gauges, metrics, wire
 from app.record.chain import new_writer_id
 from app.record.checkpoint import DEFAULT_MAX_WAL_PAGES
 from app.record.config import RecordConfig
-from app.record.entry import PredictionRecord
 from app.record.writer import DEFAULT_MAX_GROUP, DEFAULT_RETRY_SECONDS
 
 logger = logging.getLogger("app.record")
@@ -176,19 +175,21 @@ class Recorder:
         return RecorderStats(self._commits, self._records, self._rows, self._failed)
 
     # -- the request side (event loop) ------------------------------------------------------
-    async def commit(self, record: PredictionRecord) -> None:
-        """Return once `record` is durably committed; RecordUnavailable(reason) if it is not."""
+    async def commit(self, payload: bytes, rows: int) -> None:
+        """Return once the record whose bytes are `payload` (app/record/chain.py:
+        `record_bytes`, unchecked: the writer checks them), of `rows` rows, is durably
+        committed; RecordUnavailable(reason) if it is not."""
         if not self._accepting:
             raise _refused("closed")
         if self._sock is None and not self._start_writer():
             raise _refused("writer_lost")
         if len(self._waiting) >= self._max_queue:
             raise _refused("queue_full")
-        frame = wire.record_frame(record)  # before it waits: each ack answers the next waiters
+        frame = wire.record_frame(payload)  # before it waits: each ack answers the next waiters
         loop = asyncio.get_running_loop()
         self._bind(loop)
         future: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((future, record.n_rows, time.monotonic()))
+        self._waiting.append((future, rows, time.monotonic()))
         self._send(frame)
         # One watchdog for all waiters, rather than asyncio.wait_for or a timer each: wait_for
         # wraps the future in another task-like waiter (a third of the record's cost on the

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from app.record.chain import record_bytes, record_from_bytes
+from app.record.chain import record_from_bytes
 from app.record.entry import PredictionRecord
 from app.record.metrics import FAILURE_REASONS
 
@@ -51,8 +51,8 @@ def decode_record(payload: bytes) -> PredictionRecord:
     return record_from_bytes(payload)
 
 
-def record_frame(record: PredictionRecord) -> bytes:
-    payload = record_bytes(record)
+def record_frame(payload: bytes) -> bytes:
+    """The frame of a record's bytes (`record_bytes`, or `field_bytes` of its fields)."""
     return HEADER.pack(RECORD, len(payload)) + payload
 
 

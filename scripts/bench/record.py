@@ -27,6 +27,7 @@ from typing import Final
 import numpy as np
 import psutil
 
+from app.record.chain import record_bytes
 from app.record.config import RecordConfig
 from app.record.recorder import Recorder
 from scripts.bench.common import REPO_ROOT
@@ -36,12 +37,14 @@ from tests.record_records import Answers
 DEFAULT_COMMITTERS: Final = (1, 8, 64)
 
 
-async def _committer(recorder: Recorder, make: Callable[[], object], until: float) -> list[float]:
+async def _committer(
+    recorder: Recorder, make: Callable[[], tuple[bytes, int]], until: float
+) -> list[float]:
     latencies = []
     while time.perf_counter() < until:
-        record = make()
+        payload, rows = make()
         started = time.perf_counter()
-        await recorder.commit(record)  # type: ignore[arg-type]
+        await recorder.commit(payload, rows)
         latencies.append(time.perf_counter() - started)
     return latencies
 
@@ -53,10 +56,13 @@ def measure(
     ok, reason = recorder.start()
     if not ok:
         raise SystemExit(f"record store unavailable: {reason}")
-    pool = [answers.batch(rows) for _ in range(256 if rows < 100 else 8)]  # made beforehand
+    pool = [  # made beforehand, as the request path sends them
+        (record_bytes(r), r.n_rows)
+        for r in (answers.batch(rows) for _ in range(256 if rows < 100 else 8))
+    ]
     count = iter(range(10**9))
 
-    def make() -> object:
+    def make() -> tuple[bytes, int]:
         return pool[next(count) % len(pool)]
 
     async def run() -> list[float]:

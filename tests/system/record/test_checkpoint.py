@@ -12,7 +12,7 @@ from app.record.checkpoint import Checkpointer
 from app.record.config import RecordConfig
 from app.record.recorder import Recorder
 from app.record.store import SqlStore, open_store
-from tests.record_records import Answers
+from tests.record_records import Answers, commit
 from tests.system.record.test_audit import append
 
 PAGE = 4096
@@ -64,7 +64,7 @@ def test_the_recorders_wal_is_copied_by_its_checkpointer(tmp_path: Path, answers
     size = config.sqlite_path.stat().st_size
 
     async def commit_all() -> None:
-        await asyncio.gather(*(recorder.commit(r) for r in records))
+        await asyncio.gather(*(commit(recorder, r) for r in records))
 
     try:
         asyncio.run(commit_all())

@@ -21,7 +21,7 @@ COMMITTER = """
 import asyncio, sys
 from app.record.config import RecordConfig
 from app.record.recorder import Recorder
-from tests.record_records import Answers
+from tests.record_records import Answers, commit
 
 answers = Answers(seed=int(sys.argv[1]), prefix=f"run{sys.argv[1]}")
 recorder = Recorder.from_config(RecordConfig.from_env())
@@ -32,7 +32,7 @@ async def committer(k):
     while True:
         i += 1
         record = answers.batch(1 + (7 * i + k) % 40)
-        await recorder.commit(record)
+        await commit(recorder, record)
         # printed only once committed: the parent's proof of what was answered
         sys.stdout.write(f"{record.request_id} {record.n_rows}\\n")
         sys.stdout.flush()

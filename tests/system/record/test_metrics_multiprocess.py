@@ -12,13 +12,13 @@ import asyncio, sys
 from pathlib import Path
 from app.record.config import RecordConfig
 from app.record.recorder import Recorder
-from tests.record_records import Answers
+from tests.record_records import Answers, commit
 
 answers = Answers(seed=int(sys.argv[2]))
 recorder = Recorder.from_config(RecordConfig(record_dir=Path(sys.argv[1])))
 recorder.start()
 async def main():
-    await asyncio.gather(*(recorder.commit(answers.batch(3)) for _ in range(20)))
+    await asyncio.gather(*(commit(recorder, answers.batch(3)) for _ in range(20)))
 asyncio.run(main())
 recorder.close()
 """

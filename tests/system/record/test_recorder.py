@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -15,12 +16,13 @@ import pytest
 from app.record import metrics
 from app.record import recorder as recorder_module
 from app.record.audit import verify
+from app.record.chain import FIELD_NAMES, field_bytes
 from app.record.config import RecordConfig
-from app.record.entry import PredictionRecord, SentRecord
+from app.record.entry import PredictionRecord
 from app.record.recorder import Recorder, RecordUnavailable
 from app.record.store import open_store
 from tests.postgres import PostgresServer
-from tests.record_records import Answers
+from tests.record_records import Answers, commit
 from tests.system.record.conftest import fill
 
 CONCURRENT = 200
@@ -37,7 +39,7 @@ def visible(config: RecordConfig, request_id: str) -> bool:
 
 
 async def commit_and_check(recorder: Recorder, config: RecordConfig, r: PredictionRecord) -> bool:
-    await recorder.commit(r)
+    await commit(recorder, r)
     return await asyncio.to_thread(visible, config, r.request_id)
 
 
@@ -72,7 +74,7 @@ def test_close_commits_what_is_queued(config: RecordConfig, answers: Answers) ->
     records = [answers.batch(10) for _ in range(50)]
 
     async def main() -> None:
-        tasks = [asyncio.create_task(recorder.commit(r)) for r in records]
+        tasks = [asyncio.create_task(commit(recorder, r)) for r in records]
         await asyncio.sleep(0)  # every record queued
         await asyncio.to_thread(recorder.close)
         await asyncio.gather(*tasks)
@@ -81,7 +83,7 @@ def test_close_commits_what_is_queued(config: RecordConfig, answers: Answers) ->
     with open_store(config) as store:
         assert len(list(store.links())) == len(records)
     with pytest.raises(RecordUnavailable) as raised:
-        asyncio.run(recorder.commit(records[0]))
+        asyncio.run(commit(recorder, records[0]))
     assert raised.value.reason == "closed"
 
 
@@ -91,7 +93,7 @@ def test_a_full_queue_refuses_at_once(config: RecordConfig, answers: Answers) ->
     records = [answers.single() for _ in range(20)]
 
     async def main() -> list[object]:
-        return await asyncio.gather(*(recorder.commit(r) for r in records), return_exceptions=True)
+        return await asyncio.gather(*(commit(recorder, r) for r in records), return_exceptions=True)
 
     try:
         results = asyncio.run(main())
@@ -105,23 +107,35 @@ def test_a_full_queue_refuses_at_once(config: RecordConfig, answers: Answers) ->
 
 
 # -- fail closed, recover by itself -----------------------------------------------------------
-def commit_one(recorder: Recorder, record: PredictionRecord) -> str | None:
+def commit_one(recorder: Recorder, record: PredictionRecord | bytes) -> str | None:
+    """Commit a record, or bytes sent as a one-row record's; the failure's reason."""
+    sent = (
+        commit(recorder, record)
+        if isinstance(record, PredictionRecord)
+        else recorder.commit(record, 1)
+    )
     try:
-        asyncio.run(recorder.commit(record))
+        asyncio.run(sent)
     except RecordUnavailable as exc:
         return exc.reason
     return None
 
 
+def unchecked(record: PredictionRecord, **changes: Any) -> bytes:
+    """The bytes of `record` with `changes` no record may hold, sent as the request path sends
+    its records: unchecked until the writer decodes them."""
+    fields = {name: getattr(record, name) for name in FIELD_NAMES}
+    return field_bytes(**{**fields, **changes})
+
+
 def test_a_record_sent_unchecked_is_checked_by_the_writer(
     config: RecordConfig, answers: Answers
 ) -> None:
-    """The event loop sends SentRecords, unchecked: one with a value no answer could have
-    fails its own commit at the writer, nothing of it is stored, the store stays ready (no
+    """The event loop sends its records' bytes, unchecked: one with a value no answer could
+    have fails its own commit at the writer, nothing of it is stored, the store stays ready (no
     commit is needed to say so: a not-ready worker is sent none), and the next one commits."""
     good = answers.single()
-    fields = {name: getattr(good, name) for name in PredictionRecord.__dataclass_fields__}
-    bad = SentRecord(**{**fields, "request_id": "bad-status", "status": 42})
+    bad = unchecked(good, request_id="bad-status", status=42)
     recorder = recorder_for(config)
     recorder.start()
     try:
@@ -319,7 +333,7 @@ def test_commits_make_no_temporary_file(
 
     async def concurrently() -> None:
         for _ in range(200):
-            await asyncio.gather(*(recorder.commit(answers.single()) for _ in range(8)))
+            await asyncio.gather(*(commit(recorder, answers.single()) for _ in range(8)))
 
     try:
         asyncio.run(concurrently())
@@ -349,7 +363,7 @@ def test_a_killed_writer_fails_its_waiters_and_is_started_again(
         writer.suspend()  # so that the next record is surely waiting when it dies
 
         async def killed_while_waiting() -> str | None:
-            task = asyncio.create_task(recorder.commit(answers.single()))
+            task = asyncio.create_task(commit(recorder, answers.single()))
             await asyncio.sleep(0.2)
             writer.kill()
             try:
@@ -379,10 +393,9 @@ def test_a_timed_out_answer_is_counted_once(
 ) -> None:
     """A commit that timed out (its 503 counted as `timeout`) is not counted again when its
     wait ends otherwise: its writer lost, or its record refused by the writer."""
-    record = answers.single()
+    record: PredictionRecord | bytes = answers.single()
     if then == "store_error":  # a record the writer refuses
-        fields = {name: getattr(record, name) for name in PredictionRecord.__dataclass_fields__}
-        record = SentRecord(**{**fields, "status": 42})
+        record = unchecked(answers.single(), status=42)
     recorder = recorder_for(config, timeout=0.3, retry_seconds=0.2)
     assert recorder.start() == (True, None)
     try:
@@ -414,7 +427,7 @@ def test_each_waiter_times_out_at_its_own_deadline(config: RecordConfig, answers
         await asyncio.sleep(delay)
         began = time.perf_counter()
         try:
-            await recorder.commit(answers.single())
+            await commit(recorder, answers.single())
         except RecordUnavailable as exc:
             return exc.reason, time.perf_counter() - began
         return None, time.perf_counter() - began
@@ -447,7 +460,7 @@ def test_waiters_acknowledged_after_their_timeout_leave_the_next_ones_timed(
     async def timed() -> tuple[str | None, float]:
         began = time.perf_counter()
         try:
-            await recorder.commit(answers.single())
+            await commit(recorder, answers.single())
         except RecordUnavailable as exc:
             return exc.reason, time.perf_counter() - began
         return None, time.perf_counter() - began
@@ -458,7 +471,7 @@ def test_waiters_acknowledged_after_their_timeout_leave_the_next_ones_timed(
             writer.suspend()
             stalled = await asyncio.gather(timed(), timed(), timed())
             writer.resume()
-            seen += [stalled, [await timed()]]  # behind the three late acks
+            seen += [list(stalled), [await timed()]]  # behind the three late acks
         return seen
 
     try:
@@ -503,7 +516,7 @@ def test_records_larger_than_the_sockets_buffer_cross_whole_and_in_order(
     assert recorder.start() == (True, None)
 
     async def main() -> None:
-        await asyncio.gather(*(recorder.commit(r) for r in records))
+        await asyncio.gather(*(commit(recorder, r) for r in records))
         # all sent: the loop no longer watches the socket for room to send (a writer callback
         # left behind would run on every pass of the loop)
         assert recorder._sock is not None

@@ -16,7 +16,7 @@ from app.record.config import RecordConfig
 from app.record.store import open_store
 from app.record.writer import GroupWriter, serve
 from app.server import record_writer
-from tests.record_records import Answers
+from tests.record_records import Answers, frame
 from tests.system.record.conftest import fill
 
 
@@ -74,7 +74,7 @@ def test_what_arrives_together_is_one_commit_and_one_ack(
     worker: Worker, config: RecordConfig, answers: Answers
 ) -> None:
     records = [answers.single() for _ in range(20)]
-    worker.send(b"".join(wire.record_frame(r) for r in records))
+    worker.send(b"".join(frame(r) for r in records))
     acks = worker.acks(until_records=20)
     assert all(a.kind == wire.COMMITTED for a in acks)
     assert len(acks) < 20  # one write of 20 frames: a few groups at most
@@ -88,8 +88,8 @@ def test_a_record_that_cannot_be_decoded_is_failed_alone_in_order(
 ) -> None:
     good = [answers.single() for _ in range(4)]
     bad = wire.HEADER.pack(wire.RECORD, 3) + b"abc"  # a record cut to three bytes
-    worker.send(wire.record_frame(good[0]) + wire.record_frame(good[1]) + bad)
-    worker.send(wire.record_frame(good[2]) + wire.record_frame(good[3]))
+    worker.send(frame(good[0]) + frame(good[1]) + bad)
+    worker.send(frame(good[2]) + frame(good[3]))
     acks = worker.acks(until_records=5)
     answered = [(a.kind, a.reason) for a in acks for _ in range(a.count)]
     assert answered == [
@@ -107,7 +107,7 @@ def test_a_stop_commits_what_came_before_it_and_ends(
     worker: Worker, config: RecordConfig, answers: Answers
 ) -> None:
     records = [answers.batch(3) for _ in range(5)]
-    worker.send(b"".join(wire.record_frame(r) for r in records) + wire.stop_frame())
+    worker.send(b"".join(frame(r) for r in records) + wire.stop_frame())
     assert sum(a.count for a in worker.acks(until_records=5)) == 5
     worker.thread.join(30)
     assert not worker.thread.is_alive()
@@ -120,8 +120,8 @@ def test_a_worker_gone_leaves_whole_records_committed_and_half_a_record_out(
     worker: Worker, config: RecordConfig, answers: Answers
 ) -> None:
     records = [answers.single() for _ in range(3)]
-    half = wire.record_frame(answers.single())[:-7]
-    worker.send(b"".join(wire.record_frame(r) for r in records) + half)
+    half = frame(answers.single())[:-7]
+    worker.send(b"".join(frame(r) for r in records) + half)
     worker.acks(until_records=3)
     worker.end()  # the worker died mid-frame
     with open_store(config) as store:
@@ -173,7 +173,7 @@ def test_the_process_entry_serves_a_socket_and_ignores_stop_signals(
     monkeypatch.delenv("DATABASE_URL", raising=False)
     ours, theirs = socket.socketpair()
     records = [answers.single() for _ in range(3)]
-    ours.sendall(b"".join(wire.record_frame(r) for r in records) + wire.stop_frame())
+    ours.sendall(b"".join(frame(r) for r in records) + wire.stop_frame())
     args = ["--fd", str(theirs.detach()), "--writer-id", "entry-test", "--max-group", "2"]
     args += ["--retry-seconds", "1", "--max-wal-pages", "100", "--log-level", "warning"]
     assert record_writer.main(args) == 0

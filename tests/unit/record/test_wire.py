@@ -8,7 +8,7 @@ import pytest
 from app.record import wire
 from app.record.chain import _str, canonical_bytes, record_bytes
 from app.record.entry import PredictionRecord, RecordError
-from tests.record_records import Answers
+from tests.record_records import Answers, frame
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +36,14 @@ def payload_of(frame: bytes) -> bytes:
 )
 def test_a_record_crosses_and_comes_back_equal(answers: Answers, make: "object") -> None:
     record: PredictionRecord = make(answers)  # type: ignore[operator]
-    decoded = wire.decode_record(payload_of(wire.record_frame(record)))
+    decoded = wire.decode_record(payload_of(frame(record)))
     assert decoded == record
     # the bytes that cross are the tail of what the chain hashes
     assert canonical_bytes("w", 7, record).endswith(record_bytes(record))
 
 
 def test_frames_cut_anywhere_are_read_whole_once_complete(answers: Answers) -> None:
-    frames = wire.record_frame(answers.single()) + wire.record_frame(answers.batch(3))
+    frames = frame(answers.single()) + frame(answers.batch(3))
     stream = frames + wire.stop_frame()
     buffer, seen = bytearray(), []
     for byte in stream:  # one byte at a time: the worst a socket can do
