@@ -414,6 +414,16 @@ def test_a_timed_out_answer_is_counted_once(
         recorder.close()
 
 
+async def timed_commit(recorder: Recorder, record: PredictionRecord) -> tuple[str | None, float]:
+    """The commit's failure reason (None: committed) and how long it took."""
+    began = time.perf_counter()
+    try:
+        await commit(recorder, record)
+    except RecordUnavailable as exc:
+        return exc.reason, time.perf_counter() - began
+    return None, time.perf_counter() - began
+
+
 def test_each_waiter_times_out_at_its_own_deadline(config: RecordConfig, answers: Answers) -> None:
     """Every waiter past the timeout is failed at its own time (plus the loop's delay), those
     that came later too, and one that comes after all the others were failed."""
@@ -425,12 +435,7 @@ def test_each_waiter_times_out_at_its_own_deadline(config: RecordConfig, answers
 
     async def timed(delay: float) -> tuple[str | None, float]:
         await asyncio.sleep(delay)
-        began = time.perf_counter()
-        try:
-            await commit(recorder, answers.single())
-        except RecordUnavailable as exc:
-            return exc.reason, time.perf_counter() - began
-        return None, time.perf_counter() - began
+        return await timed_commit(recorder, answers.single())
 
     async def staggered() -> list[tuple[str | None, float]]:
         first = await asyncio.gather(timed(0.0), timed(0.25), timed(0.4))
@@ -458,12 +463,7 @@ def test_waiters_acknowledged_after_their_timeout_leave_the_next_ones_timed(
     writer = writer_process(recorder)
 
     async def timed() -> tuple[str | None, float]:
-        began = time.perf_counter()
-        try:
-            await commit(recorder, answers.single())
-        except RecordUnavailable as exc:
-            return exc.reason, time.perf_counter() - began
-        return None, time.perf_counter() - began
+        return await timed_commit(recorder, answers.single())
 
     async def rounds() -> list[list[tuple[str | None, float]]]:
         seen = []

@@ -3,7 +3,7 @@
 import asyncio
 import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -46,27 +46,43 @@ class Committed:
         self.entries.append((payload, rows))
 
 
-def test_a_clock_stepped_back_still_makes_a_record_the_writer_takes() -> None:
-    recorder = Committed()
+def request_to(
+    recorder: Committed,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    state: dict[str, Any] | None = None,
+) -> Request:
+    """A request to an app whose recorder is `recorder`, with these headers and this state."""
     model = SimpleNamespace(artifact=SimpleNamespace(content_sha256="ab" * 32))
     app = SimpleNamespace(state=SimpleNamespace(recorder=recorder, model=model))
-    request = Request({"type": "http", "app": app, "headers": []})
-    set_request_id("stepped-back", received=time.time_ns() + 60 * 10**9)  # the clock then fell
+    scope = {"type": "http", "app": app, "headers": headers or []}
+    if state is not None:
+        scope["state"] = state
+    return Request(scope)
 
+
+def record_predict(request: Request, **answer: Any) -> None:
+    """`record` as /predict calls it (/predict/batch's scorer for several rows)."""
+    scorer: Literal["single", "batch"] = "single" if len(answer["probabilities"]) == 1 else "batch"
     asyncio.run(
         record(
-            request,
-            route="/predict",
-            protocol="native",
-            encoding="json",
-            scorer="single",
-            rows=[[5, 1, 1, 1, 2, 1, 3, 1, 1]],
-            probabilities=[0.1],
-            malignant=[False],
-            sets=[1],
-            threshold=0.5,
-            confidence=0.95,
+            request, route="/predict", protocol="native", encoding="json", scorer=scorer, **answer
         )
+    )
+
+
+def test_a_clock_stepped_back_still_makes_a_record_the_writer_takes() -> None:
+    recorder = Committed()
+    request = request_to(recorder)
+    set_request_id("stepped-back", received=time.time_ns() + 60 * 10**9)  # the clock then fell
+
+    record_predict(
+        request,
+        rows=[[5, 1, 1, 1, 2, 1, 3, 1, 1]],
+        probabilities=[0.1],
+        malignant=[False],
+        sets=[1],
+        threshold=0.5,
+        confidence=0.95,
     )
     ((payload, rows),) = recorder.entries
     checked = wire.decode_record(payload)  # the writer's check: no RecordError
@@ -103,23 +119,11 @@ def test_the_bytes_sent_are_those_of_the_checked_record(answer: dict[str, Any]) 
     """The request path builds a record's bytes without a PredictionRecord: they are the bytes
     of the record `PredictionRecord.of` checks, made of the same answer."""
     recorder = Committed()
-    model = SimpleNamespace(artifact=SimpleNamespace(content_sha256="ab" * 32))
-    app = SimpleNamespace(state=SimpleNamespace(recorder=recorder, model=model))
-    headers = [(b"x-case-reference", b"urn:case:42")]
-    request = Request({"type": "http", "app": app, "headers": headers, "state": {"caller": "a"}})
+    request = request_to(recorder, [(b"x-case-reference", b"urn:case:42")], {"caller": "a"})
     received = time.time_ns()
     set_request_id("same-bytes", received=received)
     values = {"threshold": 0.2, "confidence": 0.95, **answer}
-    asyncio.run(
-        record(
-            request,
-            route="/predict",
-            protocol="native",
-            encoding="json",
-            scorer="single" if len(values["probabilities"]) == 1 else "batch",
-            **values,
-        )
-    )
+    record_predict(request, **values)
     ((payload, rows),) = recorder.entries
     sent = wire.decode_record(payload)
     expected = PredictionRecord.of(
