@@ -42,7 +42,8 @@ METRICS_PORT    9464                 port of the Prometheus exposition `python -
                                      METRICS_HOST (not behind API_KEY); 0: no metrics server
 METRICS_HOST    127.0.0.1            address of the Prometheus exposition
 PROMETHEUS_MULTIPROC_DIR  unset      where workers write their metrics (emptied at start);
-                                     unset: a private temporary directory
+                                     unset: a private temporary directory (removed at
+                                     exit, or at the next start)
 LOG_FORMAT      text                 text (one line per record) or json (JSON lines)
 CORS_ALLOW_ORIGINS  unset            comma-separated origins browsers may call the API from
 ROOT_PATH       unset                path prefix a proxy serves the service under, e.g. /ml
@@ -176,7 +177,7 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "Directory of the workers' metric files (emptied at start); "
-            "unset: a private temporary directory."
+            "unset: a private temporary directory (removed at exit, or at the next start)."
         ),
     )
     log_format: LogFormat = Field(

@@ -410,6 +410,22 @@ def test_the_private_directory_is_removed_at_exit() -> None:
     assert not directory.exists()
 
 
+def test_a_directory_left_by_a_killed_service_is_removed_by_the_next_start() -> None:
+    """SIGKILL skips the removal at exit: the next start removes what the dead one left."""
+    with start_server(workers=2) as killed:
+        wait_for_workers(killed, 2)
+        directory = Path(worker_processes(killed)[0].environ()[ENV_VAR])
+        family = [psutil.Process(killed.process.pid)]
+        family += family[0].children(recursive=True)
+        for process in family:
+            process.kill()
+        psutil.wait_procs(family, timeout=10)
+    assert list(directory.glob("*.db")), "nothing was left to remove"
+    with start_server() as server:
+        assert send(server.url, "POST", "/predict", MALIGNANT) == 200
+        assert not directory.exists()
+
+
 def test_python_m_app_imports_prometheus_client_only_after_setting_the_directory() -> None:
     # prometheus_client picks file or in-process storage when first imported.
     code = "import sys, app.__main__; print('prometheus_client' in sys.modules)"
