@@ -215,8 +215,8 @@ class Recorder:
             if sent > oldest_allowed:
                 self._watchdog = loop.call_at(sent + self._timeout, self._watch)
                 return
-            if not future.done() and future.get_loop() is loop:  # another loop's has ended
-                future.set_exception(_ExpiredError())
+            if not future.done():
+                _expire_in_its_loop(future, loop)
             self._timed_out += 1
 
     def _start_writer(self) -> bool:
@@ -492,6 +492,22 @@ def _refused(reason: str) -> RecordUnavailable:
 
 class _ExpiredError(Exception):
     """A commit's future outlived the recorder's timeout."""
+
+
+def _expire_in_its_loop(future: "asyncio.Future[None]", loop: asyncio.AbstractEventLoop) -> None:
+    """Fail `future` with _ExpiredError in its own loop's thread: a commit made on another
+    loop (the recorder moved to this one since) still waits there; an ended loop waits no
+    more."""
+    owner = future.get_loop()
+    if owner is loop:
+        future.set_exception(_ExpiredError())
+    elif not owner.is_closed():
+        owner.call_soon_threadsafe(_expire, future)
+
+
+def _expire(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_exception(_ExpiredError())
 
 
 def _settle(future: "asyncio.Future[None]", reason: str | None) -> None:

@@ -6,6 +6,7 @@ import errno
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -485,6 +486,38 @@ def test_waiters_acknowledged_after_their_timeout_leave_the_next_ones_timed(
     for stall in stalls:
         for _, seconds in stall:
             assert timeout <= seconds < timeout * 1.05 + 0.15, seen
+
+
+def test_a_waiter_on_another_event_loop_still_times_out(
+    config: RecordConfig, answers: Answers
+) -> None:
+    """A commit waiting on one loop while the recorder moves to another (a second thread's
+    loop commits) is still failed at its deadline, in its own loop."""
+    timeout = 0.5
+    recorder = recorder_for(config, timeout=timeout, retry_seconds=0.2)
+    assert recorder.start() == (True, None)
+    writer = writer_process(recorder)
+    writer.suspend()
+    waited: dict[str, tuple[str | None, float]] = {}
+
+    def on_its_own_loop(name: str) -> None:
+        waited[name] = asyncio.run(
+            asyncio.wait_for(timed_commit(recorder, answers.single()), timeout * 6)
+        )
+
+    try:
+        first = threading.Thread(target=on_its_own_loop, args=("first",))
+        first.start()
+        time.sleep(0.1)  # the first waits on its loop before the second moves the recorder
+        on_its_own_loop("second")
+        first.join(timeout * 10)
+    finally:
+        writer.resume()
+        recorder.close()
+    assert sorted(waited) == ["first", "second"]
+    for reason, seconds in waited.values():
+        assert reason == "timeout"
+        assert timeout <= seconds < timeout * 1.05 + 0.15, waited
 
 
 def test_the_writer_ignores_stop_signals_and_ends_with_its_worker(
