@@ -7,14 +7,16 @@ them: without them each scrape reached one worker (measured: 40 requests over 2 
 as 18 or 22). So `python -m app` always sets the variable before it starts a worker: to the
 directory PROMETHEUS_MULTIPROC_DIR names, or else to a fresh private one it removes at exit.
 Files left by an earlier run would be added to this one's counts, so they are deleted at start.
-A private directory is named after the process that made it, since a process killed outright
-(SIGKILL, the OOM killer) cannot remove its own: the next start removes those of this user
-whose process is gone, or whose process number is now its own (a container restarted in
-place).
+A process killed outright (SIGKILL, the OOM killer) cannot remove its private directory, so
+each holds an flock on an owner file in it for as long as it runs, and each start removes this
+user's private directories whose owner file nobody holds. A lock, not a process number: services
+in other PID namespaces (containers sharing a temporary folder) see each other's locks, not each
+other's processes.
 
 This module must not import prometheus_client.
 """
 
+import fcntl
 import os
 import re
 import shutil
@@ -29,7 +31,8 @@ ENV_VAR: Final = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus-client's files: counter_<pid>.db, gauge_livesum_<pid>.db, histogram_<pid>.db, ...
 METRIC_FILES: Final = "*.db"
 PRIVATE_PREFIX: Final = "malignancy-predictor-metrics-"
-_PRIVATE: Final = re.compile(re.escape(PRIVATE_PREFIX) + r"(\d{1,10})-[A-Za-z0-9_]+")
+OWNER_FILE: Final = ".owner"  # flocked by the process whose directory it is, while it runs
+_PRIVATE: Final = re.compile(re.escape(PRIVATE_PREFIX) + r"[A-Za-z0-9_]+")
 
 
 class MetricsDirError(OSError):
@@ -51,30 +54,43 @@ def metrics_dir(
         return
     root = Path(tempfile.gettempdir()) if temp_root is None else temp_root
     remove_orphans(root)
-    prefix = f"{PRIVATE_PREFIX}{os.getpid()}-"
-    created = Path(tempfile.mkdtemp(prefix=prefix, dir=root))  # mode 0700
+    created = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=root))  # mode 0700
+    owner = _claim(created)
     environ[ENV_VAR] = str(created)
     try:
         yield created
     finally:
         shutil.rmtree(created, ignore_errors=True)
+        os.close(owner)
+
+
+def _claim(directory: Path) -> int:
+    """Hold the owner file of `directory` for as long as this process runs (the descriptor is
+    not inherited); it gets its name only once locked, so an owner file is never seen free
+    while its service starts."""
+    claiming = directory / (OWNER_FILE + ".new")
+    descriptor = os.open(claiming, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    claiming.rename(directory / OWNER_FILE)
+    return descriptor
 
 
 def remove_orphans(root: Path) -> list[Path]:
-    """Remove the private directories in `root` left by processes of this user that are gone
-    (or whose number this process now has); the ones removed. Symbolic links, other users'
-    directories and anything that cannot be read are left alone."""
+    """Remove the private directories in `root` whose owner file nobody holds (their service
+    was killed outright); the ones removed. Directories without an owner file (being made, or
+    left by an older version), symbolic links, other users' directories and anything that
+    cannot be read are left alone."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(root))
     except OSError:
         return removed
     for entry in entries:
-        match = _PRIVATE.fullmatch(entry.name)
-        if match is None or not _own_directory(entry) or _alive(int(match.group(1))):
+        if _PRIVATE.fullmatch(entry.name) is None or not _own_directory(entry):
             continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(Path(entry.path))
+        if _held(Path(entry.path) / OWNER_FILE) is False:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
     return removed
 
 
@@ -86,17 +102,21 @@ def _own_directory(entry: os.DirEntry[str]) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
 
 
-def _alive(pid: int) -> bool:
-    """Whether another process numbered `pid` runs (a process of another user counts)."""
-    if pid == os.getpid():
-        return False  # this process has made no directory yet: the one named so is older
+def _held(owner_file: Path) -> bool | None:
+    """Whether a running process holds `owner_file`; None when there is none to ask."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
+        descriptor = os.open(owner_file, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def _empty(directory: Path) -> None:
