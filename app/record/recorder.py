@@ -501,7 +501,8 @@ def _expire_in_its_loop(future: "asyncio.Future[None]", loop: asyncio.AbstractEv
     owner = future.get_loop()
     if owner is loop:
         future.set_exception(_ExpiredError())
-    elif not owner.is_closed():
+        return
+    with contextlib.suppress(RuntimeError):  # it closed since: nobody waits there any more
         owner.call_soon_threadsafe(_expire, future)
 
 
