@@ -18,7 +18,6 @@ This module must not import prometheus_client.
 
 import fcntl
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -32,7 +31,6 @@ ENV_VAR: Final = "PROMETHEUS_MULTIPROC_DIR"
 METRIC_FILES: Final = "*.db"
 PRIVATE_PREFIX: Final = "malignancy-predictor-metrics-"
 OWNER_FILE: Final = ".owner"  # flocked by the process whose directory it is, while it runs
-_PRIVATE: Final = re.compile(re.escape(PRIVATE_PREFIX) + r"[A-Za-z0-9_]+")
 
 
 class MetricsDirError(OSError):
@@ -86,7 +84,7 @@ def remove_orphans(root: Path) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        if _PRIVATE.fullmatch(entry.name) is None or not _own_directory(entry):
+        if not entry.name.startswith(PRIVATE_PREFIX) or not _own_directory(entry):
             continue
         if _held(Path(entry.path) / OWNER_FILE) is False:
             shutil.rmtree(entry.path, ignore_errors=True)

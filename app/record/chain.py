@@ -19,6 +19,7 @@ formatting: the tag b"PR1", then each field in the order of `FIELDS`:
 
 import functools
 import hashlib
+import operator
 import os
 import secrets
 import socket
@@ -57,6 +58,8 @@ FIELDS: Final[tuple[tuple[str, str, bool], ...]] = (
 )
 
 FIELD_NAMES: Final = tuple(name for name, _, _ in FIELDS)
+# A record's field values, in FIELDS' order: `field_bytes`' arguments, the store's columns.
+record_fields: Final = operator.attrgetter(*FIELD_NAMES)
 _LEN: Final = struct.Struct(">I")
 _INT: Final = struct.Struct(">q")
 _FLOAT: Final = struct.Struct(">d")
@@ -80,29 +83,7 @@ def canonical_bytes(writer_id: str, seq: int, record: PredictionRecord) -> bytes
 def record_bytes(record: PredictionRecord) -> bytes:
     """The record's fields as its canonical bytes hold them (after the writer and the seq):
     also the form in which a record reaches the writer process (app/record/wire.py)."""
-    r = record
-    return field_bytes(
-        r.request_id,
-        r.received_ns,
-        r.answered_ns,
-        r.route,
-        r.protocol,
-        r.encoding,
-        r.caller,
-        r.case_ref,
-        r.model_version,
-        r.service_version,
-        r.scorer,
-        r.threshold,
-        r.confidence,
-        r.scores,
-        r.probabilities,
-        r.classes,
-        r.sets,
-        r.explanation,
-        r.status,
-        r.latency_s,
-    )
+    return field_bytes(*record_fields(record))
 
 
 def field_bytes(  # a record's fields, in PredictionRecord's order

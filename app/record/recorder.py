@@ -52,8 +52,8 @@ DEFAULT_TIMEOUT: Final = 10.0
 SOCKET_BUFFER: Final = 4 << 20  # a few big batches in flight without a partial send
 RECV_BYTES: Final = 1 << 16
 
-# A record waiting for its commit: its waiter's future, its rows, when it was sent (the event
-# loop's clock, time.monotonic).
+# A record waiting for its commit: its waiter's future, its rows, when it was sent
+# (time.monotonic).
 _Waiting = tuple["asyncio.Future[None]", int, float]
 
 

@@ -23,7 +23,6 @@ import contextlib
 import errno
 import fcntl
 import functools
-import operator
 import os
 import sqlite3
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from app.record.chain import FIELD_NAMES, ChainHead, Link
+from app.record.chain import FIELD_NAMES, ChainHead, Link, record_fields
 from app.record.config import RecordConfig, redact
 from app.record.entry import PredictionRecord
 
@@ -516,12 +515,9 @@ def _sqlite_insert(rows: int) -> str:
     return _INSERT_SQL + f", ({_PLACEHOLDERS})" * (rows - 1)
 
 
-_FIELDS_OF: Final = operator.attrgetter(*FIELD_NAMES)
-
-
 def _row(link: Link) -> tuple[Any, ...]:
     r = link.record
-    return (link.writer_id, link.seq, link.hash, *_FIELDS_OF(r), r.n_rows)
+    return (link.writer_id, link.seq, link.hash, *record_fields(r), r.n_rows)
 
 
 def _value(v: Any) -> Any:
